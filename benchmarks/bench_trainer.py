@@ -1,0 +1,143 @@
+"""aelab's trainer vs the tutorial-style loop, same data, model, batch size and epochs, in one run.
+
+Tutorial loop (the Covalent tutorial's): torchvision FashionMNIST with ``ToTensor``, ``DataLoader`` (batch
+64, shuffled), ``loss.item()`` every step. aelab: ``aelab.train`` on the same 60,000 training images held
+in memory (no validation split, no checkpoints). Each (loop, model) pair runs in its own process so peak
+memory is its own. Prints images/s, the ratio, test MSE and peak memory.
+
+    python benchmarks/bench_trainer.py --epochs 2            # CPU (or GPU if there is one)
+    python benchmarks/bench_trainer.py --epochs 50 --device cuda
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+
+
+def tutorial_loop(model_name: str, epochs: int, device: str) -> dict:
+    import torch
+    from torchvision import datasets, transforms
+
+    from aelab.config import DataConfig
+    from aelab.data import cache_dir, load_dataset
+    from aelab.models import build_model
+
+    load_dataset(DataConfig(name="fashion-mnist"))  # stages the IDX files where torchvision looks
+    root = str(cache_dir())
+    train_set = datasets.FashionMNIST(root, train=True, download=False, transform=transforms.ToTensor())
+    test_set = datasets.FashionMNIST(root, train=False, download=False, transform=transforms.ToTensor())
+    train_loader = torch.utils.data.DataLoader(train_set, batch_size=64, shuffle=True)
+    test_loader = torch.utils.data.DataLoader(test_set, batch_size=1000, shuffle=False)
+    torch.manual_seed(0)
+    model = build_model(model_name).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loss_fn = torch.nn.MSELoss()
+    _sync(device)
+    t0 = time.perf_counter()
+    for _ in range(epochs):
+        model.train()
+        running = 0.0
+        for data, _ in train_loader:
+            data = data.to(device)
+            recon = model(data)
+            loss = loss_fn(recon, data)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            running += loss.item()
+    _sync(device)
+    seconds = time.perf_counter() - t0
+    model.eval()
+    test_loss = 0.0
+    with torch.no_grad():
+        for data, _ in test_loader:
+            data = data.to(device)
+            test_loss += loss_fn(model(data), data).item()
+    return {"seconds": seconds, "images": len(train_set) * epochs, "test_mse": test_loss / len(test_loader)}
+
+
+def aelab_loop(model_name: str, epochs: int, device: str) -> dict:
+    import torch
+
+    from aelab.config import DataConfig, TrainingConfig
+    from aelab.data import load_dataset
+    from aelab.evaluation import evaluate
+    from aelab.models import build_model
+    from aelab.training import train
+
+    ds = load_dataset(DataConfig(name="fashion-mnist", val_fraction=0.0))
+    torch.manual_seed(0)
+    model = build_model(model_name, ds.shape)
+    _sync(device)
+    t0 = time.perf_counter()
+    train(model, ds, TrainingConfig(epochs=epochs, batch_size=64, device=device, log_interval=10 ** 6),
+          progress=False)
+    _sync(device)
+    seconds = time.perf_counter() - t0
+    return {"seconds": seconds, "images": len(ds.train) * epochs, "test_mse": evaluate(model, ds.test)["mse"]}
+
+
+def _sync(device: str) -> None:
+    import torch
+
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def child(loop: str, model_name: str, epochs: int, device: str) -> None:
+    import torch
+
+    out = (tutorial_loop if loop == "tutorial" else aelab_loop)(model_name, epochs, device)
+    out["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out["peak_gpu_mib"] = torch.cuda.max_memory_allocated() / 2 ** 20 if device == "cuda" else None
+    print("RESULT " + json.dumps(out))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--models", default="linear-3,conv-64")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--child", nargs=2, metavar=("LOOP", "MODEL"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    import torch
+
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+    if args.child:
+        child(args.child[0], args.child[1], args.epochs, device)
+        return
+    import platform
+
+    print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
+          f"device {device}{' (' + torch.cuda.get_device_name() + ')' if device == 'cuda' else ''}, "
+          f"torch {torch.__version__}; {args.epochs} epochs, batch 64, Fashion-MNIST 60,000 train images")
+    results = {}
+    for model_name in args.models.split(","):
+        for loop in ("tutorial", "aelab"):
+            proc = subprocess.run([sys.executable, __file__, "--epochs", str(args.epochs), "--device", device,
+                                   "--child", loop, model_name], capture_output=True, text=True)
+            line = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
+            if proc.returncode != 0 or not line:
+                sys.exit(f"{loop} {model_name} failed:\n{proc.stderr[-2000:]}")
+            results[(loop, model_name)] = json.loads(line[0][7:])
+    header = f"{'model':<10} {'loop':<9} {'images/s':>10} {'seconds':>9} {'test MSE':>9} {'peak RSS MiB':>13} {'peak GPU MiB':>13}"
+    print(header)
+    print("-" * len(header))
+    for (loop, model_name), r in results.items():
+        gpu = f"{r['peak_gpu_mib']:.0f}" if r["peak_gpu_mib"] is not None else "-"
+        print(f"{model_name:<10} {loop:<9} {r['images'] / r['seconds']:>10,.0f} {r['seconds']:>9.1f} "
+              f"{r['test_mse']:>9.5f} {r['peak_rss_mib']:>13.0f} {gpu:>13}")
+    total = {loop: sum(r["seconds"] for (l, _), r in results.items() if l == loop) for loop in ("tutorial", "aelab")}
+    for model_name in args.models.split(","):
+        t, a = results[("tutorial", model_name)], results[("aelab", model_name)]
+        print(f"speed-up {model_name}: {t['seconds'] / a['seconds']:.2f}x")
+    print(f"speed-up, all models together (total time): {total['tutorial'] / total['aelab']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,303 @@
+"""One configuration schema for the Python API, the CLI and YAML files.
+
+Every config is a pydantic model that forbids unknown keys. :func:`parse_config` turns a mapping (from YAML
+or from CLI flags) into a validated config, and turns pydantic's errors into one :class:`ConfigError` line
+that names the key and what is allowed, e.g.::
+
+    training.optimizer: got 'adamw'; allowed: 'adam', 'sgd'
+    unknown key 'training.lrr'; allowed keys here: epochs, batch_size, optimizer, lr, ...
+
+Layout (YAML)::
+
+    name: my-run
+    seed: 0
+    data: {name: fashion-mnist, val_fraction: 0.05}
+    model: {preset: linear-3}            # or {spec: {type: mlp, hidden: [256], code_size: 32}}
+    training: {epochs: 50, batch_size: 64, lr: 1.0e-3}
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal, Optional, TypeVar, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from aelab.errors import ConfigError
+
+DATASET_NAMES = ("fashion-mnist", "mnist", "cifar10", "digits", "folder")
+Activation = Literal["relu", "leaky_relu", "tanh", "sigmoid", "gelu", "elu", "identity"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+# ----------------------------------------------------------------------------------------------- data
+class DataConfig(_Strict):
+    """Which images to train and evaluate on, and how to split them."""
+
+    name: str = "fashion-mnist"
+    """Dataset: one of fashion-mnist, mnist, cifar10, digits, folder (images under ``data_dir``)."""
+    data_dir: Optional[Path] = None
+    """Where the files are. Searched first; then $AELAB_DATA or ~/.cache/aelab; then system copies."""
+    val_fraction: float = Field(0.05, ge=0.0, lt=1.0)
+    """Share of the training split held out for validation, chosen by the run's seed."""
+    test_fraction: float = Field(0.2, gt=0.0, lt=1.0)
+    """Share held out as test set for datasets without an official test split (digits, folder)."""
+    train_limit: Optional[int] = Field(None, ge=1)
+    """Use only the first N training images (before the validation split); None = all."""
+    test_limit: Optional[int] = Field(None, ge=1)
+    """Use only the first N test images; None = all."""
+    resize: Optional[tuple[int, int]] = None
+    """(height, width) to resize folder images to; required when they differ in size."""
+    grayscale: bool = False
+    """Convert folder images to one channel."""
+    download: bool = True
+    """Let torchvision download the dataset when no local copy is found and a network is there."""
+
+    @field_validator("name")
+    @classmethod
+    def _known_dataset(cls, v: str) -> str:
+        if v not in DATASET_NAMES:
+            raise ValueError(f"got {v!r}; allowed: {', '.join(DATASET_NAMES)}")
+        return v
+
+    @field_validator("resize")
+    @classmethod
+    def _positive_size(cls, v):
+        if v is not None and (v[0] < 1 or v[1] < 1):
+            raise ValueError(f"got {v}; allowed: two positive integers (height, width)")
+        return v
+
+
+# --------------------------------------------------------------------------------------------- models
+class MLPSpec(_Strict):
+    """A fully-connected autoencoder: input (C*H*W) -> hidden... -> code -> hidden... -> input.
+
+    ::
+
+        x (N,C,H,W) -> flatten -> [Linear -> act]*len(hidden) -> Linear -> code_act -> z (N, code_size)
+        z -> [Linear -> act]* -> Linear -> output_act -> unflatten -> x_hat (N,C,H,W)
+    """
+
+    type: Literal["mlp"] = "mlp"
+    hidden: list[Annotated[int, Field(ge=1)]] = [128, 64, 12]
+    """Encoder hidden layer sizes, input side first."""
+    code_size: int = Field(3, ge=1)
+    """Size of the code (latent) vector."""
+    decoder: Union[Literal["mirror"], list[Annotated[int, Field(ge=1)]]] = "mirror"
+    """Decoder hidden sizes, code side first; 'mirror' reverses ``hidden``."""
+    activation: Activation = "relu"
+    code_activation: Activation = "identity"
+    """Applied to the code (end of the encoder); sigmoid gives codes in (0, 1)."""
+    output_activation: Activation = "sigmoid"
+    batchnorm: bool = False
+    """BatchNorm1d after each hidden Linear (before the activation)."""
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    """Dropout after each hidden activation."""
+
+
+class ConvLayerSpec(_Strict):
+    """One encoder stage: Conv2d(channels, kernel, stride, padding) [-> act] [-> MaxPool2d(pool)]."""
+
+    channels: int = Field(ge=1)
+    kernel: int = Field(3, ge=1)
+    stride: int = Field(1, ge=1)
+    padding: int = Field(0, ge=0)
+    pool: int = Field(1, ge=1)
+    """Max-pooling window and stride after the conv; 1 = none."""
+
+
+class DeconvLayerSpec(_Strict):
+    """One decoder stage: ConvTranspose2d(channels, kernel, stride, padding, output_padding)."""
+
+    channels: int = Field(ge=1)
+    kernel: int = Field(3, ge=1)
+    stride: int = Field(1, ge=1)
+    padding: int = Field(0, ge=0)
+    output_padding: int = Field(0, ge=0)
+
+
+class ConvSpec(_Strict):
+    """A convolutional encoder with a mirrored ConvTranspose decoder, an explicit one, or an FC one."""
+
+    type: Literal["conv"] = "conv"
+    layers: list[ConvLayerSpec] = Field(min_length=1)
+    decoder: Union[Literal["mirror", "fc"], list[DeconvLayerSpec]] = "mirror"
+    """'mirror': ConvTranspose layers mirroring ``layers``; 'fc': flatten -> Linear(s) -> image;
+    or an explicit list of ConvTranspose stages (the last one must output the image channels)."""
+    fc_hidden: list[Annotated[int, Field(ge=1)]] = []
+    """Hidden sizes of the fully-connected decoder (decoder='fc')."""
+    activation: Activation = "relu"
+    """After each encoder stage but the last, and each decoder stage but the last."""
+    decoder_activation: Optional[Activation] = None
+    """Overrides ``activation`` in the decoder."""
+    code_activation: Activation = "identity"
+    output_activation: Activation = "sigmoid"
+    batchnorm: bool = False
+    """BatchNorm2d after each hidden conv (before the activation)."""
+
+
+ModelSpec = Annotated[Union[MLPSpec, ConvSpec], Field(discriminator="type")]
+
+
+class ModelConfig(_Strict):
+    """A preset by name, or a spec. Exactly one of the two."""
+
+    preset: Optional[str] = None
+    spec: Optional[ModelSpec] = None
+    name: Optional[str] = None
+    """Display name in tables and figures; defaults to the preset name or the spec type."""
+
+    @model_validator(mode="after")
+    def _one_of(self) -> "ModelConfig":
+        if (self.preset is None) == (self.spec is None):
+            raise ValueError("give exactly one of 'preset' or 'spec'")
+        if self.preset is not None:
+            from aelab.models.presets import PRESETS
+
+            if self.preset not in PRESETS:
+                raise ValueError(f"preset: got {self.preset!r}; allowed: {', '.join(PRESETS)}")
+        return self
+
+    @property
+    def label(self) -> str:
+        return self.name or self.preset or self.spec.type  # type: ignore[union-attr]
+
+
+# ------------------------------------------------------------------------------------------- training
+class TrainingConfig(_Strict):
+    """How to train: optimizer, loss, epochs, batch size, device."""
+
+    epochs: int = Field(50, ge=1)
+    batch_size: int = Field(64, ge=1)
+    optimizer: Literal["adam", "sgd"] = "adam"
+    """adam (Adam) or sgd (SGD with Nesterov momentum)."""
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    """SGD momentum (Nesterov)."""
+    loss: Literal["mse", "mse_sum", "bce"] = "mse"
+    """mse: mean over pixels; mse_sum: summed per image, averaged over the batch; bce: binary cross-entropy."""
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    precision: Literal["fp32", "bf16"] = "fp32"
+    """bf16 autocast (CUDA only; ignored with a warning on CPU)."""
+    compile: bool = False
+    """torch.compile the model (GPU)."""
+    log_interval: int = Field(10, ge=1)
+    """Every this many epochs, keep a snapshot of a fixed batch of originals and reconstructions."""
+    eval_batch_size: int = Field(1000, ge=1)
+    snapshot_size: int = Field(8, ge=1, le=64)
+    """Images in the fixed snapshot batch."""
+
+
+class RunConfig(_Strict):
+    """One model trained on one dataset: what ``aelab train`` runs."""
+
+    name: Optional[str] = None
+    seed: int = 0
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig(preset="linear-3")
+    training: TrainingConfig = TrainingConfig()
+
+
+class CompareConfig(_Strict):
+    """Several models, same data and training: what ``aelab compare`` runs."""
+
+    name: Optional[str] = None
+    seed: int = 0
+    data: DataConfig = DataConfig()
+    models: list[ModelConfig] = Field(
+        default_factory=lambda: [ModelConfig(preset="linear-3"), ModelConfig(preset="conv-64")], min_length=1
+    )
+    training: TrainingConfig = TrainingConfig()
+
+    def run_config(self, i: int) -> RunConfig:
+        """The single-model config of model ``i``."""
+        return RunConfig(name=self.models[i].label, seed=self.seed, data=self.data,
+                         model=self.models[i], training=self.training)
+
+
+# ---------------------------------------------------------------------------------------- parsing
+C = TypeVar("C", bound=BaseModel)
+
+
+def _format_error(err: dict, model_cls: type[BaseModel]) -> str:
+    loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith(("function-", "tagged-union")))
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        parent_loc, key = err["loc"][:-1], err["loc"][-1]
+        allowed = _fields_at(model_cls, parent_loc)
+        where = f"{'.'.join(map(str, parent_loc))}." if parent_loc else ""
+        return f"unknown key '{where}{key}'; allowed keys here: {', '.join(allowed)}"
+    msg = err["msg"]
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, "):]
+    if kind in ("literal_error", "enum"):
+        expected = err.get("ctx", {}).get("expected", "")
+        return f"{loc}: got {err.get('input')!r}; allowed: {expected}"
+    got = err.get("input")
+    if kind == "value_error" or isinstance(got, (dict, list)):
+        return f"{loc}: {msg}" if loc else msg
+    return f"{loc}: {msg} (got {got!r})"
+
+
+def _fields_at(model_cls: type[BaseModel], loc: tuple) -> list[str]:
+    cls: Any = model_cls
+    for part in loc:
+        if isinstance(part, int) or cls is None:
+            continue
+        field = cls.model_fields.get(part) if hasattr(cls, "model_fields") else None
+        if field is None:
+            if part in ("mlp", "conv"):
+                cls = MLPSpec if part == "mlp" else ConvSpec
+            continue
+        cls = _model_type(field.annotation)
+    return list(cls.model_fields) if hasattr(cls, "model_fields") else []
+
+
+def _model_type(annotation: Any) -> Any:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()) or ():
+        found = _model_type(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def parse_config(model_cls: type[C], data: dict, source: str = "config") -> C:
+    """Validate ``data`` against ``model_cls``.
+
+    Raises:
+        ConfigError: one line naming the first bad key (``training.lr: ...``) and what is allowed.
+    """
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping of keys to values, got {type(data).__name__}")
+    try:
+        return model_cls.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"{source}: {_format_error(exc.errors()[0], model_cls)}") from None
+
+
+def load_yaml(path: Path | str, model_cls: type[C]) -> C:
+    """Read a YAML config file into ``model_cls``.
+
+    Raises:
+        ConfigError: the file is missing, is not YAML, or has a bad key or value.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {str(path)!r} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {str(path)!r} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    return parse_config(model_cls, data, source=str(path))
+
+
+def dump_yaml(config: BaseModel) -> str:
+    """The config as YAML text (round-trips through :func:`load_yaml`)."""
+    return yaml.safe_dump(config.model_dump(mode="json", exclude_none=True), sort_keys=False)

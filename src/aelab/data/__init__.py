@@ -1,0 +1,9 @@
+"""Datasets held in memory as uint8 tensors ``(N, C, H, W)`` with int64 labels ``(N,)``.
+
+Conversion to float in [0, 1] happens per batch on the training device (see :mod:`aelab.training`).
+"""
+
+from aelab.data.dataset import ImageDataset, ImageSplit
+from aelab.data.registry import CLASS_NAMES, cache_dir, load_dataset
+
+__all__ = ["ImageDataset", "ImageSplit", "load_dataset", "cache_dir", "CLASS_NAMES"]

@@ -1,0 +1,67 @@
+"""The in-memory dataset: uint8 images and int64 labels, split into train / validation / test."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+
+@dataclass
+class ImageSplit:
+    """One split.
+
+    Attributes:
+        images: uint8 tensor ``(N, C, H, W)``, values 0..255.
+        labels: int64 tensor ``(N,)``; class indices (0 when the data has no classes).
+    """
+
+    images: torch.Tensor
+    labels: torch.Tensor
+
+    def __post_init__(self) -> None:
+        if self.images.dtype != torch.uint8 or self.images.dim() != 4:
+            raise ValueError(f"images must be uint8 (N, C, H, W), got {self.images.dtype} {tuple(self.images.shape)}")
+        if self.labels.shape != (self.images.shape[0],):
+            raise ValueError(f"labels must be ({self.images.shape[0]},), got {tuple(self.labels.shape)}")
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def floats(self, device: torch.device | str = "cpu") -> torch.Tensor:
+        """All images as float32 in [0, 1], ``(N, C, H, W)`` on ``device``."""
+        return self.images.to(device).float().div_(255.0)
+
+
+@dataclass
+class ImageDataset:
+    """A dataset with its three splits and class names."""
+
+    name: str
+    train: ImageSplit
+    val: ImageSplit
+    test: ImageSplit
+    class_names: list[str] = field(default_factory=list)
+    source: str = ""
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """Image shape ``(C, H, W)``."""
+        return tuple(self.train.images.shape[1:])  # type: ignore[return-value]
+
+    def summary(self) -> str:
+        c, h, w = self.shape
+        return (f"{self.name}: {len(self.train)} train / {len(self.val)} val / {len(self.test)} test images "
+                f"of {c}x{h}x{w} ({self.source})")
+
+
+def split_by_seed(split: ImageSplit, fraction: float, seed: int) -> tuple[ImageSplit, ImageSplit]:
+    """Split off ``fraction`` of ``split`` (chosen by ``seed``). Returns (rest, held_out)."""
+    n = len(split)
+    n_out = int(round(n * fraction))
+    if fraction > 0 and n_out == 0 and n > 1:
+        n_out = 1
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    out, rest = perm[:n_out].sort().values, perm[n_out:].sort().values
+    return (ImageSplit(split.images[rest], split.labels[rest]),
+            ImageSplit(split.images[out], split.labels[out]))

@@ -1,0 +1,127 @@
+"""Find a dataset, read it once into memory, and split it.
+
+Where the torchvision datasets (fashion-mnist, mnist, cifar10) are looked for, in order:
+
+1. ``data_dir`` given by the user (flat files or torchvision's layout);
+2. aelab's cache: ``$AELAB_DATA`` or ``~/.cache/aelab``;
+3. system copies: Debian's ``dataset-fashion-mnist`` in ``/usr/share/datasets/fashion-mnist``;
+4. torchvision's download into the cache, when ``download`` is on and a network is there.
+
+When none works, one :class:`DataError` says what was tried and how to get the data.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from aelab.config import DataConfig
+from aelab.data.cifar import CLASS_NAMES as CIFAR10_CLASSES
+from aelab.data.cifar import find_cifar_root, load_cifar10
+from aelab.data.dataset import ImageDataset, ImageSplit, split_by_seed
+from aelab.data.folder import load_image_folder
+from aelab.data.idx import TORCHVISION_CLASS, find_idx_files, load_torchvision_idx, stage_idx_files
+from aelab.errors import DataError
+
+SYSTEM_DIRS = {"fashion-mnist": [Path("/usr/share/datasets/fashion-mnist")], "mnist": [], "cifar10": []}
+CLASS_NAMES = {
+    "fashion-mnist": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                      "Ankle boot"],
+    "mnist": [str(d) for d in range(10)],
+    "cifar10": CIFAR10_CLASSES,
+    "digits": [str(d) for d in range(10)],
+}
+HOW_TO_GET = {
+    "fashion-mnist": "install Debian's package (apt-get install dataset-fashion-mnist) or pass --data-dir "
+                     "with the four IDX files",
+    "mnist": "pass --data-dir with the four MNIST IDX files (train-images-idx3-ubyte[.gz], ...)",
+    "cifar10": "pass --data-dir with cifar-10-batches-py/ from the CIFAR-10 python archive",
+}
+
+
+def cache_dir() -> Path:
+    """aelab's data cache: ``$AELAB_DATA`` or ``~/.cache/aelab``."""
+    return Path(os.environ.get("AELAB_DATA") or Path.home() / ".cache" / "aelab")
+
+
+def _load_torchvision(config: DataConfig):
+    name = config.name
+    candidates = ([config.data_dir] if config.data_dir else []) + [cache_dir()] + SYSTEM_DIRS[name]
+    tried = []
+    for folder in candidates:
+        folder = Path(folder).expanduser()
+        if name == "cifar10":
+            root = find_cifar_root(folder)
+            if root is not None:
+                return (*load_cifar10(root), str(root))
+        else:
+            files = find_idx_files(folder, TORCHVISION_CLASS[name])
+            if files is not None:
+                root = stage_idx_files(files, cache_dir() if folder != cache_dir() else folder, TORCHVISION_CLASS[name])
+                return (*load_torchvision_idx(name, root), str(folder))
+        tried.append(str(folder))
+    if config.download:
+        try:
+            cache_dir().mkdir(parents=True, exist_ok=True)
+            if name == "cifar10":
+                return (*load_cifar10(cache_dir(), download=True), "torchvision download")
+            return (*load_torchvision_idx(name, cache_dir(), download=True), "torchvision download")
+        except DataError:
+            raise
+        except Exception as exc:  # network errors come in many types
+            tried.append(f"torchvision download ({type(exc).__name__})")
+    else:
+        tried.append("no download (download: false)")
+    raise DataError(f"dataset {name!r} not found; tried {'; '.join(tried)}. To get it: {HOW_TO_GET[name]}")
+
+
+def _load_digits():
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    images = torch.from_numpy(digits.images).mul(255.0 / 16.0).round().clamp(0, 255).to(torch.uint8)
+    return images.unsqueeze(1).contiguous(), torch.from_numpy(digits.target).long()
+
+
+def load_dataset(config: DataConfig | None = None, seed: int = 0) -> ImageDataset:
+    """Load a dataset into memory and split it into train / validation / test.
+
+    Args:
+        config: which dataset and how to split it (see :class:`aelab.config.DataConfig`).
+        seed: chooses the validation images (and the test images for digits/folder).
+
+    Returns:
+        An :class:`ImageDataset` whose splits hold uint8 ``(N, C, H, W)`` images and int64 labels.
+
+    Raises:
+        DataError: the data cannot be found or read (one line: what was tried, how to get it).
+    """
+    config = config or DataConfig()
+    if config.name in ("fashion-mnist", "mnist", "cifar10"):
+        train_x, train_y, test_x, test_y, classes, source = _load_torchvision(config)
+        train, test = ImageSplit(train_x, train_y), ImageSplit(test_x, test_y)
+    else:
+        if config.name == "digits":
+            images, labels = _load_digits()
+            classes, source = CLASS_NAMES["digits"], "scikit-learn load_digits"
+        else:
+            if config.data_dir is None:
+                raise DataError("dataset 'folder' needs --data-dir: a folder of PNG/JPEG images")
+            images, labels, classes = load_image_folder(Path(config.data_dir).expanduser(), config.resize,
+                                                        config.grayscale)
+            source = str(config.data_dir)
+        if len(images) < 3:
+            raise DataError(f"dataset {config.name!r} has {len(images)} images; at least 3 are needed "
+                            "(train, validation, test)")
+        train, test = split_by_seed(ImageSplit(images, labels), config.test_fraction, seed)
+    if config.train_limit is not None:
+        train = ImageSplit(train.images[: config.train_limit], train.labels[: config.train_limit])
+    if config.test_limit is not None:
+        test = ImageSplit(test.images[: config.test_limit], test.labels[: config.test_limit])
+    train, val = split_by_seed(train, config.val_fraction, seed)
+    if len(train) == 0:
+        raise DataError(f"dataset {config.name!r}: no training images left after the validation split")
+    return ImageDataset(name=config.name, train=train, val=val, test=test,
+                        class_names=list(CLASS_NAMES.get(config.name, classes)), source=source)

@@ -1,0 +1,73 @@
+"""Figures: loss curves of several models, and grids of originals and reconstructions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+
+def loss_curves(histories: dict, loss_name: str = "MSE per pixel") -> Figure:
+    """Train (solid) and validation (dashed) loss per epoch of each model, log scale.
+
+    Args:
+        histories: label -> :class:`aelab.training.History`.
+    """
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for i, (label, h) in enumerate(histories.items()):
+        color = f"C{i}"
+        epochs = range(1, len(h.train_loss) + 1)
+        ax.plot(epochs, h.train_loss, color=color, label=f"{label} train")
+        if any(v == v for v in h.val_loss):  # not all NaN
+            ax.plot(epochs, h.val_loss, color=color, linestyle="--", label=f"{label} validation")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(f"loss ({loss_name})")
+    ax.set_yscale("log")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    ax.set_title("Training and validation loss")
+    fig.tight_layout()
+    return fig
+
+
+def _image(t: torch.Tensor):
+    """uint8 (C, H, W) -> array for imshow."""
+    arr = t.cpu().numpy()
+    return arr[0] if arr.shape[0] == 1 else arr.transpose(1, 2, 0)
+
+
+def reconstruction_grid(originals: torch.Tensor, rows: dict[str, torch.Tensor], title: str = "") -> Figure:
+    """A grid: first row the originals, then one row of reconstructions per model.
+
+    Args:
+        originals: uint8 ``(S, C, H, W)``.
+        rows: label -> uint8 ``(S, C, H, W)`` reconstructions of the same images.
+    """
+    n_rows, n_cols = 1 + len(rows), originals.shape[0]
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(1.3 * n_cols + 1.2, 1.3 * n_rows + 0.5), squeeze=False)
+    for r, (label, images) in enumerate([("original", originals), *rows.items()]):
+        for c in range(n_cols):
+            ax = axes[r][c]
+            ax.imshow(_image(images[c]), cmap="gray", vmin=0, vmax=255)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c == 0:
+                ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=10)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def save_figure(fig: Figure, path: Path | str) -> Path:
+    """Save as PNG (100 dpi) and close the figure."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

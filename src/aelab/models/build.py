@@ -1,0 +1,59 @@
+"""Build an :class:`AutoEncoder` from a config and check that it fits the data."""
+
+from __future__ import annotations
+
+import torch
+
+from aelab.config import MLPSpec, ModelConfig
+from aelab.errors import ModelError
+from aelab.models.autoencoder import AutoEncoder
+from aelab.models.conv import build_conv
+from aelab.models.mlp import build_mlp
+from aelab.models.presets import PRESETS
+
+
+def _shape(shape: tuple[int, ...]) -> str:
+    return "x".join(map(str, shape))
+
+
+def build_model(config: ModelConfig | str, input_shape: tuple[int, int, int] | None = None) -> AutoEncoder:
+    """Build the autoencoder of ``config`` (a :class:`ModelConfig` or a preset name).
+
+    Args:
+        config: a preset name like ``"conv-64"`` or a :class:`ModelConfig`.
+        input_shape: image shape ``(C, H, W)`` of the data. Presets default to the shape they were
+            published for; specs need it.
+
+    Raises:
+        ModelError: unknown preset, a preset that doesn't fit ``input_shape`` (both shapes named), or a
+            spec whose decoder does not give back ``input_shape``.
+    """
+    if isinstance(config, str):
+        if config not in PRESETS:
+            raise ModelError(f"unknown model preset {config!r}; allowed: {', '.join(PRESETS)}")
+        config = ModelConfig(preset=config)
+    if config.preset is not None:
+        preset = PRESETS[config.preset]
+        spec = preset.spec
+        if input_shape is not None and tuple(input_shape) != preset.input_shape:
+            raise ModelError(f"model {config.preset!r} expects images of {_shape(preset.input_shape)} but the data "
+                             f"has {_shape(tuple(input_shape))}; pick a model for that shape (see 'aelab models') "
+                             "or give a spec")
+        input_shape = preset.input_shape
+    else:
+        spec = config.spec
+        if input_shape is None:
+            raise ModelError("a model spec needs the data's input shape (C, H, W)")
+    input_shape = tuple(int(v) for v in input_shape)  # type: ignore[assignment]
+    builder = build_mlp if isinstance(spec, MLPSpec) else build_conv
+    encoder, decoder, code_shape = builder(spec, input_shape)  # type: ignore[arg-type]
+    model = AutoEncoder(encoder, decoder, input_shape, code_shape, name=config.label)
+    with torch.no_grad():
+        was = model.training
+        model.eval()
+        out = model(torch.zeros(1, *input_shape))
+        model.train(was)
+    if tuple(out.shape[1:]) != input_shape:
+        raise ModelError(f"model {config.label!r}: the decoder outputs {_shape(tuple(out.shape[1:]))} but the input "
+                         f"is {_shape(input_shape)}; change the decoder layers")
+    return model

@@ -1,0 +1,259 @@
+"""The training loop: whole dataset on the device, no per-sample work, one host sync per epoch.
+
+Each epoch draws one random permutation (from a seeded generator) and slices it into batches that index
+the uint8 image tensor already on the device; each batch is converted to float in [0, 1] there. Losses
+are summed on the device and read back once per epoch. A checkpoint (weights, optimizer, epoch, RNG
+states, history) is written atomically after every epoch, so a cut run resumes and ends with the same
+weights as an uncut one.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from aelab.config import TrainingConfig
+from aelab.data.dataset import ImageDataset, ImageSplit
+from aelab.errors import AelabError, ConfigError, TrainingDivergedError
+from aelab.models.autoencoder import AutoEncoder
+from aelab.training.checkpoint import load_checkpoint, save_checkpoint
+
+CHECKPOINT_NAME = "checkpoint.pt"
+
+
+@dataclass
+class History:
+    """What happened per epoch. Losses are in the unit of the training loss (see ``TrainingConfig.loss``)."""
+
+    train_loss: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    epoch_seconds: list[float] = field(default_factory=list)
+    """Seconds spent in the training steps of each epoch (no validation, snapshots or checkpoints)."""
+    snapshots: dict[int, torch.Tensor] = field(default_factory=dict)
+    """epoch -> uint8 reconstructions ``(S, C, H, W)`` of the fixed snapshot batch."""
+    snapshot_originals: Optional[torch.Tensor] = None
+    """uint8 ``(S, C, H, W)``: the fixed batch (the first test images)."""
+
+    def to_state(self) -> dict:
+        return {"train_loss": list(self.train_loss), "val_loss": list(self.val_loss),
+                "epoch_seconds": list(self.epoch_seconds),
+                "snapshots": {str(k): v for k, v in self.snapshots.items()},
+                "snapshot_originals": self.snapshot_originals}
+
+    @classmethod
+    def from_state(cls, state: dict) -> "History":
+        return cls(list(state["train_loss"]), list(state["val_loss"]), list(state["epoch_seconds"]),
+                   {int(k): v for k, v in state["snapshots"].items()}, state["snapshot_originals"])
+
+
+@dataclass
+class TrainResult:
+    """A trained model and its history."""
+
+    model: AutoEncoder
+    history: History
+    device: str
+    epochs: int
+    train_seconds: float
+    """Seconds in training steps, summed over all epochs (including epochs done before a resume)."""
+    images_per_second: float
+    """Training images processed per second of training steps."""
+    resumed_from: int = 0
+    """Epochs already done when this call started (0 = fresh run)."""
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> cuda when available, else cpu. Raises ConfigError for cuda without a GPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("training.device: got 'cuda' but no CUDA GPU is available; allowed here: auto, cpu")
+    return torch.device(name)
+
+
+def _loss_fn(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    if name == "mse":
+        return F.mse_loss
+    if name == "mse_sum":
+        return lambda out, x: (out - x).pow(2).sum() / x.shape[0]
+    return F.binary_cross_entropy
+
+
+def _make_optimizer(model: nn.Module, cfg: TrainingConfig) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=True,
+                               weight_decay=cfg.weight_decay)
+    try:
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
+    except (RuntimeError, TypeError):
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
+
+
+def _sigmoid_output(model: AutoEncoder) -> bool:
+    last = [m for m in model.decoder if not isinstance(m, nn.Unflatten)][-1]
+    return isinstance(last, nn.Sigmoid)
+
+
+def _to_uint8(x: torch.Tensor) -> torch.Tensor:
+    return x.float().clamp(0, 1).mul(255).round().to(torch.uint8).cpu()
+
+
+@torch.no_grad()
+def _mean_loss(model: nn.Module, images: torch.Tensor, loss_fn, batch: int, autocast) -> float:
+    if images.shape[0] == 0:
+        return float("nan")
+    total = torch.zeros((), device=images.device)
+    for start in range(0, images.shape[0], batch):
+        xb = images[start:start + batch].float().div_(255.0)
+        with autocast():
+            out = model(xb)
+        total += loss_fn(out.float(), xb) * xb.shape[0]
+    return float(total / images.shape[0])
+
+
+def train(model: AutoEncoder, dataset: ImageDataset, config: TrainingConfig | None = None, seed: int = 0,
+          run_dir: Path | str | None = None, resume: bool = False, progress: bool = True,
+          on_epoch: Callable[[int, History], None] | None = None) -> TrainResult:
+    """Train ``model`` on ``dataset.train``, validating on ``dataset.val`` after each epoch.
+
+    Args:
+        model: the autoencoder; trained in place and returned in the result.
+        dataset: in-memory dataset (uint8 ``(N, C, H, W)`` splits); its image shape must be the model's.
+        config: optimizer, loss, epochs, batch size, device (defaults: the Covalent tutorial's settings:
+            Adam lr 1e-3, MSE, batch 64, 50 epochs).
+        seed: seeds the batch order (and dropout); with the same model init, same seed -> same result.
+        run_dir: where ``checkpoint.pt`` is written after each epoch; None = no checkpoints.
+        resume: continue from ``run_dir/checkpoint.pt`` when it exists.
+        progress: show a progress bar.
+        on_epoch: called after each epoch with (epoch, history), e.g. for logging.
+
+    Returns:
+        :class:`TrainResult`.
+
+    Raises:
+        TrainingDivergedError: the training loss became NaN/inf; the last good checkpoint is kept.
+        ConfigError: bad device, or BCE loss on a model whose output is not a sigmoid.
+        AelabError: ``resume`` with a checkpoint from a different model or training config.
+    """
+    cfg = config or TrainingConfig()
+    device = resolve_device(cfg.device)
+    if tuple(dataset.shape) != tuple(model.input_shape):
+        raise AelabError(f"model {model.name!r} expects images of {model.input_shape} but dataset "
+                         f"{dataset.name!r} has {dataset.shape}")
+    if cfg.loss == "bce" and not _sigmoid_output(model):
+        raise ConfigError(f"training.loss: 'bce' needs outputs in [0, 1] (a sigmoid output) but model "
+                          f"{model.name!r} has none; allowed for it: mse, mse_sum")
+    use_bf16 = cfg.precision == "bf16" and device.type == "cuda"
+    if cfg.precision == "bf16" and device.type != "cuda":
+        warnings.warn("bf16 autocast is used on CUDA only; training in fp32 on the CPU", stacklevel=2)
+
+    def autocast():
+        return torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_bf16)
+
+    # Convolutions run fastest on oneDNN (CPU) and cuDNN (GPU) with channels-last tensors.
+    memory_format = torch.channels_last if any(isinstance(m, nn.Conv2d) for m in model.modules()) \
+        else torch.contiguous_format
+    model.to(device=device, memory_format=memory_format)
+    step_model = torch.compile(model) if cfg.compile else model
+    optimizer = _make_optimizer(model, cfg)
+    loss_fn = _loss_fn(cfg.loss)
+    generator = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    history = History()
+    start_epoch = 0
+    ckpt_path = Path(run_dir) / CHECKPOINT_NAME if run_dir is not None else None
+    signature = {"training": cfg.model_dump(mode="json", exclude={"device", "compile", "eval_batch_size"}),
+                 "seed": seed, "model": model.name, "parameters": model.num_parameters()}
+
+    if resume and ckpt_path is not None and ckpt_path.is_file():
+        state = load_checkpoint(ckpt_path, map_location=device)
+        if state.get("signature") != signature:
+            raise AelabError(f"cannot resume from {str(ckpt_path)!r}: it was written for another model, seed or "
+                             "training config; use a new run name or the same settings")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        generator.set_state(state["generator"].cpu())
+        torch.set_rng_state(state["torch_rng"].cpu())
+        if device.type == "cuda" and state.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(state["cuda_rng"].cpu())
+        history = History.from_state(state["history"])
+        start_epoch = int(state["epoch"])
+
+    train_x = dataset.train.images.to(device)
+    val_x = dataset.val.images.to(device)
+    snap_src = dataset.test if len(dataset.test) else dataset.train
+    snap_x = snap_src.images[: cfg.snapshot_size].to(device)
+    if history.snapshot_originals is None:
+        history.snapshot_originals = snap_x.cpu().clone()
+    n = train_x.shape[0]
+    bs = min(cfg.batch_size, n)
+    steps = math.ceil(n / bs)
+
+    bar = None
+    if progress:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                       TextColumn("{task.fields[info]}"), TimeRemainingColumn(), transient=False)
+        task = bar.add_task(f"{model.name}", total=cfg.epochs, completed=start_epoch, info="")
+        bar.start()
+    try:
+        for epoch in range(start_epoch + 1, cfg.epochs + 1):
+            model.train()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            perm = torch.randperm(n, generator=generator).to(device, non_blocking=True)
+            total = torch.zeros((), device=device)
+            for i in range(steps):
+                idx = perm[i * bs:(i + 1) * bs]
+                xb = train_x.index_select(0, idx).float().div_(255.0).contiguous(memory_format=memory_format)
+                with autocast():
+                    out = step_model(xb)
+                loss = loss_fn(out.float(), xb)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                total += loss.detach() * idx.shape[0]
+            train_loss = float(total / n)  # the one host sync of the epoch
+            history.epoch_seconds.append(time.perf_counter() - t0)
+            if not math.isfinite(train_loss):
+                kept = (f"the last good checkpoint (epoch {epoch - 1}) is kept at {str(ckpt_path)!r}"
+                        if ckpt_path is not None and epoch > 1 else "no checkpoint was written")
+                raise TrainingDivergedError(f"training of {model.name!r} diverged at epoch {epoch}: loss is "
+                                            f"{train_loss}; {kept}; try a lower learning rate (--lr)")
+            model.eval()
+            history.train_loss.append(train_loss)
+            history.val_loss.append(_mean_loss(model, val_x, loss_fn, cfg.eval_batch_size, autocast))
+            if epoch % cfg.log_interval == 0 or epoch == cfg.epochs:
+                with torch.no_grad(), autocast():
+                    history.snapshots[epoch] = _to_uint8(model(snap_x.float().div(255.0)))
+            if ckpt_path is not None:
+                save_checkpoint({
+                    "signature": signature, "epoch": epoch, "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(), "generator": generator.get_state(),
+                    "torch_rng": torch.get_rng_state(),
+                    "cuda_rng": torch.cuda.get_rng_state() if device.type == "cuda" else None,
+                    "history": history.to_state(),
+                }, ckpt_path)
+            if bar is not None:
+                bar.update(task, advance=1, info=f"train {train_loss:.5f}  val {history.val_loss[-1]:.5f}")
+            if on_epoch is not None:
+                on_epoch(epoch, history)
+    finally:
+        if bar is not None:
+            bar.stop()
+    model.eval()
+    seconds = sum(history.epoch_seconds)
+    return TrainResult(model=model, history=history, device=str(device), epochs=cfg.epochs, train_seconds=seconds,
+                       images_per_second=n * len(history.epoch_seconds) / seconds if seconds > 0 else float("nan"),
+                       resumed_from=start_epoch)

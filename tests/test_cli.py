@@ -1,0 +1,120 @@
+"""The CLI: bad input gives one 'error:' line, exit code 2, and writes nothing."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from conftest import write_cifar_dataset, write_idx_dataset
+from PIL import Image
+from typer.testing import CliRunner
+
+from aelab.cli import app
+
+runner = CliRunner()
+
+
+def run(args, tmp_path):
+    return runner.invoke(app, [*args, "--runs-dir", str(tmp_path / "runs"), "--no-progress"])
+
+
+def error_line(result) -> str:
+    text = result.stderr.strip()
+    assert text.startswith("error:"), text
+    assert len(text.splitlines()) == 1, text
+    return text
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--dataset", "imagenet"], "data.name: got 'imagenet'; allowed: fashion-mnist, mnist, cifar10, digits, folder"),
+    (["--models", "linear-3,resnet"], "got 'resnet'; allowed: linear-3, linear-10, conv-64, cifar-conv"),
+    (["--lr", "0"], "training.lr: Input should be greater than 0 (got 0.0)"),
+    (["--lr", "-1e-3"], "training.lr: Input should be greater than 0"),
+    (["--epochs", "0"], "training.epochs: Input should be greater than or equal to 1 (got 0)"),
+    (["--batch-size", "0"], "training.batch_size: Input should be greater than or equal to 1 (got 0)"),
+    (["--optimizer", "rmsprop"], "training.optimizer: got 'rmsprop'; allowed: 'adam' or 'sgd'"),
+])
+def test_bad_options(args, expected, tmp_path):
+    result = run(["compare", *args], tmp_path)
+    assert result.exit_code == 2
+    assert expected in error_line(result)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_unknown_config_key(tmp_path):
+    cfg = tmp_path / "exp.yaml"
+    cfg.write_text("training:\n  epochs: 1\n  learning_rate: 0.1\n")
+    result = run(["compare", "--config", str(cfg)], tmp_path)
+    assert result.exit_code == 2
+    assert "unknown key 'training.learning_rate'; allowed keys here: epochs, batch_size" in error_line(result)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_folder_errors(tmp_path):
+    result = run(["train", "--dataset", "folder", "--data-dir", str(tmp_path / "missing")], tmp_path)
+    assert result.exit_code == 2 and "does not exist" in error_line(result)
+    (tmp_path / "empty").mkdir()
+    result = run(["train", "--dataset", "folder", "--data-dir", str(tmp_path / "empty")], tmp_path)
+    assert result.exit_code == 2 and "is empty" in error_line(result)
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    Image.new("L", (28, 28)).save(mixed / "a.png")
+    (mixed / "readme.md").write_text("x")
+    result = run(["train", "--dataset", "folder", "--data-dir", str(mixed)], tmp_path)
+    assert result.exit_code == 2 and "'readme.md' is not an image" in error_line(result)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_truncated_idx(tmp_path):
+    folder = write_idx_dataset(tmp_path / "idx", gz=False)
+    p = folder / "t10k-images-idx3-ubyte"
+    p.write_bytes(p.read_bytes()[:1000])
+    result = run(["compare", "--dataset", "mnist", "--data-dir", str(folder)], tmp_path)
+    assert result.exit_code == 2 and "is truncated or corrupted" in error_line(result)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_model_that_does_not_fit_is_refused_before_training(tmp_path):
+    root = write_cifar_dataset(tmp_path / "c")
+    result = run(["compare", "--dataset", "cifar10", "--data-dir", str(root)], tmp_path)
+    assert result.exit_code == 2
+    assert "model 'linear-3' expects images of 1x28x28 but the data has 3x32x32" in error_line(result)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_train_on_tiny_idx_writes_run_folder(tmp_path):
+    folder = write_idx_dataset(tmp_path / "idx", n_train=200, n_test=30)
+    result = run(["train", "--model", "conv-pool", "--dataset", "mnist", "--data-dir", str(folder), "--epochs", "2",
+                  "--log-interval", "1", "--name", "t1"], tmp_path)
+    assert result.exit_code == 0, result.output
+    run_dir = tmp_path / "runs" / "t1"
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert [m["model"] for m in metrics["models"]] == ["conv-pool"]
+    assert metrics["models"][0]["parameters"] == 1077 and metrics["models"][0]["test_images"] == 30
+    for f in ["config.yaml", "loss_curves.png", "reconstructions_epoch_001.png", "reconstructions_epoch_002.png",
+              "report.html", "conv-pool/checkpoint.pt", "conv-pool/model.pt"]:
+        assert (run_dir / f).is_file(), f
+    # a second run with the same name never overwrites the first
+    again = run(["train", "--model", "conv-pool", "--dataset", "mnist", "--data-dir", str(folder), "--epochs", "1",
+                 "--name", "t1"], tmp_path)
+    assert again.exit_code == 0 and (tmp_path / "runs" / "t1-2" / "metrics.json").is_file()
+    assert json.loads((run_dir / "metrics.json").read_text()) == metrics
+
+
+def test_resume_needs_existing_run(tmp_path):
+    result = run(["compare", "--resume", "--name", "nope", "--dataset", "digits", "--models", "linear-3"], tmp_path)
+    assert result.exit_code == 2
+
+
+def test_models_command():
+    result = runner.invoke(app, ["models"])
+    assert result.exit_code == 0
+    for name, params in [("linear-3", "219,891"), ("conv-64", "210,369"), ("conv-pool", "1,077")]:
+        assert name in result.output and params in result.output
+
+
+def test_python_m_aelab_help():
+    out = subprocess.run([sys.executable, "-m", "aelab", "--help"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0
+    for cmd in ("compare", "train", "models"):
+        assert cmd in out.stdout

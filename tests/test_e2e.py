@@ -1,0 +1,33 @@
+"""End to end: the real CLI on subsets of the real Fashion-MNIST (installed by .ci/run)."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from conftest import has_real_fashion_mnist
+from PIL import Image
+
+pytestmark = [pytest.mark.e2e,
+              pytest.mark.skipif(not has_real_fashion_mnist(), reason="needs Debian's dataset-fashion-mnist")]
+
+
+def test_compare_on_real_fashion_mnist(tmp_path):
+    cmd = [sys.executable, "-m", "aelab", "compare", "--epochs", "3", "--train-limit", "4000", "--test-limit", "1000",
+           "--log-interval", "1", "--runs-dir", str(tmp_path), "--name", "fm", "--no-progress"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    print(out.stdout)
+    assert "linear-3" in out.stdout and "conv-64" in out.stdout and "mean image" in out.stdout
+    metrics = json.loads((tmp_path / "fm" / "metrics.json").read_text())
+    rows = {m["model"]: m for m in metrics["models"]}
+    baseline = metrics["baseline_mean_image_mse"]
+    assert 0.08 < baseline < 0.1  # Fashion-MNIST's mean image leaves ~0.087 per pixel
+    for row in rows.values():
+        assert row["test_mse"] < 0.6 * baseline
+        assert row["final_train_loss"] < 0.1 and row["test_images"] == 1000
+    assert rows["conv-64"]["test_mse"] < rows["linear-3"]["test_mse"]  # the tutorial's finding, even after 3 epochs
+    grid = Image.open(tmp_path / "fm" / "reconstructions_epoch_003.png")
+    assert grid.size[0] > 300 and grid.size[1] > 200
+    html = (tmp_path / "fm" / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 1 + 3  # loss curves + 3 grids

@@ -1,0 +1,149 @@
+import math
+
+import pytest
+import torch
+
+from aelab.config import DataConfig, MLPSpec, ModelConfig, TrainingConfig
+from aelab.data import load_dataset
+from aelab.errors import AelabError, ConfigError, TrainingDivergedError
+from aelab.evaluation import evaluate, mean_image_mse
+from aelab.models import build_model
+from aelab.training import load_checkpoint, save_checkpoint, train
+
+SMALL = ModelConfig(spec=MLPSpec(hidden=[32], code_size=8))
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset(DataConfig(name="digits"), seed=0)
+
+
+def fresh(config=SMALL, seed=0, shape=(1, 8, 8)):
+    torch.manual_seed(seed)
+    return build_model(config, shape)
+
+
+def test_loss_goes_down_and_beats_mean_image(digits):
+    model = fresh()
+    result = train(model, digits, TrainingConfig(epochs=15, batch_size=32, log_interval=5), progress=False)
+    h = result.history
+    assert len(h.train_loss) == 15 and len(h.val_loss) == 15
+    assert h.train_loss[-1] < 0.5 * h.train_loss[0]
+    assert h.val_loss[-1] < h.val_loss[0]
+    test = evaluate(model, digits.test)
+    assert test["mse"] < 0.5 * mean_image_mse(digits.train, digits.test)
+    assert sorted(h.snapshots) == [5, 10, 15]
+    assert h.snapshots[5].shape == (8, 1, 8, 8) and h.snapshots[5].dtype == torch.uint8
+    assert torch.equal(h.snapshot_originals, digits.test.images[:8])
+    assert result.images_per_second > 0
+
+
+def test_same_seed_same_weights(digits):
+    cfg = TrainingConfig(epochs=2, batch_size=50)
+    a, b = fresh(), fresh()
+    train(a, digits, cfg, seed=7, progress=False)
+    train(b, digits, cfg, seed=7, progress=False)
+    for pa, pb in zip(a.parameters(), b.parameters()):
+        assert torch.equal(pa, pb)
+
+
+def test_resume_ends_like_an_uncut_run(digits, tmp_path):
+    cfg = TrainingConfig(epochs=4, batch_size=40, log_interval=2)
+    uncut = fresh()
+    full = train(uncut, digits, cfg, seed=3, run_dir=tmp_path / "uncut", progress=False)
+    cut = fresh()
+    with pytest.raises(KeyboardInterrupt):
+        def stop(epoch, history):
+            if epoch == 2:
+                raise KeyboardInterrupt
+        train(cut, digits, cfg, seed=3, run_dir=tmp_path / "cut", progress=False, on_epoch=stop)
+    assert load_checkpoint(tmp_path / "cut" / "checkpoint.pt")["epoch"] == 2
+    resumed_model = fresh(seed=99)  # different init: everything must come from the checkpoint
+    resumed = train(resumed_model, digits, cfg, seed=3, run_dir=tmp_path / "cut", resume=True, progress=False)
+    assert resumed.resumed_from == 2
+    assert resumed.history.train_loss == full.history.train_loss
+    for pa, pb in zip(uncut.parameters(), resumed_model.parameters()):
+        assert torch.equal(pa, pb)
+
+
+def test_resume_refuses_another_config(digits, tmp_path):
+    train(fresh(), digits, TrainingConfig(epochs=1), run_dir=tmp_path, progress=False)
+    with pytest.raises(AelabError, match="cannot resume"):
+        train(fresh(), digits, TrainingConfig(epochs=2, lr=0.1), run_dir=tmp_path, resume=True, progress=False)
+
+
+def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(digits, tmp_path):
+    model = fresh()
+
+    def poison(epoch, history):
+        if epoch == 2:
+            with torch.no_grad():
+                model.encoder[1].weight.fill_(float("nan"))
+
+    with pytest.raises(TrainingDivergedError) as exc:
+        train(model, digits, TrainingConfig(epochs=5), run_dir=tmp_path, progress=False, on_epoch=poison)
+    assert "diverged at epoch 3" in str(exc.value) and "epoch 2" in str(exc.value)
+    state = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert state["epoch"] == 2
+    assert all(torch.isfinite(v).all() for v in state["model"].values())
+
+
+def test_checkpoint_is_atomic_and_weights_only(tmp_path):
+    path = tmp_path / "c.pt"
+    save_checkpoint({"a": torch.arange(3)}, path)
+    save_checkpoint({"a": torch.arange(4)}, path)
+    assert torch.equal(load_checkpoint(path)["a"], torch.arange(4))
+    assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]  # no temp files left
+    (tmp_path / "junk.pt").write_bytes(b"junk")
+    with pytest.raises(AelabError, match="cannot be read"):
+        load_checkpoint(tmp_path / "junk.pt")
+
+
+@pytest.mark.parametrize("opt, loss", [("sgd", "mse_sum"), ("adam", "bce")])
+def test_other_optimizers_and_losses(digits, opt, loss):
+    model = fresh()
+    h = train(model, digits, TrainingConfig(epochs=6, optimizer=opt, loss=loss, lr=0.01 if opt == "sgd" else 1e-3),
+              progress=False).history
+    assert h.train_loss[-1] < h.train_loss[0]
+    if loss == "mse_sum":  # summed per image = 64 pixels x per-pixel MSE
+        assert h.train_loss[0] > 1.0
+
+
+def test_bce_refused_without_sigmoid_output(digits):
+    leaky = ModelConfig(spec=MLPSpec(hidden=[], code_size=4, output_activation="leaky_relu"))
+    with pytest.raises(ConfigError, match="'bce' needs outputs in \\[0, 1\\]"):
+        train(fresh(leaky), digits, TrainingConfig(epochs=1, loss="bce"), progress=False)
+
+
+def test_cuda_refused_without_gpu(digits):
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    with pytest.raises(ConfigError, match="no CUDA GPU"):
+        train(fresh(), digits, TrainingConfig(epochs=1, device="cuda"), progress=False)
+
+
+def test_conv_model_trains_on_conv_path(digits):
+    from aelab.config import ConvLayerSpec, ConvSpec
+
+    conv = ModelConfig(spec=ConvSpec(layers=[ConvLayerSpec(channels=8, kernel=3, stride=2, padding=1)]))
+    model = fresh(conv)
+    h = train(model, digits, TrainingConfig(epochs=4, batch_size=32), progress=False).history
+    assert h.train_loss[-1] < h.train_loss[0]
+
+
+def test_metrics_by_hand():
+    from aelab.data import ImageSplit
+    from aelab.models import AutoEncoder
+
+    class Const(torch.nn.Module):
+        def forward(self, x):
+            return torch.full_like(x, 0.5)
+
+    model = AutoEncoder(torch.nn.Identity(), Const(), (1, 11, 11), (1, 11, 11))
+    model.register_parameter("dummy", torch.nn.Parameter(torch.zeros(1)))
+    images = torch.zeros(4, 1, 11, 11, dtype=torch.uint8)
+    images[2:] = 255
+    m = evaluate(model, ImageSplit(images, torch.zeros(4, dtype=torch.long)), batch_size=3)
+    assert m["mse"] == pytest.approx(0.25)
+    assert m["psnr"] == pytest.approx(10 * math.log10(1 / 0.25), rel=1e-5)
+    assert m["images"] == 4
