@@ -12,11 +12,10 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
-import yaml
 from rich.console import Console
 from rich.table import Table
 
-from aelab.config import CompareConfig, parse_config
+from aelab.config import CompareConfig, parse_config, read_yaml_mapping
 from aelab.errors import AelabError, ConfigError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -39,20 +38,6 @@ def _user_errors(fn):
     return wrapper
 
 
-def _load_mapping(path: Optional[Path]) -> dict:
-    if path is None:
-        return {}
-    if not path.is_file():
-        raise ConfigError(f"--config: file {str(path)!r} does not exist")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"--config: {str(path)!r} is not valid YAML ({str(exc).splitlines()[0]})") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"--config: {str(path)!r} must hold a mapping of keys to values")
-    return data
-
-
 def _set(data: dict, dotted: str, value: Any) -> None:
     if value is None:
         return
@@ -64,8 +49,9 @@ def _set(data: dict, dotted: str, value: Any) -> None:
 
 def _build_config(config_file, models, dataset, data_dir, train_limit, test_limit, val_fraction, resize, grayscale,
                   epochs, batch_size, optimizer, lr, weight_decay, loss, device, precision, compile_, log_interval,
-                  seed, name, default_models: str | None = None) -> CompareConfig:
-    data = _load_mapping(config_file)
+                  seed, name, sparsity=None, tied=False, layerwise=None, denoise=None, code_activation=None,
+                  default_models: str | None = None) -> CompareConfig:
+    data = read_yaml_mapping(config_file) if config_file is not None else {}
     if models is None and "models" not in data and "model" not in data:
         models = default_models
     if models is not None:
@@ -81,22 +67,31 @@ def _build_config(config_file, models, dataset, data_dir, train_limit, test_limi
                        ("training.optimizer", optimizer), ("training.lr", lr),
                        ("training.weight_decay", weight_decay), ("training.loss", loss), ("training.device", device),
                        ("training.precision", precision), ("training.compile", compile_ or None),
-                       ("training.log_interval", log_interval), ("seed", seed), ("name", name)]:
+                       ("training.log_interval", log_interval), ("training.layerwise_epochs", layerwise),
+                       ("training.corruption", denoise), ("seed", seed), ("name", name)]:
         _set(data, key, value)
     if "model" in data and "models" not in data:  # a one-model (train) config file
         data["models"] = [data.pop("model")]
+    if (sparsity or tied or code_activation) and "models" not in data:
+        data["models"] = [{"preset": "linear-3"}, {"preset": "conv-64"}]
+    for model in data.get("models", []) if isinstance(data.get("models"), list) else []:
+        if isinstance(model, dict):
+            _set(model, "sparsity", sparsity)
+            _set(model, "tied", tied or None)
+            _set(model, "code_activation", code_activation)
     return parse_config(CompareConfig, data, source=str(config_file) if config_file else "options")
 
 
 def _print_table(result) -> None:
-    from aelab.figures.report import METRIC_COLUMNS, format_row
+    from aelab.figures.report import columns, format_row
 
+    cols = columns(result.rows)
     table = Table(title=f"{result.dataset.name}: test set ({len(result.dataset.test)} images)")
-    for _, label, _ in METRIC_COLUMNS:
+    for _, label, _ in cols:
         table.add_column(label, justify="left" if label == "model" else "right")
     for row in result.rows:
-        table.add_row(*format_row(row))
-    table.add_row("mean image (baseline)", "-", "-", "-", f"{result.baseline_mse:.5f}", "-", "-", "-", "-",
+        table.add_row(*format_row(row, cols))
+    table.add_row("mean image (baseline)", "-", "-", "-", f"{result.baseline_mse:.5f}", *["-"] * (len(cols) - 5),
                   style="dim")
     console.print(table)
     console.print(f"wrote {result.run_dir}/ : metrics.json, loss_curves.png, reconstructions_epoch_*.png, "
@@ -128,6 +123,13 @@ RunsOpt = O(Path("runs"), "--runs-dir", help="Parent folder of run folders")
 ResumeOpt = O(False, "--resume", help="Continue the run --name from its last checkpoints")
 ConfigOpt = O(None, "--config", help="YAML config file; options given here override it")
 QuietOpt = O(False, "--no-progress", help="No progress bars")
+SparsityOpt = O(None, "--sparsity", help="Code sparsity: topk:K, lifetime:K or lifetime:FRACTION, l1:WEIGHT, "
+                "kl:RHO:WEIGHT")
+TiedOpt = O(False, "--tied", help="Tie decoder weights to the encoder's (symmetric fully-connected models)")
+LayerwiseOpt = O(None, "--layerwise", help="Greedy layer-wise pretraining: N epochs per stage, then --epochs of "
+                 "fine-tuning")
+CodeActOpt = O(None, "--code-activation", help="Override the models' code activation, e.g. sigmoid (for kl)")
+DenoiseOpt = O(None, "--denoise", help="Denoising: gaussian:STD, masking:FRACTION or salt_pepper:FRACTION")
 
 
 @app.command()
@@ -142,7 +144,9 @@ def compare(
     device: Optional[str] = DeviceOpt, precision: Optional[str] = PrecOpt, compile_: bool = CompileOpt,
     log_interval: Optional[int] = LogOpt, seed: Optional[int] = SeedOpt, name: Optional[str] = NameOpt,
     runs_dir: Path = RunsOpt, resume: bool = ResumeOpt, config: Optional[Path] = ConfigOpt,
-    no_progress: bool = QuietOpt,
+    no_progress: bool = QuietOpt, sparsity: Optional[str] = SparsityOpt, tied: bool = TiedOpt,
+    layerwise: Optional[int] = LayerwiseOpt, denoise: Optional[str] = DenoiseOpt,
+    code_activation: Optional[str] = CodeActOpt,
 ) -> None:
     """Train several autoencoders on the same data and compare them on the test set (default: the
     tutorial's linear-3 vs conv-64 on Fashion-MNIST, 50 epochs, batch 64, Adam 1e-3, MSE)."""
@@ -150,7 +154,8 @@ def compare(
 
     cfg = _build_config(config, models, dataset, data_dir, train_limit, test_limit, val_fraction, resize, grayscale,
                         epochs, batch_size, optimizer, lr, weight_decay, loss, device, precision, compile_,
-                        log_interval, seed, name)
+                        log_interval, seed, name, sparsity, tied, layerwise, denoise,
+                        code_activation)
     result = run_compare(cfg, runs_root=runs_dir, resume=resume, progress=not no_progress,
                          log=lambda m: console.print(m, highlight=False))
     _print_table(result)
@@ -168,14 +173,17 @@ def train(
     device: Optional[str] = DeviceOpt, precision: Optional[str] = PrecOpt, compile_: bool = CompileOpt,
     log_interval: Optional[int] = LogOpt, seed: Optional[int] = SeedOpt, name: Optional[str] = NameOpt,
     runs_dir: Path = RunsOpt, resume: bool = ResumeOpt, config: Optional[Path] = ConfigOpt,
-    no_progress: bool = QuietOpt,
+    no_progress: bool = QuietOpt, sparsity: Optional[str] = SparsityOpt, tied: bool = TiedOpt,
+    layerwise: Optional[int] = LayerwiseOpt, denoise: Optional[str] = DenoiseOpt,
+    code_activation: Optional[str] = CodeActOpt,
 ) -> None:
     """Train one autoencoder and evaluate it (the same run folder as compare, with one model)."""
     from aelab.experiments import compare as run_compare
 
     cfg = _build_config(config, model, dataset, data_dir, train_limit, test_limit, val_fraction, resize, grayscale,
                         epochs, batch_size, optimizer, lr, weight_decay, loss, device, precision, compile_,
-                        log_interval, seed, name, default_models="linear-3")
+                        log_interval, seed, name, sparsity, tied, layerwise, denoise,
+                        code_activation, default_models="linear-3")
     if len(cfg.models) != 1:
         raise ConfigError(f"train takes one model, got {len(cfg.models)}; use 'aelab compare' for several")
     result = run_compare(cfg, runs_root=runs_dir, resume=resume, progress=not no_progress,

@@ -143,6 +143,99 @@ class ConvSpec(_Strict):
 ModelSpec = Annotated[Union[MLPSpec, ConvSpec], Field(discriminator="type")]
 
 
+def _spec_string(value: Any, field: str, kinds: dict[str, list[str]]) -> Any:
+    """Parse the short CLI form 'kind:a:b' into a mapping using the names in ``kinds[kind]``."""
+    if not isinstance(value, str):
+        return value
+    kind, *args = value.split(":")
+    if kind not in kinds:
+        raise ValueError(f"got {value!r}; allowed kinds: {', '.join(kinds)}")
+    names = kinds[kind]
+    if len(args) != len(names):
+        form = ":".join([kind, *(n.upper() for n in names)])
+        raise ValueError(f"got {value!r}; the form is {form}")
+    out: dict[str, Any] = {"kind": kind}
+    for name, arg in zip(names, args):
+        try:
+            out[name] = int(arg) if name == "k" and arg.isdigit() else float(arg)
+        except ValueError:
+            raise ValueError(f"got {value!r}; {name} must be a number") from None
+    if kind == "lifetime" and isinstance(out.get("k"), float):
+        out["fraction"] = out.pop("k")
+    return out
+
+
+class SparsityConfig(_Strict):
+    """Sparsity of the code (Jian Zhong, "Autoencoders with PyTorch: Full Code Guide").
+
+    * ``topk``: keep the ``k`` largest units of each sample's code, zero the rest (CLI ``topk:K``).
+    * ``lifetime``: winner-take-all across the batch: keep each unit's ``k`` largest values (or the top
+      ``fraction`` of the batch), zero the rest; training only (CLI ``lifetime:K`` or ``lifetime:0.05``).
+    * ``l1``: add ``weight * mean(|z|)`` to the loss (CLI ``l1:WEIGHT``).
+    * ``kl``: add ``weight * mean_j KL(rho || rho_hat_j)``, rho_hat_j the batch mean of unit j; needs codes in
+      (0, 1), e.g. ``code_activation: sigmoid`` (CLI ``kl:RHO:WEIGHT``).
+    """
+
+    kind: Literal["topk", "lifetime", "l1", "kl"]
+    k: Optional[int] = Field(None, ge=1)
+    fraction: Optional[float] = None
+    weight: Optional[float] = Field(None, gt=0)
+    rho: Optional[float] = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_string(cls, value: Any) -> Any:
+        return _spec_string(value, "sparsity", {"topk": ["k"], "lifetime": ["k"], "l1": ["weight"],
+                                                "kl": ["rho", "weight"]})
+
+    @model_validator(mode="after")
+    def _complete(self) -> "SparsityConfig":
+        if self.kind == "topk" and self.k is None:
+            raise ValueError("topk needs k, the number of code units kept per sample (topk:16)")
+        if self.kind == "lifetime":
+            if (self.k is None) == (self.fraction is None):
+                raise ValueError("lifetime needs k (a count, lifetime:10) or a fraction of the batch (lifetime:0.05)")
+            if self.fraction is not None and not 0 < self.fraction <= 1:
+                raise ValueError(f"lifetime fraction: got {self.fraction}; allowed: (0, 1]")
+        if self.kind in ("l1", "kl") and self.weight is None:
+            raise ValueError(f"{self.kind} needs weight, the penalty's lambda > 0")
+        if self.kind == "kl" and (self.rho is None or not 0 < self.rho < 1):
+            raise ValueError(f"kl rho: got {self.rho}; allowed: 0 < rho < 1")
+        return self
+
+
+class CorruptionConfig(_Strict):
+    """Input corruption for denoising autoencoders, drawn fresh for every batch on the training device.
+
+    * ``gaussian``: add N(0, std^2) noise; ``std`` is the standard deviation in pixel units of [0, 1]
+      (CLI ``gaussian:STD``).
+    * ``masking``: set a random ``fraction`` of the pixels to ``value`` (CLI ``masking:FRACTION``).
+    * ``salt_pepper``: set a random ``fraction`` of the pixels to 0 or 1, half each (CLI ``salt_pepper:FRACTION``).
+
+    The corrupted input is clipped to [0, 1] unless ``clip`` is off.
+    """
+
+    kind: Literal["gaussian", "masking", "salt_pepper"]
+    std: Optional[float] = None
+    fraction: Optional[float] = None
+    value: float = Field(0.0, ge=0.0, le=1.0)
+    clip: bool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_string(cls, value: Any) -> Any:
+        return _spec_string(value, "corruption", {"gaussian": ["std"], "masking": ["fraction"],
+                                                  "salt_pepper": ["fraction"]})
+
+    @model_validator(mode="after")
+    def _complete(self) -> "CorruptionConfig":
+        if self.kind == "gaussian" and (self.std is None or self.std < 0):
+            raise ValueError(f"gaussian std: got {self.std}; allowed: std >= 0 (gaussian:0.5)")
+        if self.kind != "gaussian" and (self.fraction is None or not 0 < self.fraction <= 1):
+            raise ValueError(f"{self.kind} fraction: got {self.fraction}; allowed: (0, 1]")
+        return self
+
+
 class ModelConfig(_Strict):
     """A preset by name, or a spec. Exactly one of the two."""
 
@@ -150,6 +243,12 @@ class ModelConfig(_Strict):
     spec: Optional[ModelSpec] = None
     name: Optional[str] = None
     """Display name in tables and figures; defaults to the preset name or the spec type."""
+    sparsity: Optional[SparsityConfig] = None
+    """Code sparsity: top-k, lifetime top-k, L1 or KL penalty (see :class:`SparsityConfig`)."""
+    tied: bool = False
+    """Tie each decoder Linear to the transpose of its mirror encoder Linear (symmetric MLPs only)."""
+    code_activation: Optional[Activation] = None
+    """Overrides the code activation of the preset or spec (e.g. sigmoid for KL sparsity)."""
 
     @model_validator(mode="after")
     def _one_of(self) -> "ModelConfig":
@@ -164,7 +263,20 @@ class ModelConfig(_Strict):
 
     @property
     def label(self) -> str:
-        return self.name or self.preset or self.spec.type  # type: ignore[union-attr]
+        """``name``, or the preset/spec type followed by what was added to it (e.g. ``fc-64 topk:16 tied``)."""
+        if self.name:
+            return self.name
+        parts = [self.preset or self.spec.type]  # type: ignore[union-attr]
+        if self.code_activation:
+            parts.append(f"code:{self.code_activation}")
+        if self.sparsity is not None:
+            sp = self.sparsity
+            arg = {"topk": sp.k, "lifetime": sp.k if sp.k is not None else sp.fraction, "l1": sp.weight,
+                   "kl": f"{sp.rho}:{sp.weight}"}[sp.kind]
+            parts.append(f"{sp.kind}:{arg}")
+        if self.tied:
+            parts.append("tied")
+        return " ".join(str(p) for p in parts)
 
 
 # ------------------------------------------------------------------------------------------- training
@@ -191,6 +303,10 @@ class TrainingConfig(_Strict):
     eval_batch_size: int = Field(1000, ge=1)
     snapshot_size: int = Field(8, ge=1, le=64)
     """Images in the fixed snapshot batch."""
+    corruption: Optional[CorruptionConfig] = None
+    """Denoising: corrupt each training batch, reconstruct the clean one (see :class:`CorruptionConfig`)."""
+    layerwise_epochs: Optional[int] = Field(None, ge=1)
+    """Greedy layer-wise pretraining: epochs per stage before ``epochs`` of fine-tuning of the whole model."""
 
 
 class RunConfig(_Strict):
@@ -288,6 +404,15 @@ def load_yaml(path: Path | str, model_cls: type[C]) -> C:
     Raises:
         ConfigError: the file is missing, is not YAML, or has a bad key or value.
     """
+    return parse_config(model_cls, read_yaml_mapping(path), source=str(path))
+
+
+def read_yaml_mapping(path: Path | str) -> dict:
+    """The mapping in a YAML file.
+
+    Raises:
+        ConfigError: the file is missing, is not YAML, or does not hold a mapping.
+    """
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {str(path)!r} does not exist")
@@ -295,7 +420,9 @@ def load_yaml(path: Path | str, model_cls: type[C]) -> C:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file {str(path)!r} is not valid YAML: {str(exc).splitlines()[0]}") from None
-    return parse_config(model_cls, data, source=str(path))
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {str(path)!r} must hold a mapping of keys to values")
+    return data
 
 
 def dump_yaml(config: BaseModel) -> str:

@@ -26,11 +26,12 @@ import torch
 from aelab.config import CompareConfig, dump_yaml
 from aelab.data import ImageDataset, load_dataset
 from aelab.errors import AelabError
-from aelab.evaluation import evaluate, mean_image_mse
-from aelab.figures import loss_curves, reconstruction_grid, save_figure
+from aelab.evaluation import code_sparsity, denoising_metrics, encode_split, evaluate, mean_image_mse
+from aelab.figures import layerwise_curves, loss_curves, reconstruction_grid, save_figure
 from aelab.figures.report import write_report
 from aelab.models import AutoEncoder, build_model
 from aelab.training import TrainResult, train
+from aelab.training.layerwise import train_layerwise
 from aelab.training.checkpoint import save_checkpoint
 
 LOSS_NAMES = {"mse": "MSE per pixel", "mse_sum": "squared error per image", "bce": "BCE per pixel"}
@@ -129,10 +130,25 @@ def compare(config: CompareConfig | None = None, runs_root: Path | str = "runs",
         torch.manual_seed(config.seed)
         model = build_model(model_cfg, dataset.shape)
         model_dir = run_dir / _safe(label)
-        result = train(model, dataset, config.training, seed=config.seed, run_dir=model_dir, resume=resume,
-                       progress=progress)
+        stages = None
+        if config.training.layerwise_epochs:
+            stages = train_layerwise(model, dataset, config.training, seed=config.seed, run_dir=model_dir,
+                                     resume=resume, progress=progress).stages
+            result = stages[-1]
+        else:
+            result = train(model, dataset, config.training, seed=config.seed, run_dir=model_dir, resume=resume,
+                           progress=progress)
         save_checkpoint({"model": model.state_dict()}, model_dir / "model.pt")
         metrics = _metrics_row(label, model, result, dataset, config.training.eval_batch_size)
+        if stages is not None:
+            metrics["layerwise_final_loss"] = [s.history.train_loss[-1] for s in stages]
+            save_figure(layerwise_curves([s.history for s in stages], label), run_dir / f"layerwise_{_safe(label)}.png")
+        if config.training.corruption is not None:
+            den, examples = denoising_metrics(model, dataset.test, config.training.corruption, seed=config.seed)
+            metrics.update(den)
+            save_figure(reconstruction_grid(examples[0], {"corrupted": examples[1], "denoised": examples[2]},
+                                            title=f"{label}: denoising ({_corruption_label(config.training.corruption)})"),
+                        run_dir / f"denoising_{_safe(label)}.png")
         (model_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
         out.models.append(ModelResult(label, metrics, result))
         log(f"{label}: test MSE {metrics['test_mse']:.5f}, PSNR {metrics['test_psnr']:.2f} dB, "
@@ -143,14 +159,20 @@ def compare(config: CompareConfig | None = None, runs_root: Path | str = "runs",
     return out
 
 
+def _corruption_label(c) -> str:
+    return f"gaussian std {c.std}" if c.kind == "gaussian" else f"{c.kind} {c.fraction:g}"
+
+
 def _safe(label: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in label)
 
 
 def _metrics_row(label: str, model: AutoEncoder, result: TrainResult, dataset: ImageDataset, batch: int) -> dict:
     test = evaluate(model, dataset.test, batch_size=batch)
+    codes = code_sparsity(encode_split(model, dataset.test, batch))
     h = result.history
     return {
+        "code_l0": codes["l0"], "dead_units": codes["dead_units"], "code_mean_abs": codes["mean_abs"],
         "model": label, "parameters": model.num_parameters(), "code_size": model.code_size,
         "code_shape": list(model.code_shape), "compression_ratio": model.compression_ratio,
         "test_mse": test["mse"], "test_psnr": test["psnr"], "test_ssim": test["ssim"], "test_images": test["images"],

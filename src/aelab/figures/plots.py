@@ -35,6 +35,25 @@ def loss_curves(histories: dict, loss_name: str = "MSE per pixel") -> Figure:
     return fig
 
 
+def layerwise_curves(histories: list, label: str) -> Figure:
+    """Training loss of each layer-wise stage, one after the other on the epoch axis; the last is fine-tuning."""
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    start = 0
+    for i, h in enumerate(histories):
+        epochs = range(start + 1, start + len(h.train_loss) + 1)
+        name = "fine-tune (all layers)" if i == len(histories) - 1 else f"stage {i + 1}"
+        ax.plot(epochs, h.train_loss, marker="o", markersize=3, label=name)
+        start += len(h.train_loss)
+    ax.set_xlabel("epoch (all stages)")
+    ax.set_ylabel("training loss")
+    ax.set_yscale("log")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    ax.set_title(f"{label}: greedy layer-wise pretraining")
+    fig.tight_layout()
+    return fig
+
+
 def _image(t: torch.Tensor):
     """uint8 (C, H, W) -> array for imshow."""
     arr = t.cpu().numpy()

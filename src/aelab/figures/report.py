@@ -10,14 +10,22 @@ METRIC_COLUMNS = [
     ("model", "model", "{}"), ("parameters", "parameters", "{:,}"), ("code_size", "code size", "{}"),
     ("compression_ratio", "compression", "{:.1f}x"), ("test_mse", "test MSE", "{:.5f}"),
     ("test_psnr", "PSNR (dB)", "{:.2f}"), ("test_ssim", "SSIM", "{:.4f}"),
+    ("code_l0", "L0", "{:.1f}"), ("dead_units", "dead", "{}"),
     ("train_seconds", "train time (s)", "{:.1f}"), ("images_per_second", "images/s", "{:,.0f}"),
 ]
+DENOISING_COLUMNS = [("noisy_psnr", "noisy PSNR", "{:.2f}"), ("denoised_psnr", "denoised PSNR", "{:.2f}")]
 
 
-def format_row(row: dict) -> list[str]:
+def columns(rows: list[dict]) -> list[tuple[str, str, str]]:
+    """The table columns for these rows (denoising columns only when a row has them)."""
+    extra = DENOISING_COLUMNS if any("noisy_psnr" in r for r in rows) else []
+    return METRIC_COLUMNS[:7] + extra + METRIC_COLUMNS[7:]
+
+
+def format_row(row: dict, cols: list[tuple[str, str, str]] | None = None) -> list[str]:
     """A metrics row as the strings shown in tables."""
     out = []
-    for key, _, fmt in METRIC_COLUMNS:
+    for key, _, fmt in cols or METRIC_COLUMNS:
         value = row.get(key)
         out.append("-" if value is None else fmt.format(value))
     return out
@@ -32,10 +40,12 @@ def write_report(run_dir: Path, title: str, config_yaml: str, rows: list[dict], 
                  notes: list[str] | None = None) -> Path:
     """Write ``run_dir/report.html`` from the run's table and the PNG figures in ``run_dir``."""
     run_dir = Path(run_dir)
-    head = "".join(f"<th>{html.escape(label)}</th>" for _, label, _ in METRIC_COLUMNS)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in format_row(r)) + "</tr>" for r in rows)
+    cols = columns(rows)
+    head = "".join(f"<th>{html.escape(label)}</th>" for _, label, _ in cols)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in format_row(r, cols)) + "</tr>"
+                   for r in rows)
     if baseline_mse is not None:
-        cells = ["mean image (baseline)"] + ["-"] * 3 + [f"{baseline_mse:.5f}"] + ["-"] * 4
+        cells = ["mean image (baseline)"] + ["-"] * 3 + [f"{baseline_mse:.5f}"] + ["-"] * (len(cols) - 5)
         body += "<tr class=baseline>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>",
@@ -51,6 +61,10 @@ def write_report(run_dir: Path, title: str, config_yaml: str, rows: list[dict], 
     parts += [f"<p>{html.escape(n)}</p>" for n in notes or []]
     if (run_dir / "loss_curves.png").is_file():
         parts += ["<h2>Loss curves</h2>", _img(run_dir / "loss_curves.png")]
+    for pattern, heading in [("layerwise_*.png", "Greedy layer-wise pretraining"), ("denoising_*.png", "Denoising")]:
+        figures = sorted(run_dir.glob(pattern))
+        if figures:
+            parts += [f"<h2>{heading}</h2>"] + [_img(p) for p in figures]
     grids = sorted(run_dir.glob("reconstructions_epoch_*.png"))
     if grids:
         parts.append("<h2>Reconstructions over epochs</h2>")

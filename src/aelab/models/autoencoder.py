@@ -24,17 +24,29 @@ class AutoEncoder(nn.Module):
     """
 
     def __init__(self, encoder: nn.Module, decoder: nn.Module, input_shape: tuple[int, ...],
-                 code_shape: tuple[int, ...], name: str = "autoencoder") -> None:
+                 code_shape: tuple[int, ...], name: str = "autoencoder", sparsity: nn.Module | None = None,
+                 penalty: nn.Module | None = None) -> None:
         super().__init__()
         self.encoder = encoder
+        self.sparsity = sparsity if sparsity is not None else nn.Identity()
         self.decoder = decoder
+        self.penalty = penalty
         self.input_shape = tuple(input_shape)
         self.code_shape = tuple(code_shape)
         self.name = name
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """Codes ``(N, *code_shape)`` of images ``x`` ``(N, C, H, W)``."""
-        return self.encoder(x)
+        """Codes ``(N, *code_shape)`` of images ``x`` ``(N, C, H, W)`` (after the sparsity operation)."""
+        return self.sparsity(self.encoder(x))
+
+    def forward_with_code(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(reconstruction ``(N, C, H, W)``, code ``(N, *code_shape)``) in one pass."""
+        z = self.encode(x)
+        return self.decoder(z), z
+
+    def code_penalty(self, z: torch.Tensor) -> torch.Tensor | None:
+        """The sparsity penalty (L1 or KL, already weighted) on codes ``z``, or None without one."""
+        return None if self.penalty is None else self.penalty(z)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Images ``(N, C, H, W)`` decoded from codes ``z`` ``(N, *code_shape)``."""
@@ -42,7 +54,7 @@ class AutoEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Reconstruction ``(N, C, H, W)`` of ``x`` ``(N, C, H, W)``."""
-        return self.decoder(self.encoder(x))
+        return self.decoder(self.encode(x))
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:

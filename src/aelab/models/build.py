@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from aelab.config import MLPSpec, ModelConfig
@@ -10,6 +12,13 @@ from aelab.models.autoencoder import AutoEncoder
 from aelab.models.conv import build_conv
 from aelab.models.mlp import build_mlp
 from aelab.models.presets import PRESETS
+from aelab.models.sparsity import KLPenalty, TopK, build_sparsity
+from aelab.models.tied import tie_weights
+
+
+def _ends_in_sigmoid(encoder: torch.nn.Module) -> bool:
+    layers = list(encoder.children()) if isinstance(encoder, torch.nn.Sequential) else [encoder]
+    return bool(layers) and isinstance(layers[-1], torch.nn.Sigmoid)
 
 
 def _shape(shape: tuple[int, ...]) -> str:
@@ -44,10 +53,22 @@ def build_model(config: ModelConfig | str, input_shape: tuple[int, int, int] | N
         spec = config.spec
         if input_shape is None:
             raise ModelError("a model spec needs the data's input shape (C, H, W)")
+    if config.code_activation is not None:
+        spec = spec.model_copy(update={"code_activation": config.code_activation})
     input_shape = tuple(int(v) for v in input_shape)  # type: ignore[assignment]
     builder = build_mlp if isinstance(spec, MLPSpec) else build_conv
     encoder, decoder, code_shape = builder(spec, input_shape)  # type: ignore[arg-type]
-    model = AutoEncoder(encoder, decoder, input_shape, code_shape, name=config.label)
+    sparsity, penalty = build_sparsity(config.sparsity)
+    if isinstance(sparsity, TopK) and sparsity.k > math.prod(code_shape):
+        raise ModelError(f"sparsity topk:{sparsity.k}: k is larger than the code of {config.label!r} "
+                         f"({math.prod(code_shape)} units); allowed: 1..{math.prod(code_shape)}")
+    if isinstance(penalty, KLPenalty) and not _ends_in_sigmoid(encoder):
+        raise ModelError(f"sparsity kl needs codes in (0, 1) but the encoder of {config.label!r} does not end in a "
+                         "sigmoid; use a spec with code_activation: sigmoid, or l1 sparsity")
+    model = AutoEncoder(encoder, decoder, input_shape, code_shape, name=config.label, sparsity=sparsity,
+                        penalty=penalty)
+    if config.tied:
+        tie_weights(model)
     with torch.no_grad():
         was = model.training
         model.eval()

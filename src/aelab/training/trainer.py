@@ -21,9 +21,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from aelab.config import TrainingConfig
-from aelab.data.dataset import ImageDataset, ImageSplit
+from aelab.data.corruption import corrupt
+from aelab.data.dataset import ImageDataset
 from aelab.errors import AelabError, ConfigError, TrainingDivergedError
 from aelab.models.autoencoder import AutoEncoder
+from aelab.models.sparsity import LifetimeTopK
 from aelab.training.checkpoint import load_checkpoint, save_checkpoint
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -34,7 +36,10 @@ class History:
     """What happened per epoch. Losses are in the unit of the training loss (see ``TrainingConfig.loss``)."""
 
     train_loss: list[float] = field(default_factory=list)
+    """Reconstruction loss (of the clean image, also when training on corrupted inputs)."""
     val_loss: list[float] = field(default_factory=list)
+    train_penalty: list[float] = field(default_factory=list)
+    """The sparsity penalty (L1/KL, weighted) per epoch; 0 without one. The optimized loss is the sum."""
     epoch_seconds: list[float] = field(default_factory=list)
     """Seconds spent in the training steps of each epoch (no validation, snapshots or checkpoints)."""
     snapshots: dict[int, torch.Tensor] = field(default_factory=dict)
@@ -44,14 +49,17 @@ class History:
 
     def to_state(self) -> dict:
         return {"train_loss": list(self.train_loss), "val_loss": list(self.val_loss),
+                "train_penalty": list(self.train_penalty),
                 "epoch_seconds": list(self.epoch_seconds),
                 "snapshots": {str(k): v for k, v in self.snapshots.items()},
                 "snapshot_originals": self.snapshot_originals}
 
     @classmethod
     def from_state(cls, state: dict) -> "History":
-        return cls(list(state["train_loss"]), list(state["val_loss"]), list(state["epoch_seconds"]),
-                   {int(k): v for k, v in state["snapshots"].items()}, state["snapshot_originals"])
+        return cls(train_loss=list(state["train_loss"]), val_loss=list(state["val_loss"]),
+                   train_penalty=list(state["train_penalty"]), epoch_seconds=list(state["epoch_seconds"]),
+                   snapshots={int(k): v for k, v in state["snapshots"].items()},
+                   snapshot_originals=state["snapshot_originals"])
 
 
 @dataclass
@@ -172,7 +180,7 @@ def train(model: AutoEncoder, dataset: ImageDataset, config: TrainingConfig | No
     start_epoch = 0
     ckpt_path = Path(run_dir) / CHECKPOINT_NAME if run_dir is not None else None
     signature = {"training": cfg.model_dump(mode="json", exclude={"device", "compile", "eval_batch_size"}),
-                 "seed": seed, "model": model.name, "parameters": model.num_parameters()}
+                 "seed": seed, "model": repr(model), "parameters": model.num_parameters()}
 
     if resume and ckpt_path is not None and ckpt_path.is_file():
         state = load_checkpoint(ckpt_path, map_location=device)
@@ -197,6 +205,11 @@ def train(model: AutoEncoder, dataset: ImageDataset, config: TrainingConfig | No
     n = train_x.shape[0]
     bs = min(cfg.batch_size, n)
     steps = math.ceil(n / bs)
+    if isinstance(model.sparsity, LifetimeTopK) and model.sparsity.k is not None and model.sparsity.k > bs:
+        raise ConfigError(f"sparsity lifetime:{model.sparsity.k}: k is larger than the batch ({bs}); allowed: "
+                          f"1..{bs}, or a fraction of the batch such as lifetime:0.05")
+    corruption = cfg.corruption
+    with_code = model.penalty is not None
 
     bar = None
     if progress:
@@ -214,25 +227,36 @@ def train(model: AutoEncoder, dataset: ImageDataset, config: TrainingConfig | No
             t0 = time.perf_counter()
             perm = torch.randperm(n, generator=generator).to(device, non_blocking=True)
             total = torch.zeros((), device=device)
+            total_penalty = torch.zeros((), device=device)
             for i in range(steps):
                 idx = perm[i * bs:(i + 1) * bs]
                 xb = train_x.index_select(0, idx).float().div_(255.0).contiguous(memory_format=memory_format)
+                x_in = corrupt(xb, corruption) if corruption is not None else xb
                 with autocast():
-                    out = step_model(xb)
+                    if with_code:
+                        out, z = model.forward_with_code(x_in)
+                    else:
+                        out = step_model(x_in)
                 loss = loss_fn(out.float(), xb)
+                total += loss.detach() * idx.shape[0]
+                if with_code:
+                    penalty = model.code_penalty(z)
+                    total_penalty += penalty.detach() * idx.shape[0]
+                    loss = loss + penalty
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
-                total += loss.detach() * idx.shape[0]
-            train_loss = float(total / n)  # the one host sync of the epoch
+            train_loss, train_penalty = (float(v) for v in (torch.stack([total, total_penalty]) / n).cpu())
+            # (the one host sync of the epoch)
             history.epoch_seconds.append(time.perf_counter() - t0)
-            if not math.isfinite(train_loss):
+            if not (math.isfinite(train_loss) and math.isfinite(train_penalty)):
                 kept = (f"the last good checkpoint (epoch {epoch - 1}) is kept at {str(ckpt_path)!r}"
                         if ckpt_path is not None and epoch > 1 else "no checkpoint was written")
                 raise TrainingDivergedError(f"training of {model.name!r} diverged at epoch {epoch}: loss is "
                                             f"{train_loss}; {kept}; try a lower learning rate (--lr)")
             model.eval()
             history.train_loss.append(train_loss)
+            history.train_penalty.append(train_penalty)
             history.val_loss.append(_mean_loss(model, val_x, loss_fn, cfg.eval_batch_size, autocast))
             if epoch % cfg.log_interval == 0 or epoch == cfg.epochs:
                 with torch.no_grad(), autocast():

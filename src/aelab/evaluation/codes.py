@@ -1,0 +1,67 @@
+"""Code statistics: how sparse the codes are, and denoising quality on a corrupted test set."""
+
+from __future__ import annotations
+
+import torch
+from torchmetrics.functional.image import peak_signal_noise_ratio
+
+from aelab.config import CorruptionConfig
+from aelab.data.corruption import corrupt
+from aelab.data.dataset import ImageSplit
+from aelab.models.autoencoder import AutoEncoder
+
+
+@torch.no_grad()
+def encode_split(model: AutoEncoder, split: ImageSplit, batch_size: int = 1000) -> torch.Tensor:
+    """Codes of every image of ``split`` in eval mode, flattened: float32 ``(N, D)`` on the CPU."""
+    model.eval()
+    device = next(model.parameters()).device
+    codes = [model.encode(split.images[i:i + batch_size].to(device).float().div_(255.0)).flatten(1).float().cpu()
+             for i in range(0, len(split), batch_size)]
+    return torch.cat(codes)
+
+
+def code_sparsity(codes: torch.Tensor, threshold: float = 1e-6) -> dict[str, float]:
+    """Sparsity of codes ``(N, D)``.
+
+    A value is *active* when ``|z| > threshold`` (default: numerically non-zero).
+
+    Returns:
+        ``l0``: mean number of active units per sample; ``l0_fraction``: that over D;
+        ``dead_units``: units never active on any sample; ``mean_abs``: mean |z|; ``units``: D.
+    """
+    active = codes.abs() > threshold
+    return {"l0": float(active.sum(1).float().mean()), "l0_fraction": float(active.float().mean()),
+            "dead_units": int((~active.any(0)).sum()), "mean_abs": float(codes.abs().mean()),
+            "units": int(codes.shape[1])}
+
+
+@torch.no_grad()
+def denoising_metrics(model: AutoEncoder, split: ImageSplit, corruption: CorruptionConfig, seed: int = 0,
+                      batch_size: int = 1000) -> tuple[dict[str, float], tuple[torch.Tensor, ...]]:
+    """PSNR (dB, per image, averaged) of the corrupted input vs clean and of the reconstruction vs clean.
+
+    The test set is corrupted once with an RNG seeded by ``seed``, so the numbers are repeatable.
+
+    Returns:
+        (``{"noisy_psnr", "denoised_psnr", "psnr_gain"}``, (clean, corrupted, denoised) uint8 ``(8, C, H, W)``
+        examples for a figure).
+    """
+    model.eval()
+    device = next(model.parameters()).device
+    gen = torch.Generator(device=device).manual_seed(seed)
+    noisy_sum = denoised_sum = 0.0
+    examples = None
+    for i in range(0, len(split), batch_size):
+        x = split.images[i:i + batch_size].to(device).float().div_(255.0)
+        x_noisy = corrupt(x, corruption, generator=gen)
+        out = model(x_noisy).float().clamp(0, 1)
+        kw = dict(data_range=1.0, reduction="none", dim=(1, 2, 3))
+        noisy_sum += float(peak_signal_noise_ratio(x_noisy.clamp(0, 1), x, **kw).sum())
+        denoised_sum += float(peak_signal_noise_ratio(out, x, **kw).sum())
+        if examples is None:
+            examples = tuple((t[:8].clamp(0, 1) * 255).round().to(torch.uint8).cpu() for t in (x, x_noisy, out))
+    n = len(split)
+    metrics = {"noisy_psnr": noisy_sum / n, "denoised_psnr": denoised_sum / n}
+    metrics["psnr_gain"] = metrics["denoised_psnr"] - metrics["noisy_psnr"]
+    return metrics, examples  # type: ignore[return-value]
