@@ -16,10 +16,11 @@ from aelab.data import ImageDataset, load_dataset
 from aelab.errors import AelabError
 from aelab.evaluation import evaluate
 from aelab.experiments import compare
+from aelab.experiments.runner import load_experiment, run_experiment
 from aelab.models import PRESETS, AutoEncoder, build_model
 from aelab.training import train
 
 __version__ = "0.1.0"
 __all__ = ["CompareConfig", "ConvLayerSpec", "ConvSpec", "DataConfig", "DeconvLayerSpec", "MLPSpec", "ModelConfig",
            "RunConfig", "TrainingConfig", "load_yaml", "ImageDataset", "load_dataset", "AelabError", "evaluate",
-           "compare", "PRESETS", "AutoEncoder", "build_model", "train"]
+           "compare", "run_experiment", "load_experiment", "PRESETS", "AutoEncoder", "build_model", "train"]

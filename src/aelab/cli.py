@@ -7,11 +7,13 @@ a bad value gives the same one-line error everywhere, and exit code 2.
 from __future__ import annotations
 
 import functools
+import json
 import sys
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
+import yaml
 from rich.console import Console
 from rich.table import Table
 
@@ -91,11 +93,13 @@ def _print_table(result) -> None:
         table.add_column(label, justify="left" if label == "model" else "right")
     for row in result.rows:
         table.add_row(*format_row(row, cols))
+    for row in result.pca_rows:
+        table.add_row(*format_row(row, cols), style="cyan")
     table.add_row("mean image (baseline)", "-", "-", "-", f"{result.baseline_mse:.5f}", *["-"] * (len(cols) - 5),
                   style="dim")
     console.print(table)
     console.print(f"wrote {result.run_dir}/ : metrics.json, loss_curves.png, reconstructions_epoch_*.png, "
-                  "report.html", highlight=False)
+                  "analysis/, report.html", highlight=False)
 
 
 # Options shared by compare and train.
@@ -123,6 +127,7 @@ RunsOpt = O(Path("runs"), "--runs-dir", help="Parent folder of run folders")
 ResumeOpt = O(False, "--resume", help="Continue the run --name from its last checkpoints")
 ConfigOpt = O(None, "--config", help="YAML config file; options given here override it")
 QuietOpt = O(False, "--no-progress", help="No progress bars")
+NoAnalysisOpt = O(False, "--no-analysis", help="Skip the analyses (interpolation, latent map, probes...) in the report")
 SparsityOpt = O(None, "--sparsity", help="Code sparsity: topk:K, lifetime:K or lifetime:FRACTION, l1:WEIGHT, "
                 "kl:RHO:WEIGHT")
 TiedOpt = O(False, "--tied", help="Tie decoder weights to the encoder's (symmetric fully-connected models)")
@@ -144,7 +149,7 @@ def compare(
     device: Optional[str] = DeviceOpt, precision: Optional[str] = PrecOpt, compile_: bool = CompileOpt,
     log_interval: Optional[int] = LogOpt, seed: Optional[int] = SeedOpt, name: Optional[str] = NameOpt,
     runs_dir: Path = RunsOpt, resume: bool = ResumeOpt, config: Optional[Path] = ConfigOpt,
-    no_progress: bool = QuietOpt, sparsity: Optional[str] = SparsityOpt, tied: bool = TiedOpt,
+    no_progress: bool = QuietOpt, no_analysis: bool = NoAnalysisOpt, sparsity: Optional[str] = SparsityOpt, tied: bool = TiedOpt,
     layerwise: Optional[int] = LayerwiseOpt, denoise: Optional[str] = DenoiseOpt,
     code_activation: Optional[str] = CodeActOpt,
 ) -> None:
@@ -157,7 +162,7 @@ def compare(
                         log_interval, seed, name, sparsity, tied, layerwise, denoise,
                         code_activation)
     result = run_compare(cfg, runs_root=runs_dir, resume=resume, progress=not no_progress,
-                         log=lambda m: console.print(m, highlight=False))
+                         log=lambda m: console.print(m, highlight=False), analyses=not no_analysis)
     _print_table(result)
 
 
@@ -173,7 +178,7 @@ def train(
     device: Optional[str] = DeviceOpt, precision: Optional[str] = PrecOpt, compile_: bool = CompileOpt,
     log_interval: Optional[int] = LogOpt, seed: Optional[int] = SeedOpt, name: Optional[str] = NameOpt,
     runs_dir: Path = RunsOpt, resume: bool = ResumeOpt, config: Optional[Path] = ConfigOpt,
-    no_progress: bool = QuietOpt, sparsity: Optional[str] = SparsityOpt, tied: bool = TiedOpt,
+    no_progress: bool = QuietOpt, no_analysis: bool = NoAnalysisOpt, sparsity: Optional[str] = SparsityOpt, tied: bool = TiedOpt,
     layerwise: Optional[int] = LayerwiseOpt, denoise: Optional[str] = DenoiseOpt,
     code_activation: Optional[str] = CodeActOpt,
 ) -> None:
@@ -187,7 +192,7 @@ def train(
     if len(cfg.models) != 1:
         raise ConfigError(f"train takes one model, got {len(cfg.models)}; use 'aelab compare' for several")
     result = run_compare(cfg, runs_root=runs_dir, resume=resume, progress=not no_progress,
-                         log=lambda m: console.print(m, highlight=False))
+                         log=lambda m: console.print(m, highlight=False), analyses=not no_analysis)
     _print_table(result)
 
 
@@ -205,6 +210,249 @@ def list_models() -> None:
         table.add_row(name, f"{m.num_parameters():,}", "x".join(map(str, m.input_shape)),
                       "x".join(map(str, m.code_shape)), f"{m.compression_ratio:.1f}x", preset.source)
     console.print(table)
+
+
+# ------------------------------------------------------------------------------------------- analyses
+RunDirArg = typer.Argument(..., help="A run folder written by 'aelab compare' or 'aelab train'")
+ModelSel = O(None, "--model", help="Which model of the run (default: the first)")
+
+
+def _open(run_dir: Path):
+    from aelab.experiments.inspect import open_run
+
+    return open_run(run_dir)
+
+
+def _done(path: Path) -> None:
+    console.print(f"wrote {path}", highlight=False)
+
+
+@app.command()
+@_user_errors
+def interpolate(run_dir: Path = RunDirArg, model: Optional[str] = ModelSel,
+                from_: Optional[str] = O(None, "--from", help="Class (index or name) of the first image"),
+                to: Optional[str] = O(None, "--to", help="Class (index or name) of the second image"),
+                index_from: Optional[int] = O(None, "--index-from", help="Test-image index of the first image"),
+                index_to: Optional[int] = O(None, "--index-to", help="Test-image index of the second image"),
+                steps: int = O(10, "--steps"), seed: int = O(0, "--seed")) -> None:
+    """Interpolate between two test images in data space and in latent space."""
+    from aelab.experiments.inspect import run_interpolation
+
+    _, path = run_interpolation(_open(run_dir), model, from_, to, index_from, index_to, steps, seed)
+    _done(path)
+
+
+@app.command("latent-map")
+@_user_errors
+def latent_map(run_dir: Path = RunDirArg, model: Optional[str] = ModelSel,
+               method: str = O("auto", "--method", help="auto (the code if 2-D, else PCA), pca, tsne"),
+               n: int = O(5000, "--n", help="Test images to map"), seed: int = O(0, "--seed")) -> None:
+    """2-D map of the test codes coloured by class."""
+    from aelab.experiments.inspect import run_latent_map
+
+    _done(run_latent_map(_open(run_dir), model, method, n, seed)[1])
+
+
+@app.command()
+@_user_errors
+def heatmap(run_dir: Path = RunDirArg, model: Optional[str] = ModelSel, n: int = O(512, "--n")) -> None:
+    """Codes of a batch of test images as an image, with unit activity and dead units."""
+    from aelab.experiments.inspect import run_code_heatmap
+
+    h, path = run_code_heatmap(_open(run_dir), model, n)
+    console.print(f"{int(h.dead.sum())} of {h.codes.shape[1]} code units are dead on these {len(h.codes)} images")
+    _done(path)
+
+
+@app.command()
+@_user_errors
+def dictionary(run_dir: Path = RunDirArg, model: Optional[str] = ModelSel,
+               amplitude: float = O(1.0, "--amplitude", help="Value of the one-hot code")) -> None:
+    """What each code unit decodes to (the decoder's feature dictionary)."""
+    from aelab.experiments.inspect import run_feature_dictionary
+
+    _done(run_feature_dictionary(_open(run_dir), model, amplitude)[1])
+
+
+@app.command()
+@_user_errors
+def failures(run_dir: Path = RunDirArg, model: Optional[str] = ModelSel,
+             k: int = O(8, "--k", help="Worst images to show")) -> None:
+    """Per-class test MSE and the worst-reconstructed test images."""
+    from aelab.experiments.inspect import run_failures
+
+    f, path = run_failures(_open(run_dir), model, k)
+    table = Table(title="test MSE per class")
+    table.add_column("class")
+    table.add_column("images", justify="right")
+    table.add_column("MSE", justify="right")
+    for name, count, mse in f.per_class:
+        table.add_row(name, str(count), f"{mse:.5f}")
+    console.print(table)
+    _done(path)
+
+
+@app.command()
+@_user_errors
+def compression(run_dir: Path = RunDirArg, model: Optional[str] = ModelSel) -> None:
+    """Code bytes (float32, float16, 8-bit) vs raw image bytes, and PSNR at each."""
+    from aelab.experiments.inspect import run_compression
+
+    rows, path = run_compression(_open(run_dir), model)
+    table = Table(title="compression")
+    for col in ("code stored as", "bytes per code", "raw image bytes", "ratio", "PSNR (dB)"):
+        table.add_column(col, justify="right")
+    for r in rows:
+        table.add_row(r["storage"], str(r["code_bytes"]), str(r["image_bytes"]), f"{r['compression_ratio']:.1f}x",
+                      f"{r['psnr']:.2f}")
+    console.print(table)
+    _done(path)
+
+
+@app.command()
+@_user_errors
+def pca(run_dir: Path = RunDirArg) -> None:
+    """PCA baseline at each model's code size, beside the autoencoders."""
+    from aelab.experiments.inspect import run_pca
+
+    run = _open(run_dir)
+    rows = run_pca(run)
+    metrics = json.loads((run.run_dir / "metrics.json").read_text())["models"]
+    table = Table(title="test set: autoencoders and PCA at the same code size")
+    for col in ("model", "code size", "test MSE", "PSNR (dB)"):
+        table.add_column(col, justify="left" if col == "model" else "right")
+    for r in metrics + rows:
+        table.add_row(r["model"], str(r["code_size"]), f"{r['test_mse']:.5f}", f"{r['test_psnr']:.2f}")
+    console.print(table)
+
+
+def _labels_list(text: str) -> list:
+    out = []
+    for part in text.split(","):
+        part = part.strip()
+        if part == "all":
+            out.append(None)
+        elif part.isdigit() and int(part) > 0:
+            out.append(int(part))
+        else:
+            raise ConfigError(f"--labels: got {part!r}; allowed: positive integers or 'all', e.g. 10,100,all")
+    return out
+
+
+@app.command()
+@_user_errors
+def probe(run_dir: Path = RunDirArg, model: Optional[str] = ModelSel,
+          labels: str = O("10,100,all", "--labels", help="Labelled images per class, e.g. 10,100,all"),
+          seed: int = O(0, "--seed")) -> None:
+    """Frozen-encoder linear probe and kNN vs an MLP and a CNN trained from scratch, with few labels."""
+    from aelab.experiments.inspect import run_probes
+
+    ns = _labels_list(labels)
+    rows, path = run_probes(_open(run_dir), model, ns, seed)
+    table = Table(title="test accuracy with few labels")
+    for col in ("labels/class", "linear probe", "kNN", "MLP (scratch)", "CNN (scratch)", "codes help?"):
+        table.add_column(col, justify="right")
+    for r in rows:
+        table.add_row(str(r["labels_per_class"]), f"{r['logistic']:.3f}", f"{r['knn']:.3f}", f"{r['mlp']:.3f}",
+                      "-" if r["cnn"] is None else f"{r['cnn']:.3f}", "yes" if r["helps"] else "no")
+    console.print(table)
+    console.print(f"parameters: MLP {rows[0]['mlp_parameters']:,}, CNN "
+                  f"{rows[0]['cnn_parameters'] or 0:,}", highlight=False)
+    _done(path)
+
+
+@app.command()
+@_user_errors
+def report(run_dir: Path = typer.Argument(..., help="A run folder, or a folder of run folders"),
+           analyses: bool = O(True, "--analyses/--no-analyses", help="(Re)run every analysis first")) -> None:
+    """Write one self-contained HTML report (images embedded) for a run folder or a folder of runs."""
+    from aelab.experiments.inspect import open_run, run_all
+    from aelab.figures.report import write_report
+
+    runs = [run_dir] if (run_dir / "config.yaml").is_file() else sorted(
+        p for p in run_dir.glob("*") if (p / "config.yaml").is_file())
+    if not runs:
+        raise AelabError(f"{str(run_dir)!r} holds no aelab run folder (no config.yaml in it or its sub-folders)")
+    for path in runs:
+        if analyses:
+            run_all(open_run(path), log=lambda m: console.print(m, highlight=False))
+        _done(write_report(path))
+
+
+# ---------------------------------------------------------------------------------------- experiments
+@app.command("run")
+@_user_errors
+def run_cmd(experiment: Path = typer.Argument(..., help="Experiment YAML file"),
+            executor: str = O("local", "--executor", help="local (processes on this machine) or ray"),
+            workers: Optional[int] = O(None, "--workers", help="Runs in parallel (default: one per core)"),
+            address: Optional[str] = O(None, "--address", help="Ray cluster address (default: a local Ray)"),
+            retry_failed: bool = O(False, "--retry-failed", help="Run failed runs again"),
+            tensorboard: bool = O(False, "--tensorboard", help="Write TensorBoard logs into each run folder"),
+            runs_dir: Path = RunsOpt) -> None:
+    """Run an experiment file: every run not done yet, in parallel; finished runs are skipped."""
+    from aelab.experiments.runner import run_experiment
+
+    if workers is not None and workers < 1:
+        raise ConfigError(f"--workers: got {workers}; allowed: 1 or more")
+    records = run_experiment(experiment, runs_dir, executor, workers, address, retry_failed, tensorboard,
+                             log=lambda m: console.print(m, highlight=False))
+    _runs_table(records)
+
+
+def _runs_table(records: list[dict]) -> None:
+    table = Table(title=f"{len(records)} runs")
+    for col in ("id", "experiment", "name", "status", "test MSE", "PSNR (dB)", "seconds", "attempts", "error"):
+        table.add_column(col, justify="right" if col in ("test MSE", "PSNR (dB)", "seconds", "attempts") else "left")
+    for r in records:
+        m = r["metrics"] or {}
+        table.add_row(r["id"], r["experiment"], r["name"], r["status"],
+                      f"{m['test_mse']:.5f}" if m else "-", f"{m['test_psnr']:.2f}" if m else "-",
+                      f"{r['seconds']:.1f}" if r["seconds"] else "-", str(r["attempts"]), (r["error"] or "")[:80])
+    console.print(table)
+
+
+@app.command("runs")
+@_user_errors
+def runs_cmd(args: Optional[list[str]] = typer.Argument(None, help="[EXPERIMENT] to list, or: show RUN_ID"),
+             runs_dir: Path = RunsOpt) -> None:
+    """List the runs of all experiments (or of one), or 'show RUN_ID' for one run's config, metrics and files."""
+    from aelab.experiments.runner import STORE_NAME
+    from aelab.experiments.store import RunStore
+
+    args = args or []
+    stores = sorted(runs_dir.glob(f"*/{STORE_NAME}"))
+    if args and args[0] == "show":
+        if len(args) != 2:
+            raise ConfigError("usage: aelab runs show RUN_ID")
+        for path in stores:
+            store = RunStore(path)
+            rec = store.get(args[1])
+            store.close()
+            if rec is not None:
+                console.print(f"[bold]{rec['id']}[/] {rec['name']} ({rec['experiment']}): {rec['status']}"
+                              f"{' - ' + rec['error'] if rec['error'] else ''}")
+                console.print(yaml.safe_dump(rec["config"], sort_keys=False), highlight=False)
+                if rec["metrics"]:
+                    console.print_json(json.dumps(rec["metrics"]))
+                folder = path.parent / rec["id"]
+                if folder.is_dir():
+                    console.print("files: " + ", ".join(sorted(str(p.relative_to(folder))
+                                                               for p in folder.rglob("*") if p.is_file())),
+                                  highlight=False)
+                return
+        raise AelabError(f"no run with id {args[1]!r} under {str(runs_dir)!r}")
+    if len(args) > 1:
+        raise ConfigError("usage: aelab runs [EXPERIMENT] | aelab runs show RUN_ID")
+    if args:
+        stores = [p for p in stores if p.parent.name == args[0]]
+        if not stores:
+            raise AelabError(f"no experiment {args[0]!r} under {str(runs_dir)!r}")
+    records = []
+    for path in stores:
+        store = RunStore(path)
+        records += store.records()
+        store.close()
+    _runs_table(records)
 
 
 def main() -> None:

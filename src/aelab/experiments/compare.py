@@ -28,7 +28,8 @@ from aelab.data import ImageDataset, load_dataset
 from aelab.errors import AelabError
 from aelab.evaluation import code_sparsity, denoising_metrics, encode_split, evaluate, mean_image_mse
 from aelab.figures import layerwise_curves, loss_curves, reconstruction_grid, save_figure
-from aelab.figures.report import write_report
+from aelab.experiments.inspect import Run, run_all, run_pca
+from aelab.figures.report import safe_name, write_report
 from aelab.models import AutoEncoder, build_model
 from aelab.training import TrainResult, train
 from aelab.training.layerwise import train_layerwise
@@ -55,6 +56,8 @@ class CompareResult:
     dataset: ImageDataset
     models: list[ModelResult] = field(default_factory=list)
     baseline_mse: float = float("nan")
+    pca_rows: list[dict] = field(default_factory=list)
+    """PCA baselines at the models' code sizes (test MSE, PSNR)."""
 
     @property
     def rows(self) -> list[dict]:
@@ -94,7 +97,8 @@ def _labels(config: CompareConfig) -> list[str]:
 
 
 def compare(config: CompareConfig | None = None, runs_root: Path | str = "runs", resume: bool = False,
-            progress: bool = True, log: Callable[[str], None] = print) -> CompareResult:
+            progress: bool = True, log: Callable[[str], None] = print, analyses: bool = True,
+            run_dir: Path | str | None = None, on_epoch=None) -> CompareResult:
     """Train and evaluate every model of ``config`` on the same data; write the run folder.
 
     Everything that can be refused (unknown dataset, a model that does not fit the data, repeated names)
@@ -108,6 +112,10 @@ def compare(config: CompareConfig | None = None, runs_root: Path | str = "runs",
             are not trained again).
         progress: show progress bars.
         log: where to send one-line status messages.
+        analyses: also run the analyses (interpolation, latent map, ..., PCA baseline, probes) for the report.
+        run_dir: use exactly this folder (created if missing; with ``resume``, models continue from the
+            checkpoints in it and finished models are not trained again). Used by experiments.
+        on_epoch: passed to :func:`aelab.training.train` (e.g. TensorBoard logging).
 
     Returns:
         :class:`CompareResult` with the metrics row of every model.
@@ -117,10 +125,10 @@ def compare(config: CompareConfig | None = None, runs_root: Path | str = "runs",
     dataset = load_dataset(config.data, seed=config.seed)
     for model_cfg in config.models:  # refuse misfits before training anything
         build_model(model_cfg, dataset.shape)
-    run_dir = new_run_dir(runs_root, config.name, resume)
+    run_dir = Path(run_dir) if run_dir is not None else new_run_dir(runs_root, config.name, resume)
     run_dir.mkdir(parents=True, exist_ok=True)
-    config_yaml = dump_yaml(config.model_copy(update={"name": run_dir.name}))
-    (run_dir / "config.yaml").write_text(config_yaml)
+    dump = dump_yaml(config.model_copy(update={"name": run_dir.name}))
+    (run_dir / "config.yaml").write_text(dump)
     log(f"{dataset.summary()}")
     log(f"run folder: {run_dir}")
 
@@ -129,7 +137,7 @@ def compare(config: CompareConfig | None = None, runs_root: Path | str = "runs",
     for label, model_cfg in zip(labels, config.models):
         torch.manual_seed(config.seed)
         model = build_model(model_cfg, dataset.shape)
-        model_dir = run_dir / _safe(label)
+        model_dir = run_dir / safe_name(label)
         stages = None
         if config.training.layerwise_epochs:
             stages = train_layerwise(model, dataset, config.training, seed=config.seed, run_dir=model_dir,
@@ -137,25 +145,30 @@ def compare(config: CompareConfig | None = None, runs_root: Path | str = "runs",
             result = stages[-1]
         else:
             result = train(model, dataset, config.training, seed=config.seed, run_dir=model_dir, resume=resume,
-                           progress=progress)
+                           progress=progress, on_epoch=on_epoch)
         save_checkpoint({"model": model.state_dict()}, model_dir / "model.pt")
         metrics = _metrics_row(label, model, result, dataset, config.training.eval_batch_size)
         if stages is not None:
             metrics["layerwise_final_loss"] = [s.history.train_loss[-1] for s in stages]
-            save_figure(layerwise_curves([s.history for s in stages], label), run_dir / f"layerwise_{_safe(label)}.png")
+            save_figure(layerwise_curves([s.history for s in stages], label), run_dir / f"layerwise_{safe_name(label)}.png")
         if config.training.corruption is not None:
             den, examples = denoising_metrics(model, dataset.test, config.training.corruption, seed=config.seed)
             metrics.update(den)
             save_figure(reconstruction_grid(examples[0], {"corrupted": examples[1], "denoised": examples[2]},
                                             title=f"{label}: denoising ({_corruption_label(config.training.corruption)})"),
-                        run_dir / f"denoising_{_safe(label)}.png")
+                        run_dir / f"denoising_{safe_name(label)}.png")
         (model_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
         out.models.append(ModelResult(label, metrics, result))
         log(f"{label}: test MSE {metrics['test_mse']:.5f}, PSNR {metrics['test_psnr']:.2f} dB, "
             f"SSIM {metrics['test_ssim']:.4f} ({metrics['train_seconds']:.1f} s, "
             f"{metrics['images_per_second']:,.0f} images/s)")
 
-    _write_outputs(out, config_yaml)
+    _write_outputs(out)
+    run = Run(run_dir, config, dataset, {m.label: m.result.model for m in out.models})
+    out.pca_rows = run_pca(run)
+    if analyses:
+        run_all(run, log=log, pca=False)
+    write_report(run_dir)
     return out
 
 
@@ -163,8 +176,6 @@ def _corruption_label(c) -> str:
     return f"gaussian std {c.std}" if c.kind == "gaussian" else f"{c.kind} {c.fraction:g}"
 
 
-def _safe(label: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in label)
 
 
 def _metrics_row(label: str, model: AutoEncoder, result: TrainResult, dataset: ImageDataset, batch: int) -> dict:
@@ -182,9 +193,11 @@ def _metrics_row(label: str, model: AutoEncoder, result: TrainResult, dataset: I
     }
 
 
-def _write_outputs(out: CompareResult, config_yaml: str) -> None:
+def _write_outputs(out: CompareResult) -> None:
     run_dir = out.run_dir
-    metrics = {"dataset": out.dataset.name, "baseline_mean_image_mse": out.baseline_mse, "models": out.rows,
+    metrics = {"dataset": out.dataset.name, "summary": f"{out.dataset.summary()}; trained on "
+               f"{out.models[0].result.device}, {time.strftime('%Y-%m-%d %H:%M')}.",
+               "baseline_mean_image_mse": out.baseline_mse, "models": out.rows,
                "finished": datetime.now().isoformat(timespec="seconds")}
     tmp = run_dir / ".metrics.json.tmp"
     tmp.write_text(json.dumps(metrics, indent=2))
@@ -196,7 +209,3 @@ def _write_outputs(out: CompareResult, config_yaml: str) -> None:
         rows = {m.label: m.result.history.snapshots[epoch] for m in out.models if epoch in m.result.history.snapshots}
         fig = reconstruction_grid(first.snapshot_originals, rows, title=f"Epoch {epoch}")
         save_figure(fig, run_dir / f"reconstructions_epoch_{epoch:03d}.png")
-    notes = [f"{out.dataset.summary()}.",
-             f"Mean-image baseline: test MSE {out.baseline_mse:.5f} (predicting the mean training image).",
-             f"Trained on {out.models[0].result.device}; {time.strftime('%Y-%m-%d %H:%M')}."]
-    write_report(run_dir, f"aelab compare: {run_dir.name}", config_yaml, out.rows, out.baseline_mse, notes)

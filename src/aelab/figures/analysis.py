@@ -1,0 +1,147 @@
+"""Figures for the analyses in :mod:`aelab.evaluation.analysis` and :mod:`aelab.evaluation.probes`."""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+
+def _show(ax, img: torch.Tensor, cmap="gray", vmin=0.0, vmax=1.0) -> None:
+    arr = img.float().numpy()
+    ax.imshow(arr[0] if arr.shape[0] == 1 else np.clip(arr.transpose(1, 2, 0), 0, 1), cmap=cmap, vmin=vmin, vmax=vmax)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def interpolation_figure(interp, title: str = "") -> Figure:
+    """Two rows: data-space (1-a) x + a x', latent-space g((1-a) f(x) + a f(x'))."""
+    steps = len(interp.alphas)
+    fig, axes = plt.subplots(2, steps, figsize=(1.2 * steps + 1.5, 3.2), squeeze=False)
+    for r, (label, row) in enumerate([("data space", interp.data_space), ("latent space", interp.latent_space)]):
+        for c in range(steps):
+            _show(axes[r][c], row[c])
+            if r == 0:
+                axes[r][c].set_title(f"a={float(interp.alphas[c]):.2f}", fontsize=8)
+        axes[r][0].set_ylabel(label, rotation=0, ha="right", va="center")
+    fig.suptitle(title or f"Interpolation between test images {interp.index_a} and {interp.index_b}")
+    fig.tight_layout()
+    return fig
+
+
+def latent_map_figure(lm, class_names: list[str], title: str = "") -> Figure:
+    """Scatter of 2-D codes coloured by class, with a legend of class names."""
+    fig, ax = plt.subplots(figsize=(7.5, 6))
+    cmap = plt.get_cmap("tab10")
+    for c in np.unique(lm.labels):
+        pts = lm.points[lm.labels == c]
+        name = class_names[c] if c < len(class_names) else str(c)
+        ax.scatter(pts[:, 0], pts[:, 1], s=4, alpha=0.6, color=cmap(int(c) % 10), label=name)
+    axis = {"code": "code unit", "pca": "PC", "tsne": "t-SNE"}[lm.method]
+    ax.set_xlabel(f"{axis} 1")
+    ax.set_ylabel(f"{axis} 2")
+    ax.legend(markerscale=4, fontsize=8, loc="best")
+    ax.set_title(title or f"Latent map ({lm.method}, {len(lm.labels)} test images)")
+    fig.tight_layout()
+    return fig
+
+
+def code_heatmap_figure(h, title: str = "") -> Figure:
+    """Codes (samples x units) as an image, with the per-unit activity frequency below; dead units in red."""
+    fig, (ax, ax2) = plt.subplots(2, 1, figsize=(8, 7), gridspec_kw={"height_ratios": [4, 1]}, sharex=True)
+    im = ax.imshow(h.codes, aspect="auto", cmap="viridis", interpolation="nearest")
+    fig.colorbar(im, ax=ax, label="code value")
+    ax.set_ylabel("sample")
+    units = np.arange(h.codes.shape[1])
+    ax2.bar(units, h.frequency, color=np.where(h.dead, "red", "C0"), width=1.0)
+    for u in units[h.dead]:
+        ax.axvline(u, color="red", linewidth=0.5, alpha=0.5)
+    ax2.set_ylabel("active share")
+    ax2.set_xlabel(f"code unit ({int(h.dead.sum())} dead, in red)")
+    ax2.set_ylim(0, 1)
+    ax.set_title(title or f"Codes of {h.codes.shape[0]} test images")
+    fig.tight_layout()
+    return fig
+
+
+def feature_dictionary_figure(tiles: torch.Tensor, title: str = "", max_tiles: int = 256) -> Figure:
+    """One tile per code unit: g(a e_j) - g(0), each scaled to its own range (blue negative, red positive)."""
+    n = min(len(tiles), max_tiles)
+    cols = math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 0.9 + 0.5, rows * 0.9 + 0.8), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        if i < n:
+            t = tiles[i].mean(0, keepdim=True) if tiles.shape[1] == 3 else tiles[i]
+            m = float(t.abs().max()) or 1.0
+            _show(ax, t, cmap="bwr", vmin=-m, vmax=m)
+        else:
+            ax.axis("off")
+    fig.suptitle(title or f"Feature dictionary ({len(tiles)} code units{', first ' + str(n) if n < len(tiles) else ''})")
+    fig.tight_layout()
+    return fig
+
+
+def failures_figure(f, title: str = "") -> Figure:
+    """Per-class MSE bars, and the worst-reconstructed images (original above, reconstruction below)."""
+    k = len(f.worst)
+    fig = plt.figure(figsize=(max(8, 1.2 * k), 6.5))
+    grid = fig.add_gridspec(3, k, height_ratios=[2.2, 1, 1])
+    ax = fig.add_subplot(grid[0, :])
+    names = [n for n, _, _ in f.per_class]
+    ax.bar(range(len(names)), [m for _, _, m in f.per_class], color="C1")
+    ax.set_xticks(range(len(names)))
+    ax.set_xticklabels(names, rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel("test MSE")
+    ax.set_title(title or "Where it fails: per-class test MSE and the worst reconstructions")
+    for i in range(k):
+        a1, a2 = fig.add_subplot(grid[1, i]), fig.add_subplot(grid[2, i])
+        _show(a1, f.originals[i].float() / 255)
+        _show(a2, f.reconstructions[i].float() / 255)
+        a1.set_title(f"#{f.worst[i]}\nMSE {f.worst_mse[i]:.3f}", fontsize=7)
+        if i == 0:
+            a1.set_ylabel("original", fontsize=8)
+            a2.set_ylabel("reconstruction", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def compression_figure(rows: list[dict], title: str = "") -> Figure:
+    """PSNR of the decoded image vs bytes per code, for each storage type."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for r in rows:
+        ax.scatter(r["code_bytes"], r["psnr"], s=50)
+        ax.annotate(f"{r['storage']} ({r['compression_ratio']:.1f}x)", (r["code_bytes"], r["psnr"]),
+                    textcoords="offset points", xytext=(6, 4), fontsize=9)
+    ax.set_xscale("log")
+    ax.set_xlabel(f"bytes per code (raw image: {rows[0]['image_bytes']} bytes)")
+    ax.set_ylabel("PSNR (dB)")
+    ax.grid(True, alpha=0.3)
+    ax.set_title(title or "Compression: code storage vs reconstruction quality")
+    fig.tight_layout()
+    return fig
+
+
+def probes_figure(rows: list[dict], title: str = "") -> Figure:
+    """Test accuracy vs labels per class for the probes and the from-scratch classifiers."""
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    xs = [str(r["labels_per_class"]) for r in rows]
+    for key, label, style in [("logistic", "linear probe on codes", "-o"), ("knn", "kNN on codes", "-s"),
+                              ("mlp", "MLP from scratch", "--^"), ("cnn", "CNN from scratch", "--v")]:
+        ys = [r.get(key) for r in rows]
+        if any(y is not None for y in ys):
+            ax.plot(xs, [np.nan if y is None else y for y in ys], style, label=label)
+    ax.set_xlabel("labelled images per class")
+    ax.set_ylabel("test accuracy")
+    ax.set_ylim(0, 1)
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    ax.set_title(title or "Features with few labels")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,210 @@
+"""The data behind each analysis figure, checked against values worked out by hand."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import write_idx_dataset
+from torch import nn
+from typer.testing import CliRunner
+
+from aelab.cli import app
+from aelab.config import DataConfig, MLPSpec, ModelConfig
+from aelab.data import ImageDataset, ImageSplit, load_dataset
+from aelab.errors import AelabError
+from aelab.evaluation import analysis as A
+from aelab.evaluation.pca import fit_pca, pca_baseline, pca_reconstruct
+from aelab.evaluation.probes import WorkshopCNN, WorkshopMLP, labelled_subset, probe_table
+from aelab.models import AutoEncoder, build_model
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset(DataConfig(name="digits"), seed=0)
+
+
+def test_interpolation_endpoints_are_the_reconstructions(digits):
+    torch.manual_seed(0)
+    model = build_model("conv-64").eval()
+    split = ImageSplit(torch.randint(0, 256, (6, 1, 28, 28), dtype=torch.uint8), torch.arange(6))
+    interp = A.interpolate(model, split, 1, 4, steps=7)
+    x = split.floats()
+    with torch.no_grad():
+        assert torch.allclose(interp.latent_space[0], model(x[1:2])[0], atol=1e-6)
+        assert torch.allclose(interp.latent_space[-1], model(x[4:5])[0], atol=1e-6)
+        mid = model.decode(0.5 * model.encode(x[1:2]) + 0.5 * model.encode(x[4:5]))[0]
+    assert torch.allclose(interp.latent_space[3], mid, atol=1e-6)
+    assert torch.equal(interp.data_space[0], x[1]) and torch.equal(interp.data_space[-1], x[4])
+    assert torch.allclose(interp.data_space[3], 0.5 * x[1] + 0.5 * x[4])
+    assert interp.alphas.tolist() == pytest.approx([i / 6 for i in range(7)])
+
+
+def test_class_by_name_or_index_and_unknown_class(digits):
+    assert A.resolve_class(digits, "3") == 3
+    fm = ImageDataset("fashion-mnist", digits.train, digits.val, digits.test,
+                      ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                       "Ankle boot"])
+    assert A.resolve_class(fm, "sneaker") == 7
+    with pytest.raises(AelabError, match="class 'Hat' does not exist in fashion-mnist; allowed: 0=T-shirt/top"):
+        A.resolve_class(fm, "Hat")
+    i = A.pick_of_class(digits.test, 5, seed=1)
+    assert int(digits.test.labels[i]) == 5 and i == A.pick_of_class(digits.test, 5, seed=1)
+
+
+def test_pca_at_full_rank_reconstructs_exactly(digits):
+    pca = fit_pca(digits.train, 64)
+    recon = pca_reconstruct(pca, digits.test)
+    assert float((recon - digits.test.floats()).abs().max()) < 1e-4
+    low = pca_baseline(digits.train, digits.test, 8)
+    assert low["code_size"] == 8 and 0 < low["test_mse"] < 0.1 and low["parameters"] == 8 * 64 + 64
+    with pytest.raises(AelabError, match="allowed: 1..64"):
+        fit_pca(digits.train, 65)
+
+
+def test_compression_byte_counts_are_exact():
+    torch.manual_seed(0)
+    model = build_model("conv-64").eval()
+    imgs = torch.randint(0, 256, (20, 1, 28, 28), dtype=torch.uint8)
+    ds = ImageDataset("t", ImageSplit(imgs[:12], torch.zeros(12, dtype=torch.long)), ImageSplit(imgs[:0], torch.zeros(0, dtype=torch.long)),
+                      ImageSplit(imgs[12:], torch.zeros(8, dtype=torch.long)))
+    rows = A.compression(model, ds)
+    assert [(r["storage"], r["code_bytes"], r["image_bytes"]) for r in rows] == [
+        ("float32", 256, 784), ("float16", 128, 784), ("uint8", 64, 784)]
+    assert [r["compression_ratio"] for r in rows] == [784 / 256, 784 / 128, 784 / 64]
+    assert rows[0]["psnr"] == pytest.approx(rows[1]["psnr"], abs=0.05)  # float16 barely changes the image
+    assert rows[2]["psnr"] <= rows[0]["psnr"] + 0.05
+
+
+def test_feature_dictionary_tiles_by_hand():
+    dec = nn.Linear(3, 4)
+    model = AutoEncoder(nn.Flatten(1), nn.Sequential(dec, nn.Unflatten(1, (1, 2, 2))), (1, 2, 2), (3,))
+    tiles = A.feature_dictionary(model, amplitude=2.0)
+    assert tiles.shape == (3, 1, 2, 2)
+    for j in range(3):
+        assert torch.allclose(tiles[j].flatten(), 2.0 * dec.weight[:, j].detach(), atol=1e-6)
+    assert A.feature_dictionary(build_model("conv-pool")).shape == (4 * 7 * 7, 1, 28, 28)
+    assert A.feature_dictionary(build_model("conv-64")).shape[0] == 64
+
+
+def test_latent_map_uses_a_2d_code_directly(digits):
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(spec=MLPSpec(hidden=[16], code_size=2)), digits.shape)
+    lm = A.latent_map(model, digits.test, "auto", n=100)
+    assert lm.method == "code" and lm.points.shape == (100, 2)
+    assert np.allclose(lm.points, model.encode(digits.test.floats()[:100]).detach().numpy(), atol=1e-6)
+    model10 = build_model(ModelConfig(spec=MLPSpec(hidden=[16], code_size=10)), digits.shape)
+    assert A.latent_map(model10, digits.test, "auto", n=100).method == "pca"
+
+
+def test_code_heatmap_marks_dead_units(digits):
+    model = build_model(ModelConfig(spec=MLPSpec(hidden=[], code_size=6, code_activation="relu")), digits.shape)
+    with torch.no_grad():
+        model.encoder[1].weight[2:4] = 0.0
+        model.encoder[1].bias[2:4] = -1.0  # units 2 and 3 are always 0 after the ReLU
+    h = A.code_heatmap(model, digits.test, n=64)
+    assert h.codes.shape == (64, 6)
+    assert h.dead[2] and h.dead[3] and h.frequency[2] == 0.0
+
+
+def test_failures_per_class_and_worst(digits):
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(spec=MLPSpec(hidden=[8], code_size=2)), digits.shape)
+    f = A.failures(model, digits, k=5)
+    assert sum(c for _, c, _ in f.per_class) == len(digits.test)
+    assert f.worst_mse == sorted(f.worst_mse, reverse=True) and len(f.worst) == 5
+    x = digits.test.floats()
+    with torch.no_grad():
+        errs = (model(x) - x).pow(2).flatten(1).mean(1)
+    assert f.worst[0] == int(errs.argmax())
+
+
+def test_probe_near_perfect_on_separable_toy_set():
+    from conftest import make_images
+
+    tr_x, tr_y = make_images(400, 0)
+    te_x, te_y = make_images(200, 1)
+    ds = ImageDataset("toy", ImageSplit(torch.from_numpy(tr_x)[:, None], torch.from_numpy(tr_y).long()),
+                      ImageSplit(torch.zeros(0, 1, 28, 28, dtype=torch.uint8), torch.zeros(0, dtype=torch.long)),
+                      ImageSplit(torch.from_numpy(te_x)[:, None], torch.from_numpy(te_y).long()), [str(i) for i in range(10)])
+    identity = AutoEncoder(nn.Flatten(1), nn.Unflatten(1, (1, 28, 28)), (1, 28, 28), (784,))
+    identity.register_parameter("unused", nn.Parameter(torch.zeros(1)))
+    rows = probe_table(identity, ds, [10, None], scratch=False)
+    assert rows[0]["labelled"] == 100 and rows[1]["labelled"] == 400
+    assert rows[0]["logistic"] > 0.97 and rows[1]["logistic"] > 0.97 and rows[1]["knn"] > 0.97
+
+
+def test_labelled_subset_and_too_many_labels(digits):
+    idx = labelled_subset(digits.train, 10, seed=0)
+    assert torch.bincount(digits.train.labels[idx]).tolist() == [10] * 10
+    with pytest.raises(AelabError, match="labels per class: got 1000; allowed: 1.."):
+        labelled_subset(digits.train, 1000)
+
+
+def test_workshop_classifier_parameter_counts():
+    # COMP90051 workshop 8 gives these totals for CIFAR-10 inputs
+    assert sum(p.numel() for p in WorkshopMLP(3 * 32 * 32, 10).parameters()) == 813_398
+    assert sum(p.numel() for p in WorkshopCNN((3, 32, 32), 10).parameters()) == 109_050
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    data = write_idx_dataset(root / "idx", n_train=300, n_test=60)
+    result = runner.invoke(app, ["compare", "--dataset", "mnist", "--data-dir", str(data), "--models",
+                                 "linear-3,conv-pool", "--epochs", "2", "--runs-dir", str(root), "--name", "r",
+                                 "--no-progress"])
+    assert result.exit_code == 0, result.output
+    return root / "r", data
+
+
+def test_compare_writes_every_analysis_and_pca_rows(run_dir):
+    path, _ = run_dir
+    for kind in ("interpolation", "latent_map", "code_heatmap", "feature_dictionary", "failures", "compression",
+                 "probes"):
+        for model in ("linear-3", "conv-pool"):
+            assert (path / "analysis" / f"{kind}_{model}.png").is_file(), (kind, model)
+    pca = json.loads((path / "analysis" / "pca.json").read_text())
+    assert [r["code_size"] for r in pca] == [3, 196]
+    html = (path / "report.html").read_text()
+    assert "PCA (3 components)" in html and "Inside conv-pool" in html and "Feature dictionary" in html
+
+
+def test_analysis_commands_on_a_run(run_dir):
+    path, _ = run_dir
+    for args, out in [(["interpolate", str(path), "--from", "3", "--to", "7", "--model", "conv-pool"],
+                       "interpolation_conv-pool.png"),
+                      (["latent-map", str(path), "--method", "tsne", "--n", "60"], "latent_map_linear-3.png"),
+                      (["heatmap", str(path)], "code_heatmap_linear-3.png"),
+                      (["dictionary", str(path), "--model", "conv-pool"], "feature_dictionary_conv-pool.png"),
+                      (["failures", str(path), "--k", "4"], "failures_linear-3.png"),
+                      (["compression", str(path)], "compression_linear-3.png"),
+                      (["probe", str(path), "--labels", "5,all"], "probes_linear-3.png")]:
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, (args, result.output)
+        assert out in result.output
+    result = runner.invoke(app, ["pca", str(path)])
+    assert result.exit_code == 0 and "PCA (196 components)" in result.output
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["interpolate", "{run}", "--from", "Hat"], "class 'Hat' does not exist in mnist; allowed: 0=0"),
+    (["probe", "{run}", "--labels", "1000"], "labels per class: got 1000; allowed: 1.."),
+    (["probe", "{run}", "--labels", "ten"], "--labels: got 'ten'"),
+    (["heatmap", "{run}", "--model", "vgg"], "has no model 'vgg'; allowed: linear-3, conv-pool"),
+    (["interpolate", "{nocheckpoint}"], "has no trained model checkpoint (model.pt)"),
+    (["report", "{empty}"], "holds no aelab run folder"),
+])
+def test_analysis_bad_input(run_dir, tmp_path, args, expected):
+    path, _ = run_dir
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.yaml").write_text((path / "config.yaml").read_text())
+    (tmp_path / "empty").mkdir()
+    args = [a.format(run=path, nocheckpoint=broken, empty=tmp_path / "empty") for a in args]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    text = result.stderr.strip()
+    assert text.startswith("error:") and len(text.splitlines()) == 1 and expected in text, text
