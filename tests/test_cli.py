@@ -91,6 +91,8 @@ def test_train_on_tiny_idx_writes_run_folder(tmp_path):
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert [m["model"] for m in metrics["models"]] == ["conv-pool"]
     assert metrics["models"][0]["parameters"] == 1077 and metrics["models"][0]["test_images"] == 30
+    # conv-pool's 196-value code is more than PCA can fit on 190 training images: no PCA row, no error
+    assert json.loads((run_dir / "analysis" / "pca.json").read_text()) == []
     for f in ["config.yaml", "loss_curves.png", "reconstructions_epoch_001.png", "reconstructions_epoch_002.png",
               "report.html", "conv-pool/checkpoint.pt", "conv-pool/model.pt"]:
         assert (run_dir / f).is_file(), f

@@ -30,4 +30,6 @@ def test_compare_on_real_fashion_mnist(tmp_path):
     grid = Image.open(tmp_path / "fm" / "reconstructions_epoch_003.png")
     assert grid.size[0] > 300 and grid.size[1] > 200
     html = (tmp_path / "fm" / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 1 + 3  # loss curves + 3 grids
+    # loss curves + 3 grids + 7 analyses (interpolation ... probes) per model
+    assert html.count("data:image/png;base64,") == 1 + 3 + 2 * 7
+    assert "PCA (3 components)" in html and "PCA (64 components)" in html

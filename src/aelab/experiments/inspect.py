@@ -138,8 +138,10 @@ def run_compression(run: Run, label: str | None = None) -> tuple[list[dict], Pat
 
 
 def run_pca(run: Run) -> list[dict]:
-    """PCA baselines at every code size of the run's models; written to ``analysis/pca.json``."""
-    sizes = sorted({m.code_size for m in run.models.values()})
+    """PCA baselines at every code size of the run's models that PCA can fit (at most min(training images,
+    pixels) components); written to ``analysis/pca.json``."""
+    limit = min(len(run.dataset.train), run.dataset.train.images[0].numel())
+    sizes = sorted({m.code_size for m in run.models.values() if m.code_size <= limit})  # PCA can't fit larger
     rows = [pca_baseline(run.dataset.train, run.dataset.test, d, seed=run.config.seed) for d in sizes]
     (run.analysis_dir / "pca.json").write_text(json.dumps(rows, indent=2))
     return rows
