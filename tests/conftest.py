@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 import pickle
 import struct
 from pathlib import Path
@@ -13,9 +14,22 @@ import pytest
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def session_cache(tmp_path_factory):
+    """aelab's data cache in a temp folder for the whole session (set before any module-scoped fixture runs),
+    so no test ever writes into the user's ~/.cache/aelab."""
+    old = os.environ.get("AELAB_DATA")
+    os.environ["AELAB_DATA"] = str(tmp_path_factory.mktemp("aelab-session-cache"))
+    yield Path(os.environ["AELAB_DATA"])
+    if old is None:
+        os.environ.pop("AELAB_DATA", None)
+    else:
+        os.environ["AELAB_DATA"] = old
+
+
 @pytest.fixture(autouse=True)
-def isolated_cache(tmp_path_factory, monkeypatch):
-    """aelab's data cache in a temp folder, so tests never write to ~/.cache."""
+def isolated_cache(session_cache, tmp_path_factory, monkeypatch):
+    """A fresh, empty data cache for each test."""
     cache = tmp_path_factory.mktemp("aelab-cache")
     monkeypatch.setenv("AELAB_DATA", str(cache))
     return cache

@@ -92,6 +92,7 @@ def stage_idx_files(files: dict[tuple[str, str], Path], cache_root: Path, torchv
         fd, tmp = tempfile.mkstemp(dir=raw_dir, prefix=".staging-")
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, target)
     return cache_root
 

@@ -13,6 +13,7 @@ When none works, one :class:`DataError` says what was tried and how to get the d
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import torch
@@ -63,6 +64,8 @@ def _load_torchvision(config: DataConfig):
                 return (*load_torchvision_idx(name, root), str(folder))
         tried.append(str(folder))
     if config.download:
+        target = cache_dir() / ("cifar-10-batches-py" if name == "cifar10" else TORCHVISION_CLASS[name])
+        existed = target.exists()
         try:
             cache_dir().mkdir(parents=True, exist_ok=True)
             if name == "cifar10":
@@ -72,6 +75,8 @@ def _load_torchvision(config: DataConfig):
             raise
         except Exception as exc:  # network errors come in many types
             tried.append(f"torchvision download ({type(exc).__name__})")
+            if not existed and target.is_dir() and not any(p.is_file() for p in target.rglob("*")):
+                shutil.rmtree(target, ignore_errors=True)  # leave no empty folders behind
     else:
         tried.append("no download (download: false)")
     raise DataError(f"dataset {name!r} not found; tried {'; '.join(tried)}. To get it: {HOW_TO_GET[name]}")
