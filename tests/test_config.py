@@ -59,6 +59,8 @@ def test_yaml_errors(tmp_path):
 
 
 def test_assignment_is_validated():
+    from pydantic import ValidationError
+
     t = TrainingConfig()
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError, match="greater than 0"):
         t.lr = -1.0

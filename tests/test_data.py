@@ -1,9 +1,8 @@
 import gzip
 
-import numpy as np
 import pytest
 import torch
-from conftest import FASHION_DIR, has_real_fashion_mnist, idx_bytes, make_images, write_idx_dataset
+from conftest import FASHION_DIR, has_real_fashion_mnist, make_images, write_idx_dataset
 from PIL import Image
 
 from aelab.config import DataConfig

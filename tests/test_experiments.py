@@ -1,6 +1,5 @@
 """Experiments: files -> runs, the run store, local and Ray executors, resume after kill -9."""
 
-import json
 import os
 import signal
 import sqlite3

@@ -36,6 +36,10 @@ def _user_errors(fn):
         except AelabError as exc:
             err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            err_console.print("interrupted: every finished epoch is checkpointed in the run folder; continue with "
+                              "the same command plus --name RUN_FOLDER --resume", highlight=False, soft_wrap=True)
+            raise typer.Exit(130) from None
 
     return wrapper
 

@@ -80,17 +80,18 @@ def _tensorboard_logger(logdir: Path, config: RunConfig):
             if config.training.loss == "mse" and history.val_loss[-1] > 0:
                 writer.add_scalar("psnr/validation", 10 * math.log10(1 / history.val_loss[-1]), epoch)
         if epoch in history.snapshots:
-            both = torch_cat(history.snapshot_originals, history.snapshots[epoch])
+            both = _pair_as_floats(history.snapshot_originals, history.snapshots[epoch])
             writer.add_images("reconstructions (top: originals)", both, epoch, dataformats="NCHW")
         writer.flush()
 
     return on_epoch
 
 
-def torch_cat(a, b):
+def _pair_as_floats(originals, reconstructions):
+    """uint8 originals and reconstructions ``(S, C, H, W)`` stacked as floats in [0, 1] ``(2S, C, H, W)``."""
     import torch
 
-    return torch.cat([a, b]).float().div(255.0)
+    return torch.cat([originals, reconstructions]).float().div(255.0)
 
 
 def _check_ray_address(address: str) -> None:
