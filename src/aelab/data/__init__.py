@@ -3,7 +3,7 @@
 Conversion to float in [0, 1] happens per batch on the training device (see :mod:`aelab.training`).
 """
 
-from aelab.data.dataset import ImageDataset, ImageSplit
+from aelab.data.dataset import ImageDataset, ImageSplit, to_unit_float
 from aelab.data.registry import CLASS_NAMES, cache_dir, load_dataset
 
-__all__ = ["ImageDataset", "ImageSplit", "load_dataset", "cache_dir", "CLASS_NAMES"]
+__all__ = ["ImageDataset", "ImageSplit", "to_unit_float", "load_dataset", "cache_dir", "CLASS_NAMES"]

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Iterator
 
 import torch
+
+
+def to_unit_float(images: torch.Tensor, device: torch.device | str | None = None) -> torch.Tensor:
+    """uint8 images ``(N, C, H, W)`` (0..255) -> float32 in [0, 1] on ``device`` (a new tensor)."""
+    return images.to(device).float().div_(255.0)
 
 
 @dataclass
@@ -30,7 +36,13 @@ class ImageSplit:
 
     def floats(self, device: torch.device | str = "cpu") -> torch.Tensor:
         """All images as float32 in [0, 1], ``(N, C, H, W)`` on ``device``."""
-        return self.images.to(device).float().div_(255.0)
+        return to_unit_float(self.images, device)
+
+    def batches(self, batch_size: int, device: torch.device | str = "cpu") -> Iterator[tuple[slice, torch.Tensor]]:
+        """Consecutive batches in order: ``(slice into the split, float32 images in [0, 1] on device)``."""
+        for start in range(0, len(self), batch_size):
+            where = slice(start, start + batch_size)
+            yield where, to_unit_float(self.images[where], device)
 
 
 @dataclass

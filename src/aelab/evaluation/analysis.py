@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torchmetrics.functional.image import peak_signal_noise_ratio
 
-from aelab.data.dataset import ImageDataset, ImageSplit
+from aelab.data.dataset import ImageDataset, ImageSplit, to_unit_float
 from aelab.errors import AelabError
 from aelab.evaluation.codes import encode_split
 from aelab.models.autoencoder import AutoEncoder
@@ -21,10 +21,6 @@ from aelab.models.autoencoder import AutoEncoder
 
 def _device(model: AutoEncoder) -> torch.device:
     return next(model.parameters()).device
-
-
-def _floats(images: torch.Tensor, device) -> torch.Tensor:
-    return images.to(device).float().div(255.0)
 
 
 def resolve_class(dataset: ImageDataset, value: str | int) -> int:
@@ -81,7 +77,7 @@ def interpolate(model: AutoEncoder, split: ImageSplit, index_a: int, index_b: in
         raise AelabError(f"steps: got {steps}; allowed: 2 or more")
     model.eval()
     device = _device(model)
-    x = _floats(split.images[[index_a, index_b]], device)
+    x = to_unit_float(split.images[[index_a, index_b]], device)
     alphas = torch.linspace(0, 1, steps, device=device)
     shape = (-1,) + (1,) * (x.dim() - 1)
     data = (1 - alphas.view(shape)) * x[0:1] + alphas.view(shape) * x[1:2]
@@ -180,8 +176,7 @@ def failures(model: AutoEncoder, dataset: ImageDataset, k: int = 8, batch_size: 
     model.eval()
     device = _device(model)
     errs = []
-    for i in range(0, len(split), batch_size):
-        x = _floats(split.images[i:i + batch_size], device)
+    for _, x in split.batches(batch_size, device):
         errs.append((model(x).float() - x).pow(2).flatten(1).mean(1).cpu())
     err = torch.cat(errs)
     per_class = []
@@ -190,7 +185,7 @@ def failures(model: AutoEncoder, dataset: ImageDataset, k: int = 8, batch_size: 
         name = dataset.class_names[c] if c < len(dataset.class_names) else str(c)
         per_class.append((name, int(mask.sum()), float(err[mask].mean())))
     worst = err.topk(k).indices
-    x = _floats(split.images[worst], device)
+    x = to_unit_float(split.images[worst], device)
     recon = (model(x).float().clamp(0, 1) * 255).round().to(torch.uint8).cpu()
     return Failures(per_class, worst.tolist(), err[worst].tolist(), split.images[worst], recon)
 
@@ -211,8 +206,7 @@ def compression(model: AutoEncoder, dataset: ImageDataset, batch_size: int = 100
     scale = (hi - lo).clamp_min(1e-12) / 255.0
     d, raw = model.code_size, dataset.test.images[0].numel()
     sums = {"float32": 0.0, "float16": 0.0, "uint8": 0.0}
-    for i in range(0, len(dataset.test), batch_size):
-        x = _floats(dataset.test.images[i:i + batch_size], device)
+    for _, x in dataset.test.batches(batch_size, device):
         z = model.encode(x).float()
         flat = z.flatten(1)
         q = ((flat - lo) / scale).round().clamp(0, 255)

@@ -16,8 +16,7 @@ def encode_split(model: AutoEncoder, split: ImageSplit, batch_size: int = 1000) 
     """Codes of every image of ``split`` in eval mode, flattened: float32 ``(N, D)`` on the CPU."""
     model.eval()
     device = next(model.parameters()).device
-    codes = [model.encode(split.images[i:i + batch_size].to(device).float().div_(255.0)).flatten(1).float().cpu()
-             for i in range(0, len(split), batch_size)]
+    codes = [model.encode(x).flatten(1).float().cpu() for _, x in split.batches(batch_size, device)]
     return torch.cat(codes)
 
 
@@ -52,8 +51,7 @@ def denoising_metrics(model: AutoEncoder, split: ImageSplit, corruption: Corrupt
     gen = torch.Generator(device=device).manual_seed(seed)
     noisy_sum = denoised_sum = 0.0
     examples = None
-    for i in range(0, len(split), batch_size):
-        x = split.images[i:i + batch_size].to(device).float().div_(255.0)
+    for _, x in split.batches(batch_size, device):
         x_noisy = corrupt(x, corruption, generator=gen)
         out = model(x_noisy).float().clamp(0, 1)
         kw = dict(data_range=1.0, reduction="none", dim=(1, 2, 3))

@@ -37,8 +37,7 @@ def evaluate(model: AutoEncoder, split: ImageSplit, batch_size: int = 1000) -> d
     psnr = PeakSignalNoiseRatio(data_range=1.0, reduction="elementwise_mean", dim=(1, 2, 3)).to(device)
     ssim = StructuralSimilarityIndexMeasure(data_range=1.0, kernel_size=_ssim_kernel(h, w)).to(device)
     sq_err = torch.zeros((), dtype=torch.float64, device=device)
-    for start in range(0, len(split), batch_size):
-        x = split.images[start:start + batch_size].to(device).float().div_(255.0)
+    for _, x in split.batches(batch_size, device):
         out = model(x).float().clamp(0, 1)
         sq_err += (out - x).pow(2).sum(dtype=torch.float64)
         psnr.update(out, x)
@@ -50,5 +49,5 @@ def evaluate(model: AutoEncoder, split: ImageSplit, batch_size: int = 1000) -> d
 
 def mean_image_mse(train: ImageSplit, test: ImageSplit) -> float:
     """MSE per pixel on ``test`` of always predicting the mean training image (the trivial baseline)."""
-    mean = train.images.float().div(255.0).mean(0, keepdim=True)
-    return float((test.images.float().div(255.0) - mean).pow(2).mean())
+    mean = train.floats().mean(0, keepdim=True)
+    return float((test.floats() - mean).pow(2).mean())

@@ -43,7 +43,7 @@ def pca_baseline(train: ImageSplit, test: ImageSplit, n_components: int, seed: i
     """Test MSE (per pixel) and PSNR (dB, per image, averaged) of PCA at ``n_components``."""
     pca = fit_pca(train, n_components, seed)
     recon = pca_reconstruct(pca, test)
-    x = test.images.float().div(255.0)
+    x = test.floats()
     per_image = (recon - x).pow(2).flatten(1).mean(1)
     psnr = (10 * torch.log10(1.0 / per_image.clamp_min(1e-10))).mean()
     return {"model": f"PCA ({n_components} components)", "code_size": n_components,

@@ -25,7 +25,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from torch import nn
 
-from aelab.data.dataset import ImageDataset, ImageSplit
+from aelab.data.dataset import ImageDataset, ImageSplit, to_unit_float
 from aelab.errors import AelabError
 from aelab.evaluation.codes import encode_split
 from aelab.models.autoencoder import AutoEncoder
@@ -96,16 +96,15 @@ def _train_classifier(net: nn.Module, x: torch.Tensor, y: torch.Tensor, test: Im
         perm = torch.randperm(len(x), generator=g).to(device)
         for i in range(0, len(x), 64):
             idx = perm[i:i + 64]
-            loss = F.cross_entropy(net(x[idx].float().div(255.0)), y[idx])
+            loss = F.cross_entropy(net(to_unit_float(x[idx])), y[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
     net.eval()
     correct = 0
     with torch.no_grad():
-        for i in range(0, len(test), 1000):
-            xb = test.images[i:i + 1000].to(device).float().div(255.0)
-            correct += int((net(xb).argmax(1).cpu() == test.labels[i:i + 1000]).sum())
+        for where, xb in test.batches(1000, device):
+            correct += int((net(xb).argmax(1).cpu() == test.labels[where]).sum())
     return correct / len(test)
 
 

@@ -141,7 +141,7 @@ def compare(config: CompareConfig | None = None, runs_root: Path | str = "runs",
         stages = None
         if config.training.layerwise_epochs:
             stages = train_layerwise(model, dataset, config.training, seed=config.seed, run_dir=model_dir,
-                                     resume=resume, progress=progress).stages
+                                     resume=resume, progress=progress, on_epoch=on_epoch).stages
             result = stages[-1]
         else:
             result = train(model, dataset, config.training, seed=config.seed, run_dir=model_dir, resume=resume,
@@ -174,8 +174,6 @@ def compare(config: CompareConfig | None = None, runs_root: Path | str = "runs",
 
 def _corruption_label(c) -> str:
     return f"gaussian std {c.std}" if c.kind == "gaussian" else f"{c.kind} {c.fraction:g}"
-
-
 
 
 def _metrics_row(label: str, model: AutoEncoder, result: TrainResult, dataset: ImageDataset, batch: int) -> dict:

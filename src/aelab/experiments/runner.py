@@ -91,7 +91,9 @@ def _pair_as_floats(originals, reconstructions):
     """uint8 originals and reconstructions ``(S, C, H, W)`` stacked as floats in [0, 1] ``(2S, C, H, W)``."""
     import torch
 
-    return torch.cat([originals, reconstructions]).float().div(255.0)
+    from aelab.data import to_unit_float
+
+    return to_unit_float(torch.cat([originals, reconstructions]))
 
 
 def _check_ray_address(address: str) -> None:

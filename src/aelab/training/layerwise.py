@@ -97,9 +97,11 @@ class LayerwiseResult:
 
 
 def train_layerwise(model: AutoEncoder, dataset: ImageDataset, config: TrainingConfig, seed: int = 0,
-                    run_dir: Path | str | None = None, resume: bool = False, progress: bool = True) -> LayerwiseResult:
+                    run_dir: Path | str | None = None, resume: bool = False, progress: bool = True,
+                    on_epoch=None) -> LayerwiseResult:
     """Greedy layer-wise pretraining of ``model``: ``config.layerwise_epochs`` per stage, then
-    ``config.epochs`` of fine-tuning of everything. Stage k's checkpoints go to ``run_dir/stage_k``.
+    ``config.epochs`` of fine-tuning of everything. Stage k's checkpoints go to ``run_dir/stage_k``;
+    ``on_epoch`` (see :func:`train`) is called during the fine-tuning of the whole model.
 
     Raises:
         ModelError: the model's decoder does not mirror its encoder.
@@ -123,5 +125,5 @@ def train_layerwise(model: AutoEncoder, dataset: ImageDataset, config: TrainingC
     finally:
         _set_trainable(enc + dec, True)
     results.append(train(model, dataset, config.model_copy(update={"layerwise_epochs": None}), seed=seed,
-                         run_dir=run_dir, resume=resume, progress=progress))
+                         run_dir=run_dir, resume=resume, progress=progress, on_epoch=on_epoch))
     return LayerwiseResult(results)

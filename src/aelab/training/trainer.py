@@ -22,7 +22,7 @@ from torch import nn
 
 from aelab.config import TrainingConfig
 from aelab.data.corruption import corrupt
-from aelab.data.dataset import ImageDataset
+from aelab.data.dataset import ImageDataset, to_unit_float
 from aelab.errors import AelabError, ConfigError, TrainingDivergedError
 from aelab.models.autoencoder import AutoEncoder
 from aelab.models.sparsity import LifetimeTopK
@@ -121,7 +121,7 @@ def _mean_loss(model: nn.Module, images: torch.Tensor, loss_fn, batch: int, auto
         return float("nan")
     total = torch.zeros((), device=images.device)
     for start in range(0, images.shape[0], batch):
-        xb = images[start:start + batch].float().div_(255.0)
+        xb = to_unit_float(images[start:start + batch])
         with autocast():
             out = model(xb)
         total += loss_fn(out.float(), xb) * xb.shape[0]
@@ -230,7 +230,7 @@ def train(model: AutoEncoder, dataset: ImageDataset, config: TrainingConfig | No
             total_penalty = torch.zeros((), device=device)
             for i in range(steps):
                 idx = perm[i * bs:(i + 1) * bs]
-                xb = train_x.index_select(0, idx).float().div_(255.0).contiguous(memory_format=memory_format)
+                xb = to_unit_float(train_x.index_select(0, idx)).contiguous(memory_format=memory_format)
                 x_in = corrupt(xb, corruption) if corruption is not None else xb
                 with autocast():
                     if with_code:
@@ -260,7 +260,7 @@ def train(model: AutoEncoder, dataset: ImageDataset, config: TrainingConfig | No
             history.val_loss.append(_mean_loss(model, val_x, loss_fn, cfg.eval_batch_size, autocast))
             if epoch % cfg.log_interval == 0 or epoch == cfg.epochs:
                 with torch.no_grad(), autocast():
-                    history.snapshots[epoch] = _to_uint8(model(snap_x.float().div(255.0)))
+                    history.snapshots[epoch] = _to_uint8(model(to_unit_float(snap_x)))
             if ckpt_path is not None:
                 save_checkpoint({
                     "signature": signature, "epoch": epoch, "model": model.state_dict(),
