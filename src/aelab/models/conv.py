@@ -17,7 +17,7 @@ from torch import nn
 
 from aelab.config import ConvSpec
 from aelab.errors import ModelError
-from aelab.models.layers import FullKernelConv2d, FullKernelConvTranspose2d, activation
+from aelab.models.layers import Conv2d, ConvTranspose2d, activation
 
 
 def _conv_out(size: int, k: int, s: int, p: int) -> int:
@@ -36,9 +36,7 @@ def build_conv(spec: ConvSpec, input_shape: tuple[int, int, int]) -> tuple[nn.Se
     n = len(spec.layers)
     for i, layer in enumerate(spec.layers):
         c_in, h_in, w_in = shapes[-1]
-        full = layer.padding == 0 and (h_in, w_in) == (layer.kernel, layer.kernel)
-        conv_cls = FullKernelConv2d if full else nn.Conv2d
-        enc.append(conv_cls(c_in, layer.channels, layer.kernel, layer.stride, layer.padding))
+        enc.append(Conv2d(c_in, layer.channels, layer.kernel, layer.stride, layer.padding))
         h_out, w_out = (_conv_out(v, layer.kernel, layer.stride, layer.padding) for v in (h_in, w_in))
         last = i == n - 1
         if not last:
@@ -95,9 +93,7 @@ def build_conv(spec: ConvSpec, input_shape: tuple[int, int, int]) -> tuple[nn.Se
     dec = []
     size_in = code_shape[1:]
     for j, (a, b, k, s, p, op) in enumerate(stages):
-        full = size_in == (1, 1) and p == 0 and op == 0
-        deconv_cls = FullKernelConvTranspose2d if full else nn.ConvTranspose2d
-        dec.append(deconv_cls(a, b, k, stride=s, padding=p, output_padding=op))
+        dec.append(ConvTranspose2d(a, b, k, stride=s, padding=p, output_padding=op))
         size_in = tuple((v - 1) * s - 2 * p + k + op for v in size_in)
         if j < len(stages) - 1:
             if spec.batchnorm:

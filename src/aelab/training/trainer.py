@@ -27,6 +27,7 @@ from aelab.errors import AelabError, ConfigError, TrainingDivergedError
 from aelab.models.autoencoder import AutoEncoder
 from aelab.models.sparsity import LifetimeTopK
 from aelab.training.checkpoint import load_checkpoint, save_checkpoint
+from aelab.training.flat import FlatParameters, can_flatten
 
 CHECKPOINT_NAME = "checkpoint.pt"
 
@@ -95,8 +96,7 @@ def _loss_fn(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     return F.binary_cross_entropy
 
 
-def _make_optimizer(model: nn.Module, cfg: TrainingConfig) -> torch.optim.Optimizer:
-    params = [p for p in model.parameters() if p.requires_grad]
+def _make_optimizer(params: list[torch.Tensor], cfg: TrainingConfig) -> torch.optim.Optimizer:
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=True,
                                weight_decay=cfg.weight_decay)
@@ -172,7 +172,12 @@ def train(model: AutoEncoder, dataset: ImageDataset, config: TrainingConfig | No
         else torch.contiguous_format
     model.to(device=device, memory_format=memory_format)
     step_model = torch.compile(model) if cfg.compile else model
-    optimizer = _make_optimizer(model, cfg)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    for p in trainable:
+        p.grad = None  # gradients left from an earlier call mean nothing here (each step starts from zero)
+    # One buffer for all parameters: one optimizer kernel per step instead of per-tensor bookkeeping.
+    flat = FlatParameters(trainable) if not cfg.compile and can_flatten(trainable) else None
+    optimizer = _make_optimizer([flat.param] if flat is not None else trainable, cfg)
     loss_fn = _loss_fn(cfg.loss)
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
@@ -180,7 +185,8 @@ def train(model: AutoEncoder, dataset: ImageDataset, config: TrainingConfig | No
     start_epoch = 0
     ckpt_path = Path(run_dir) / CHECKPOINT_NAME if run_dir is not None else None
     signature = {"training": cfg.model_dump(mode="json", exclude={"device", "compile", "eval_batch_size"}),
-                 "seed": seed, "model": repr(model), "parameters": model.num_parameters()}
+                 "seed": seed, "model": repr(model), "parameters": model.num_parameters(),
+                 "flat_optimizer": flat is not None}
 
     if resume and ckpt_path is not None and ckpt_path.is_file():
         state = load_checkpoint(ckpt_path, map_location=device)
@@ -243,7 +249,10 @@ def train(model: AutoEncoder, dataset: ImageDataset, config: TrainingConfig | No
                     penalty = model.code_penalty(z)
                     total_penalty += penalty.detach() * idx.shape[0]
                     loss = loss + penalty
-                optimizer.zero_grad(set_to_none=True)
+                if flat is not None:
+                    flat.zero_grad()
+                else:
+                    optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
             train_loss, train_penalty = (float(v) for v in (torch.stack([total, total_penalty]) / n).cpu())
