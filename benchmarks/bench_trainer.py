@@ -30,6 +30,7 @@ def tutorial_loop(model_name: str, epochs: int, device: str) -> dict:
     from aelab.config import DataConfig
     from aelab.data import cache_dir, load_dataset
     from aelab.models import build_model
+    from aelab.models.layers import stock_layers
 
     load_dataset(DataConfig(name="fashion-mnist"))  # stages the IDX files where torchvision looks
     root = str(cache_dir())
@@ -38,6 +39,7 @@ def tutorial_loop(model_name: str, epochs: int, device: str) -> dict:
     train_loader = torch.utils.data.DataLoader(train_set, batch_size=64, shuffle=True)
     test_loader = torch.utils.data.DataLoader(test_set, batch_size=1000, shuffle=False)
     torch.manual_seed(0)
+    # the tutorial writes stock nn.Conv2d / nn.ConvTranspose2d, not aelab's faster subclasses
     model = stock_layers(build_model(model_name)).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = torch.nn.MSELoss()
@@ -63,19 +65,6 @@ def tutorial_loop(model_name: str, epochs: int, device: str) -> dict:
             data = data.to(device)
             test_loss += loss_fn(model(data), data).item()
     return {"seconds": seconds, "images": len(train_set) * epochs, "test_mse": test_loss / len(test_loader)}
-
-
-def stock_layers(model):
-    """The tutorial's model is written with stock ``nn.Conv2d`` / ``nn.ConvTranspose2d``: turn aelab's faster
-    subclasses of them (same parameters, same values) back into the stock classes, so the baseline is the
-    tutorial's code and not aelab's layers."""
-    from torch import nn
-
-    for module in model.modules():
-        for stock in (nn.ConvTranspose2d, nn.Conv2d):
-            if isinstance(module, stock) and type(module) is not stock:
-                module.__class__ = stock
-    return model
 
 
 def aelab_loop(model_name: str, epochs: int, device: str) -> dict:

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from aelab.models import build_model
-from aelab.models.layers import Conv2d, ConvTranspose2d
+from aelab.models.layers import Conv2d, ConvTranspose2d, stock_layers
 
 CL = torch.channels_last
 
@@ -89,11 +89,9 @@ def test_conv64_prints_stock_layer_names_and_matches_stock_model():
     torch.manual_seed(0)
     ours = build_model("conv-64").double()
     assert "Conv2d(1, 16" in repr(ours) and "ConvTranspose2d(16, 1" in repr(ours)
-    stock = build_model("conv-64").double()
-    for m in stock.modules():  # the same model written with stock PyTorch layers
-        for cls in (nn.ConvTranspose2d, nn.Conv2d):
-            if isinstance(m, cls):
-                m.__class__ = cls
+    stock = stock_layers(build_model("conv-64").double())  # the same model with stock PyTorch layers
+    assert {type(m) for m in stock.modules()} >= {nn.Conv2d, nn.ConvTranspose2d}
+    assert not any(isinstance(m, (Conv2d, ConvTranspose2d)) for m in stock.modules())
     stock.load_state_dict(ours.state_dict())
     x = torch.rand(3, 1, 28, 28, dtype=torch.double)
     for model in (ours, stock):

@@ -91,10 +91,8 @@ def build_conv(spec: ConvSpec, input_shape: tuple[int, int, int]) -> tuple[nn.Se
             c_in = layer.channels
 
     dec = []
-    size_in = code_shape[1:]
     for j, (a, b, k, s, p, op) in enumerate(stages):
         dec.append(ConvTranspose2d(a, b, k, stride=s, padding=p, output_padding=op))
-        size_in = tuple((v - 1) * s - 2 * p + k + op for v in size_in)
         if j < len(stages) - 1:
             if spec.batchnorm:
                 dec.append(nn.BatchNorm2d(b))

@@ -97,6 +97,20 @@ class ConvTranspose2d(nn.ConvTranspose2d):
         return "ConvTranspose2d"
 
 
+def stock_layers(model: nn.Module) -> nn.Module:
+    """Turn aelab's :class:`Conv2d` / :class:`ConvTranspose2d` in ``model`` back into the stock PyTorch
+    classes, in place (same parameters and values; PyTorch's code paths). Returns ``model``.
+
+    For comparing against code written with stock layers (``benchmarks/bench_trainer.py``), or for tools
+    that only know the stock classes.
+    """
+    for module in model.modules():
+        for stock in (nn.ConvTranspose2d, nn.Conv2d):
+            if isinstance(module, stock) and type(module) is not stock:
+                module.__class__ = stock
+    return model
+
+
 class _ScatterConvTranspose2d(torch.autograd.Function):
     """Transposed convolution with one output channel: GEMM + scatter-add forward, PyTorch's backward.
 

@@ -6,8 +6,8 @@ mostly per-tensor bookkeeping in Python. Here the parameters (and their gradient
 contiguous buffer each, and the optimizer sees a single parameter: the same element-wise update on the same
 numbers, in a few microseconds of overhead. Measured in ``benchmarks/bench_trainer.py`` (see BENCHMARKS.md).
 
-Gradients accumulate into the views in place (autograd does so when ``.grad`` already exists), so
-``zero_grad`` must zero the buffer (:meth:`FlatParameters.zero_grad`) and never set gradients to None.
+Gradients accumulate into the views in place (autograd does so when ``.grad`` already exists), so the
+optimizer must zero them in place, ``optimizer.zero_grad(set_to_none=False)``, never set them to None.
 """
 
 from __future__ import annotations
@@ -43,10 +43,6 @@ class FlatParameters:
                 p.data = view
                 p.grad = self.param.grad.as_strided(p.shape, p.stride(), offset)
                 offset += n
-
-    def zero_grad(self) -> None:
-        """Zero every parameter's gradient (one fill of the gradient buffer)."""
-        self.param.grad.zero_()
 
 
 def can_flatten(params: list[nn.Parameter]) -> bool:

@@ -249,10 +249,7 @@ def train(model: AutoEncoder, dataset: ImageDataset, config: TrainingConfig | No
                     penalty = model.code_penalty(z)
                     total_penalty += penalty.detach() * idx.shape[0]
                     loss = loss + penalty
-                if flat is not None:
-                    flat.zero_grad()
-                else:
-                    optimizer.zero_grad(set_to_none=True)
+                optimizer.zero_grad(set_to_none=flat is None)  # a flat buffer's gradient views must stay
                 loss.backward()
                 optimizer.step()
             train_loss, train_penalty = (float(v) for v in (torch.stack([total, total_penalty]) / n).cpu())
