@@ -123,7 +123,7 @@ def main() -> None:
     print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
           f"device {device}{' (' + torch.cuda.get_device_name() + ')' if device == 'cuda' else ''}, "
           f"torch {torch.__version__}; {args.epochs} epochs, batch 64, Fashion-MNIST 60,000 train images")
-    results, slowest, rounds = {}, {}, []
+    results, rounds = {}, []
     for _ in range(max(1, args.repeats)):
         rounds.append({})
         for model_name in args.models.split(","):
@@ -138,7 +138,6 @@ def main() -> None:
                 rounds[-1][key] = run["seconds"]
                 if key not in results or run["seconds"] < results[key]["seconds"]:
                     results[key] = run
-                slowest[key] = max(slowest.get(key, 0.0), run["seconds"])
     header = (f"{'model':<10} {'loop':<9} {'images/s':>10} {'seconds':>9} {'slowest':>9} {'test MSE':>9} "
               f"{'peak RSS MiB':>13} {'peak GPU MiB':>13}")
     print(header)
@@ -146,7 +145,7 @@ def main() -> None:
     for (loop, model_name), r in results.items():
         gpu = f"{r['peak_gpu_mib']:.0f}" if r["peak_gpu_mib"] is not None else "-"
         print(f"{model_name:<10} {loop:<9} {r['images'] / r['seconds']:>10,.0f} {r['seconds']:>9.1f} "
-              f"{slowest[(loop, model_name)]:>9.1f} {r['test_mse']:>9.5f} {r['peak_rss_mib']:>13.0f} {gpu:>13}")
+              f"{max(rd[(loop, model_name)] for rd in rounds):>9.1f} {r['test_mse']:>9.5f} {r['peak_rss_mib']:>13.0f} {gpu:>13}")
     total = {loop: sum(r["seconds"] for (l, _), r in results.items() if l == loop) for loop in ("tutorial", "aelab")}
     for model_name in args.models.split(","):
         t, a = results[("tutorial", model_name)], results[("aelab", model_name)]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import os
 import pickle
 import struct
 from pathlib import Path
@@ -18,13 +17,10 @@ FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 def session_cache(tmp_path_factory):
     """aelab's data cache in a temp folder for the whole session (set before any module-scoped fixture runs),
     so no test ever writes into the user's ~/.cache/aelab."""
-    old = os.environ.get("AELAB_DATA")
-    os.environ["AELAB_DATA"] = str(tmp_path_factory.mktemp("aelab-session-cache"))
-    yield Path(os.environ["AELAB_DATA"])
-    if old is None:
-        os.environ.pop("AELAB_DATA", None)
-    else:
-        os.environ["AELAB_DATA"] = old
+    cache = tmp_path_factory.mktemp("aelab-session-cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AELAB_DATA", str(cache))
+        yield cache
 
 
 @pytest.fixture(autouse=True)
