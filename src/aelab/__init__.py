@@ -3,24 +3,38 @@
 The Python API mirrors the CLI::
 
     import aelab
-    result = aelab.compare(aelab.CompareConfig(training=aelab.TrainingConfig(epochs=5)))
+    result = aelab.compare(aelab.ExperimentConfig(training=aelab.TrainingConfig(epochs=5)))   # aelab compare
     print(result.rows)
+    model = aelab.load(result.run_dirs[1] / "model")                                        # a trained model
 
 Data flows one way: :mod:`aelab.data` -> :mod:`aelab.models` -> :mod:`aelab.training` ->
-:mod:`aelab.evaluation` -> :mod:`aelab.figures`; :mod:`aelab.experiments` orchestrates them.
+:mod:`aelab.evaluation` -> :mod:`aelab.figures`; :mod:`aelab.experiments` orchestrates them. Names are
+imported on first use, so ``import aelab`` (and ``aelab --help``) stays fast.
 """
 
-from aelab.config import (CompareConfig, ConvLayerSpec, ConvSpec, DataConfig, DeconvLayerSpec, MLPSpec, ModelConfig,
-                          RunConfig, TrainingConfig, load_yaml)
-from aelab.data import ImageDataset, load_dataset
-from aelab.errors import AelabError
-from aelab.evaluation import evaluate
-from aelab.experiments import compare
-from aelab.experiments.runner import load_experiment, run_experiment
-from aelab.models import PRESETS, AutoEncoder, build_model
-from aelab.training import train
-
 __version__ = "0.1.0"
-__all__ = ["CompareConfig", "ConvLayerSpec", "ConvSpec", "DataConfig", "DeconvLayerSpec", "MLPSpec", "ModelConfig",
-           "RunConfig", "TrainingConfig", "load_yaml", "ImageDataset", "load_dataset", "AelabError", "evaluate",
-           "compare", "run_experiment", "load_experiment", "PRESETS", "AutoEncoder", "build_model", "train"]
+
+_LAZY = {
+    "ExperimentConfig": "aelab.config", "RunConfig": "aelab.config", "RunOptions": "aelab.config",
+    "DataConfig": "aelab.config", "ModelConfig": "aelab.config", "TrainingConfig": "aelab.config",
+    "MLPSpec": "aelab.config", "ConvSpec": "aelab.config", "ConvLayerSpec": "aelab.config",
+    "DeconvLayerSpec": "aelab.config", "load_yaml": "aelab.config",
+    "AelabError": "aelab.errors",
+    "ImageDataset": "aelab.data", "load_dataset": "aelab.data",
+    "PRESETS": "aelab.models", "AutoEncoder": "aelab.models", "build_model": "aelab.models", "load": "aelab.models",
+    "train": "aelab.training", "evaluate": "aelab.evaluation",
+    "compare": "aelab.experiments.experiment", "run_experiment": "aelab.experiments.experiment",
+    "load_experiment": "aelab.experiments.experiment", "analyse": "aelab.experiments.analyses",
+    "RunFolder": "aelab.experiments.folders", "ExperimentFolder": "aelab.experiments.folders",
+}
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'aelab' has no attribute {name!r}")

@@ -7,13 +7,20 @@ that names the key and what is allowed, e.g.::
     training.optimizer: got 'adamw'; allowed: 'adam', 'sgd'
     unknown key 'training.lrr'; allowed keys here: epochs, batch_size, optimizer, lr, ...
 
-Layout (YAML)::
+One YAML dialect, the experiment (:class:`ExperimentConfig`); ``aelab compare``, ``aelab train`` and
+``aelab run`` all read it::
 
-    name: my-run
+    name: my-experiment                  # folder under the runs folder (optional)
     seed: 0
     data: {name: fashion-mnist, val_fraction: 0.05}
-    model: {preset: linear-3}            # or {spec: {type: mlp, hidden: [256], code_size: 32}}
     training: {epochs: 50, batch_size: 64, lr: 1.0e-3}
+    model: linear-3                      # the default model: a preset name or {preset|spec, sparsity, ...}
+    models: [linear-3, conv-64]          # one run per model (the compare form)
+    runs: [{seed: 1}, {training: {lr: 3.0e-4}}]     # overrides per run
+    grid: {training.lr: [1.0e-3, 3.0e-4]}            # every combination, crossed with models and runs
+
+Each run resolves to one :class:`RunConfig`. Every field below has a docstring: it is the field's
+``--help`` text in the CLI (see :mod:`aelab.cli`).
 """
 
 from __future__ import annotations
@@ -27,18 +34,26 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from aelab.errors import ConfigError
 
 DATASET_NAMES = ("fashion-mnist", "mnist", "cifar10", "digits", "folder")
+PRESET_NAMES = ("linear-3", "linear-10", "conv-64", "cifar-conv", "fc-64", "conv-pool")
+"""The presets of :mod:`aelab.models.presets` (which checks that its table has exactly these names)."""
 Activation = Literal["relu", "leaky_relu", "tanh", "sigmoid", "gelu", "elu", "identity"]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, use_attribute_docstrings=True)
+
+
+def flag(name: str) -> dict:
+    """Field metadata: the CLI flag of a field when it is not the field's own name (``--dataset`` for
+    ``data.name``)."""
+    return {"json_schema_extra": {"flag": name}}
 
 
 # ----------------------------------------------------------------------------------------------- data
 class DataConfig(_Strict):
     """Which images to train and evaluate on, and how to split them."""
 
-    name: str = "fashion-mnist"
+    name: str = Field("fashion-mnist", **flag("dataset"))
     """Dataset: one of fashion-mnist, mnist, cifar10, digits, folder (images under ``data_dir``)."""
     data_dir: Optional[Path] = None
     """Where the files are. Searched first; then $AELAB_DATA or ~/.cache/aelab; then system copies."""
@@ -83,6 +98,7 @@ class MLPSpec(_Strict):
     """
 
     type: Literal["mlp"] = "mlp"
+    """Spec kind: mlp."""
     hidden: list[Annotated[int, Field(ge=1)]] = [128, 64, 12]
     """Encoder hidden layer sizes, input side first."""
     code_size: int = Field(3, ge=1)
@@ -90,9 +106,11 @@ class MLPSpec(_Strict):
     decoder: Union[Literal["mirror"], list[Annotated[int, Field(ge=1)]]] = "mirror"
     """Decoder hidden sizes, code side first; 'mirror' reverses ``hidden``."""
     activation: Activation = "relu"
+    """Activation after each hidden layer."""
     code_activation: Activation = "identity"
     """Applied to the code (end of the encoder); sigmoid gives codes in (0, 1)."""
     output_activation: Activation = "sigmoid"
+    """Applied to the reconstruction; sigmoid keeps it in [0, 1]."""
     batchnorm: bool = False
     """BatchNorm1d after each hidden Linear (before the activation)."""
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
@@ -103,9 +121,13 @@ class ConvLayerSpec(_Strict):
     """One encoder stage: Conv2d(channels, kernel, stride, padding) [-> act] [-> MaxPool2d(pool)]."""
 
     channels: int = Field(ge=1)
+    """Output channels."""
     kernel: int = Field(3, ge=1)
+    """Square kernel size."""
     stride: int = Field(1, ge=1)
+    """Stride."""
     padding: int = Field(0, ge=0)
+    """Zero padding on each side."""
     pool: int = Field(1, ge=1)
     """Max-pooling window and stride after the conv; 1 = none."""
 
@@ -114,17 +136,24 @@ class DeconvLayerSpec(_Strict):
     """One decoder stage: ConvTranspose2d(channels, kernel, stride, padding, output_padding)."""
 
     channels: int = Field(ge=1)
+    """Output channels."""
     kernel: int = Field(3, ge=1)
+    """Square kernel size."""
     stride: int = Field(1, ge=1)
+    """Stride."""
     padding: int = Field(0, ge=0)
+    """Padding removed from each side of the output."""
     output_padding: int = Field(0, ge=0)
+    """Extra rows/columns added on one side so the size comes back exactly."""
 
 
 class ConvSpec(_Strict):
     """A convolutional encoder with a mirrored ConvTranspose decoder, an explicit one, or an FC one."""
 
     type: Literal["conv"] = "conv"
+    """Spec kind: conv."""
     layers: list[ConvLayerSpec] = Field(min_length=1)
+    """Encoder stages, input side first."""
     decoder: Union[Literal["mirror", "fc"], list[DeconvLayerSpec]] = "mirror"
     """'mirror': ConvTranspose layers mirroring ``layers``; 'fc': flatten -> Linear(s) -> image;
     or an explicit list of ConvTranspose stages (the last one must output the image channels)."""
@@ -135,7 +164,9 @@ class ConvSpec(_Strict):
     decoder_activation: Optional[Activation] = None
     """Overrides ``activation`` in the decoder."""
     code_activation: Activation = "identity"
+    """Applied to the code (end of the encoder)."""
     output_activation: Activation = "sigmoid"
+    """Applied to the reconstruction; sigmoid keeps it in [0, 1]."""
     batchnorm: bool = False
     """BatchNorm2d after each hidden conv (before the activation)."""
 
@@ -177,10 +208,15 @@ class SparsityConfig(_Strict):
     """
 
     kind: Literal["topk", "lifetime", "l1", "kl"]
+    """topk, lifetime, l1 or kl."""
     k: Optional[int] = Field(None, ge=1)
+    """Units kept per sample (topk) or per unit across the batch (lifetime)."""
     fraction: Optional[float] = None
+    """Share of the batch kept per unit (lifetime), in (0, 1]."""
     weight: Optional[float] = Field(None, gt=0)
+    """The penalty's lambda (l1, kl), > 0."""
     rho: Optional[float] = None
+    """Target mean activation of each unit (kl), in (0, 1)."""
 
     @model_validator(mode="before")
     @classmethod
@@ -216,10 +252,15 @@ class CorruptionConfig(_Strict):
     """
 
     kind: Literal["gaussian", "masking", "salt_pepper"]
+    """gaussian, masking or salt_pepper."""
     std: Optional[float] = None
+    """Standard deviation of the Gaussian noise, in [0, 1] pixel units (gaussian)."""
     fraction: Optional[float] = None
+    """Share of pixels corrupted (masking, salt_pepper), in (0, 1]."""
     value: float = Field(0.0, ge=0.0, le=1.0)
+    """Value of masked pixels (masking)."""
     clip: bool = True
+    """Clip the corrupted input to [0, 1]."""
 
     @model_validator(mode="before")
     @classmethod
@@ -240,25 +281,29 @@ class ModelConfig(_Strict):
     """A preset by name, or a spec. Exactly one of the two."""
 
     preset: Optional[str] = None
+    """A preset name (see 'aelab models')."""
     spec: Optional[ModelSpec] = None
+    """Your own architecture: {type: mlp, ...} or {type: conv, ...}."""
     name: Optional[str] = None
     """Display name in tables and figures; defaults to the preset name or the spec type."""
     sparsity: Optional[SparsityConfig] = None
-    """Code sparsity: top-k, lifetime top-k, L1 or KL penalty (see :class:`SparsityConfig`)."""
+    """Code sparsity: topk:K, lifetime:K or lifetime:FRACTION, l1:WEIGHT, kl:RHO:WEIGHT."""
     tied: bool = False
     """Tie each decoder Linear to the transpose of its mirror encoder Linear (symmetric MLPs only)."""
     code_activation: Optional[Activation] = None
     """Overrides the code activation of the preset or spec (e.g. sigmoid for KL sparsity)."""
 
+    @model_validator(mode="before")
+    @classmethod
+    def _from_name(cls, value: Any) -> Any:
+        return {"preset": value} if isinstance(value, str) else value
+
     @model_validator(mode="after")
     def _one_of(self) -> "ModelConfig":
         if (self.preset is None) == (self.spec is None):
             raise ValueError("give exactly one of 'preset' or 'spec'")
-        if self.preset is not None:
-            from aelab.models.presets import PRESETS
-
-            if self.preset not in PRESETS:
-                raise ValueError(f"preset: got {self.preset!r}; allowed: {', '.join(PRESETS)}")
+        if self.preset is not None and self.preset not in PRESET_NAMES:
+            raise ValueError(f"preset: got {self.preset!r}; allowed: {', '.join(PRESET_NAMES)}")
         return self
 
     @property
@@ -284,56 +329,102 @@ class TrainingConfig(_Strict):
     """How to train: optimizer, loss, epochs, batch size, device."""
 
     epochs: int = Field(50, ge=1)
+    """Passes over the training images."""
     batch_size: int = Field(64, ge=1)
+    """Images per optimizer step."""
     optimizer: Literal["adam", "sgd"] = "adam"
     """adam (Adam) or sgd (SGD with Nesterov momentum)."""
     lr: float = Field(1e-3, gt=0)
+    """Learning rate."""
     weight_decay: float = Field(0.0, ge=0)
+    """L2 weight decay."""
     momentum: float = Field(0.9, ge=0, lt=1)
     """SGD momentum (Nesterov)."""
     loss: Literal["mse", "mse_sum", "bce"] = "mse"
     """mse: mean over pixels; mse_sum: summed per image, averaged over the batch; bce: binary cross-entropy."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    """auto (cuda when there is a GPU), cpu or cuda."""
     precision: Literal["fp32", "bf16"] = "fp32"
     """bf16 autocast (CUDA only; ignored with a warning on CPU)."""
     compile: bool = False
-    """torch.compile the model (GPU)."""
+    """torch.compile the training step (GPU)."""
     log_interval: int = Field(10, ge=1)
     """Every this many epochs, keep a snapshot of a fixed batch of originals and reconstructions."""
     eval_batch_size: int = Field(1000, ge=1)
+    """Images per batch when evaluating."""
     snapshot_size: int = Field(8, ge=1, le=64)
     """Images in the fixed snapshot batch."""
-    corruption: Optional[CorruptionConfig] = None
-    """Denoising: corrupt each training batch, reconstruct the clean one (see :class:`CorruptionConfig`)."""
-    layerwise_epochs: Optional[int] = Field(None, ge=1)
+    corruption: Optional[CorruptionConfig] = Field(None, **flag("denoise"))
+    """Denoising: corrupt each training batch, reconstruct the clean one: gaussian:STD, masking:FRACTION or
+    salt_pepper:FRACTION."""
+    layerwise_epochs: Optional[int] = Field(None, ge=1, **flag("layerwise"))
     """Greedy layer-wise pretraining: epochs per stage before ``epochs`` of fine-tuning of the whole model."""
 
 
 class RunConfig(_Strict):
-    """One model trained on one dataset: what ``aelab train`` runs."""
+    """One run: one model trained on one dataset with one training setting and seed."""
 
     name: Optional[str] = None
+    """Display name of the run; defaults to the model's label."""
     seed: int = 0
+    """Seed for the splits, the initial weights and the batch order."""
     data: DataConfig = DataConfig()
+    """Which images, and how they are split."""
     model: ModelConfig = ModelConfig(preset="linear-3")
+    """The autoencoder."""
     training: TrainingConfig = TrainingConfig()
+    """How it is trained."""
+
+    @property
+    def label(self) -> str:
+        """The run's display name: ``name`` or the model's label."""
+        return self.name or self.model.label
 
 
-class CompareConfig(_Strict):
-    """Several models, same data and training: what ``aelab compare`` runs."""
+class ExperimentConfig(_Strict):
+    """A set of runs: shared defaults, and the runs as a list of models, a list of overrides, a grid, or a
+    mix (crossed). ``aelab compare`` is the ``models`` form; ``aelab train`` an experiment with one run."""
 
-    name: Optional[str] = None
+    name: Optional[str] = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    """Experiment folder under the runs folder; default: the file's name, or the command and a hash of its
+    runs (so the same command finds its runs again)."""
     seed: int = 0
+    """Seed for the splits, the initial weights and the batch order."""
     data: DataConfig = DataConfig()
-    models: list[ModelConfig] = Field(
-        default_factory=lambda: [ModelConfig(preset="linear-3"), ModelConfig(preset="conv-64")], min_length=1
-    )
+    """Which images, and how they are split (shared by every run)."""
     training: TrainingConfig = TrainingConfig()
+    """How the runs are trained (shared by every run)."""
+    model: ModelConfig = ModelConfig(preset="linear-3")
+    """The model of runs that name none: a preset name or a mapping (preset or spec, sparsity, tied...)."""
+    models: list[ModelConfig] = []
+    """One run per model, all on the same data and training (the compare form)."""
+    runs: list[dict[str, Any]] = []
+    """Overrides per run, each a mapping like the defaults (name, seed, data, model, training)."""
+    grid: dict[str, list[Any]] = {}
+    """Dotted config keys -> lists of values; every combination is a run (crossed with models and runs)."""
+    set: dict[str, Any] = {}
+    """Dotted config keys -> values set on every run after everything else (what CLI flags and --set write)."""
 
-    def run_config(self, i: int) -> RunConfig:
-        """The single-model config of model ``i``."""
-        return RunConfig(name=self.models[i].label, seed=self.seed, data=self.data,
-                         model=self.models[i], training=self.training)
+
+class RunOptions(_Strict):
+    """How an experiment is executed and reported (not part of any run's config or id)."""
+
+    runs_dir: Path = Path("runs")
+    """Runs folder: the run store (aelab.sqlite), experiment folders and run folders."""
+    executor: Literal["inline", "local", "ray"] = "inline"
+    """inline (this process, one run after another), local (one process per run, --workers at a time) or ray."""
+    workers: Optional[int] = Field(None, ge=1)
+    """Runs in parallel with the local or ray executor (default: one per core, at most the runs to do)."""
+    address: Optional[str] = None
+    """Ray cluster address (default: start a local Ray)."""
+    retry_failed: bool = False
+    """Run failed runs again (finished runs are never re-run)."""
+    tensorboard: bool = False
+    """Write TensorBoard event files into each run folder."""
+    analyses: bool = Field(True, **flag("analysis"))
+    """Run the analyses (interpolation, latent map, ..., probes) of every run for the report."""
+    progress: bool = True
+    """Progress bars (inline executor)."""
 
 
 # ---------------------------------------------------------------------------------------- parsing
@@ -423,6 +514,62 @@ def read_yaml_mapping(path: Path | str) -> dict:
     if not isinstance(data, dict):
         raise ConfigError(f"config file {str(path)!r} must hold a mapping of keys to values")
     return data
+
+
+def check_key(key: str, root: type[BaseModel] = RunConfig) -> None:
+    """Check that the dotted ``key`` (``training.lr``) names a field of ``root`` (or a field inside one).
+
+    Raises:
+        ConfigError: the key names no field; the message lists the fields allowed where it went wrong.
+    """
+    classes: list[Any] = [root]
+    parts = key.split(".")
+    for i, part in enumerate(parts):
+        fields = {name: f for cls in classes for name, f in cls.model_fields.items()}
+        if part not in fields:
+            where = ".".join(parts[:i]) or "the top level"
+            allowed = ", ".join(fields) if fields else "nothing below it"
+            raise ConfigError(f"key {key!r} is not a config field; allowed at {where}: {allowed}")
+        classes = _models_in(fields[part].annotation)
+
+
+def _models_in(annotation: Any) -> list[type]:
+    """The pydantic model classes inside a (possibly Optional / Union / Annotated / list) annotation."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    found: list[type] = []
+    for arg in getattr(annotation, "__args__", ()) or ():
+        found += _models_in(arg)
+    return found
+
+
+def set_dotted(data: dict, key: str, value: Any) -> None:
+    """``data[a][b][c] = value`` for ``key`` ``a.b.c``, creating (or replacing non-mapping) parents."""
+    *parents, last = key.split(".")
+    for p in parents:
+        if not isinstance(data.get(p), dict):
+            data[p] = {"preset": data[p]} if p == "model" and isinstance(data.get(p), str) else {}
+        data = data[p]
+    data[last] = value
+
+
+def parse_assignment(text: str) -> tuple[str, Any]:
+    """``"training.lr=3e-4"`` -> ``("training.lr", 0.0003)``: the value is read as YAML (numbers, true/false,
+    null, lists, strings), and the key is checked against :class:`RunConfig`.
+
+    Raises:
+        ConfigError: no ``=``, or a key that is not a config field.
+    """
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError(f"--set: got {text!r}; the form is KEY=VALUE, e.g. training.lr=3e-4")
+    check_key(key)
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    return key, value
 
 
 def dump_yaml(config: BaseModel) -> str:

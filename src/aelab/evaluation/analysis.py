@@ -11,11 +11,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torchmetrics.functional.image import peak_signal_noise_ratio
+
 
 from aelab.data.dataset import ImageDataset, ImageSplit, to_unit_float
 from aelab.errors import AelabError
 from aelab.evaluation.codes import encode_split
+from aelab.evaluation.metrics import psnr_per_image
 from aelab.models.autoencoder import AutoEncoder
 
 
@@ -177,7 +178,7 @@ def failures(model: AutoEncoder, dataset: ImageDataset, k: int = 8, batch_size: 
     device = _device(model)
     errs = []
     for _, x in split.batches(batch_size, device):
-        errs.append((model(x).float() - x).pow(2).flatten(1).mean(1).cpu())
+        errs.append((model.reconstruct(x).float() - x).pow(2).flatten(1).mean(1).cpu())
     err = torch.cat(errs)
     per_class = []
     for c in sorted(set(split.labels.tolist())):
@@ -186,7 +187,7 @@ def failures(model: AutoEncoder, dataset: ImageDataset, k: int = 8, batch_size: 
         per_class.append((name, int(mask.sum()), float(err[mask].mean())))
     worst = err.topk(k).indices
     x = to_unit_float(split.images[worst], device)
-    recon = (model(x).float().clamp(0, 1) * 255).round().to(torch.uint8).cpu()
+    recon = (model.reconstruct(x).float().clamp(0, 1) * 255).round().to(torch.uint8).cpu()
     return Failures(per_class, worst.tolist(), err[worst].tolist(), split.images[worst], recon)
 
 
@@ -214,7 +215,7 @@ def compression(model: AutoEncoder, dataset: ImageDataset, batch_size: int = 100
                     "uint8": (q * scale + lo).view_as(z)}
         for name, code in variants.items():
             out = model.decode(code).float().clamp(0, 1)
-            sums[name] += float(peak_signal_noise_ratio(out, x, data_range=1.0, reduction="none", dim=(1, 2, 3)).sum())
+            sums[name] += float(psnr_per_image(out, x).sum())
     rows = []
     for name, per_value in (("float32", 4), ("float16", 2), ("uint8", 1)):
         code_bytes = d * per_value

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import torch
-from torchmetrics.functional.image import peak_signal_noise_ratio
 
 from aelab.config import CorruptionConfig
 from aelab.data.corruption import corrupt
 from aelab.data.dataset import ImageSplit
+from aelab.evaluation.metrics import psnr_per_image
 from aelab.models.autoencoder import AutoEncoder
 
 
@@ -53,10 +53,9 @@ def denoising_metrics(model: AutoEncoder, split: ImageSplit, corruption: Corrupt
     examples = None
     for _, x in split.batches(batch_size, device):
         x_noisy = corrupt(x, corruption, generator=gen)
-        out = model(x_noisy).float().clamp(0, 1)
-        kw = dict(data_range=1.0, reduction="none", dim=(1, 2, 3))
-        noisy_sum += float(peak_signal_noise_ratio(x_noisy.clamp(0, 1), x, **kw).sum())
-        denoised_sum += float(peak_signal_noise_ratio(out, x, **kw).sum())
+        out = model.reconstruct(x_noisy).float().clamp(0, 1)
+        noisy_sum += float(psnr_per_image(x_noisy.clamp(0, 1), x).sum())
+        denoised_sum += float(psnr_per_image(out, x).sum())
         if examples is None:
             examples = tuple((t[:8].clamp(0, 1) * 255).round().to(torch.uint8).cpu() for t in (x, x_noisy, out))
     n = len(split)

@@ -1,7 +1,8 @@
 """Reconstruction metrics on a whole split, computed in batches on the model's device.
 
 * MSE: mean squared error per pixel over the whole split, images in [0, 1] (the tutorials' number).
-* PSNR (dB): torchmetrics ``PeakSignalNoiseRatio(data_range=1)`` per image, averaged over images.
+* PSNR (dB): :func:`psnr_per_image`, averaged over images. This is aelab's one PSNR: every table, analysis
+  and baseline uses it (never the PSNR of the mean MSE, which is lower when errors vary between images).
 * SSIM: torchmetrics ``StructuralSimilarityIndexMeasure(data_range=1)``, averaged over images (Gaussian
   window 11, or the largest odd size that fits smaller images).
 """
@@ -9,10 +10,26 @@
 from __future__ import annotations
 
 import torch
-from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
 from aelab.data.dataset import ImageSplit
 from aelab.models.autoencoder import AutoEncoder
+
+
+def psnr_per_image(reconstruction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """PSNR in dB of each image: ``10 log10(1 / MSE_i)`` with ``MSE_i`` the mean over that image's pixels.
+
+    Args:
+        reconstruction, target: float ``(N, C, H, W)`` (any trailing shape), values in [0, 1] (data range 1).
+
+    Returns:
+        float ``(N,)``; torchmetrics' ``peak_signal_noise_ratio(data_range=1, reduction='none', dim=(1, ...))``.
+        Average it over images for the tables' PSNR.
+    """
+    from torchmetrics.functional.image import peak_signal_noise_ratio
+
+    dims = tuple(range(1, target.dim()))
+    return peak_signal_noise_ratio(reconstruction.float(), target.float(), data_range=1.0, reduction="none",
+                                   dim=dims)
 
 
 def _ssim_kernel(h: int, w: int) -> int:
@@ -31,19 +48,21 @@ def evaluate(model: AutoEncoder, split: ImageSplit, batch_size: int = 1000) -> d
     Returns:
         ``{"mse": float, "psnr": float (dB), "ssim": float in [-1, 1], "images": N}``.
     """
+    from torchmetrics.image import StructuralSimilarityIndexMeasure
+
     model.eval()
     device = next(model.parameters()).device
     _, _, h, w = split.images.shape
-    psnr = PeakSignalNoiseRatio(data_range=1.0, reduction="elementwise_mean", dim=(1, 2, 3)).to(device)
     ssim = StructuralSimilarityIndexMeasure(data_range=1.0, kernel_size=_ssim_kernel(h, w)).to(device)
     sq_err = torch.zeros((), dtype=torch.float64, device=device)
+    psnr_sum = torch.zeros((), dtype=torch.float64, device=device)
     for _, x in split.batches(batch_size, device):
-        out = model(x).float().clamp(0, 1)
+        out = model.reconstruct(x).float().clamp(0, 1)
         sq_err += (out - x).pow(2).sum(dtype=torch.float64)
-        psnr.update(out, x)
+        psnr_sum += psnr_per_image(out, x).sum(dtype=torch.float64)
         ssim.update(out, x)
     n_values = split.images.numel()
-    return {"mse": float(sq_err / n_values), "psnr": float(psnr.compute()), "ssim": float(ssim.compute()),
+    return {"mse": float(sq_err / n_values), "psnr": float(psnr_sum / len(split)), "ssim": float(ssim.compute()),
             "images": len(split)}
 
 

@@ -12,6 +12,7 @@ from sklearn.decomposition import PCA
 
 from aelab.data.dataset import ImageSplit
 from aelab.errors import AelabError
+from aelab.evaluation.metrics import psnr_per_image
 
 
 def _flat(split: ImageSplit) -> np.ndarray:
@@ -45,7 +46,7 @@ def pca_baseline(train: ImageSplit, test: ImageSplit, n_components: int, seed: i
     recon = pca_reconstruct(pca, test)
     x = test.floats()
     per_image = (recon - x).pow(2).flatten(1).mean(1)
-    psnr = (10 * torch.log10(1.0 / per_image.clamp_min(1e-10))).mean()
+    psnr = psnr_per_image(recon, x).mean()
     return {"model": f"PCA ({n_components} components)", "code_size": n_components,
             "compression_ratio": x[0].numel() / n_components, "parameters": int(pca.components_.size + pca.mean_.size),
             "test_mse": float(per_image.mean()), "test_psnr": float(psnr),

@@ -1,5 +1,3 @@
-"""Orchestration: runs made of data -> models -> training -> evaluation -> figures/report."""
-
-from aelab.experiments.compare import CompareResult, ModelResult, compare, new_run_dir
-
-__all__ = ["compare", "CompareResult", "ModelResult", "new_run_dir"]
+"""Orchestration: experiments of runs. One run engine (:mod:`.engine`), its folders (:mod:`.folders`), the
+run store (:mod:`.store`), experiment files -> runs (:mod:`.spec`), executors and the report
+(:mod:`.experiment`), analyses of finished runs (:mod:`.analyses`)."""

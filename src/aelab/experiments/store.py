@@ -1,10 +1,15 @@
-"""The run store: one SQLite index (stdlib ``sqlite3``) per experiment folder.
+"""The run store: one SQLite index (stdlib ``sqlite3``) per runs root, ``<runs>/aelab.sqlite``.
 
-Each run has a row: id, experiment, name, config (JSON), status (pending / running / done / failed),
-metrics (JSON), timings, error, host, pid, attempts. A run is *claimed* in one ``BEGIN IMMEDIATE``
-transaction, so two runners on the same store never run the same run: a run can be claimed when it is
-pending, when it is failed and retries are asked for, or when it is marked running by a process of this host
-that no longer exists (a runner that was killed).
+* ``runs``: one row per run id: name, config (JSON), folder (relative to the root), status
+  (pending / running / done / failed), metrics (JSON), timings, error, host, pid, attempts.
+* ``members``: which runs an experiment has, in its order (a run can belong to several experiments: the
+  same config is the same run, trained once).
+* ``experiments``: name and definition (YAML) of every experiment.
+* ``cache``: small computed values shared by experiments (the PCA and mean-image baselines of a dataset).
+
+A run is *claimed* in one ``BEGIN IMMEDIATE`` transaction, so two runners on the same store never run the same
+run: a run can be claimed when it is pending, when it is failed and retries are asked for, or when it is marked
+running by a process of this host that no longer exists (a runner that was killed).
 """
 
 from __future__ import annotations
@@ -20,11 +25,16 @@ from aelab.errors import AelabError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
-    id TEXT PRIMARY KEY, experiment TEXT NOT NULL, name TEXT NOT NULL, position INTEGER NOT NULL,
-    config TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'pending', metrics TEXT, error TEXT,
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, config TEXT NOT NULL, folder TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending', metrics TEXT, error TEXT,
     host TEXT, pid INTEGER, created REAL, started REAL, finished REAL, seconds REAL,
     attempts INTEGER NOT NULL DEFAULT 0
-)
+);
+CREATE TABLE IF NOT EXISTS members (
+    experiment TEXT NOT NULL, run_id TEXT NOT NULL, position INTEGER NOT NULL, PRIMARY KEY (experiment, run_id)
+);
+CREATE TABLE IF NOT EXISTS experiments (name TEXT PRIMARY KEY, definition TEXT NOT NULL, updated REAL);
+CREATE TABLE IF NOT EXISTS cache (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 STATUSES = ("pending", "running", "done", "failed")
 
@@ -46,7 +56,7 @@ def _alive(pid: int | None) -> bool:
 
 
 class RunStore:
-    """The SQLite index at ``path`` (created when missing)."""
+    """The SQLite index at ``path`` (created when missing). Use as a context manager or call :meth:`close`."""
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
@@ -54,29 +64,47 @@ class RunStore:
         self._db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(SCHEMA)
+        self._db.executescript(SCHEMA)
+
+    def __enter__(self) -> "RunStore":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def close(self) -> None:
         self._db.close()
 
-    def add(self, experiment: str, runs: list) -> None:
-        """Insert runs (``ResolvedRun``) that are not there yet, as pending; existing rows are left alone."""
-        now = time.time()
+    def _transaction(self, fn):
         self._db.execute("BEGIN IMMEDIATE")
         try:
-            for i, r in enumerate(runs):
-                self._db.execute(
-                    "INSERT OR IGNORE INTO runs (id, experiment, name, position, config, created) VALUES (?,?,?,?,?,?)",
-                    (r.id, experiment, r.name, i, r.config.model_dump_json(), now))
+            out = fn()
             self._db.execute("COMMIT")
+            return out
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
 
+    def add_experiment(self, name: str, definition: str, runs: list, folders: list[str]) -> None:
+        """Record experiment ``name`` as these runs (``ResolvedRun``) in this order; runs not in the store yet
+        are inserted as pending with their folder; runs already there (done or not) are left as they are."""
+        now = time.time()
+
+        def write():
+            self._db.execute("INSERT INTO experiments (name, definition, updated) VALUES (?,?,?) ON CONFLICT(name) "
+                             "DO UPDATE SET definition=excluded.definition, updated=excluded.updated",
+                             (name, definition, now))
+            self._db.execute("DELETE FROM members WHERE experiment = ?", (name,))
+            for i, (r, folder) in enumerate(zip(runs, folders)):
+                self._db.execute("INSERT OR IGNORE INTO runs (id, name, config, folder, created) VALUES (?,?,?,?,?)",
+                                 (r.id, r.name, r.config.model_dump_json(), folder, now))
+                self._db.execute("INSERT INTO members (experiment, run_id, position) VALUES (?,?,?)", (name, r.id, i))
+
+        self._transaction(write)
+
     def claim(self, run_id: str, retry_failed: bool = False) -> bool:
         """Mark ``run_id`` running for this process if it may run now; True if this process got it."""
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
+        def write():
             row = self._db.execute("SELECT status, host, pid FROM runs WHERE id = ?", (run_id,)).fetchone()
             if row is None:
                 raise AelabError(f"run {run_id} is not in the store {str(self.path)!r}")
@@ -87,11 +115,9 @@ class RunStore:
                 self._db.execute("UPDATE runs SET status='running', host=?, pid=?, started=?, error=NULL, "
                                  "attempts=attempts+1 WHERE id=?",
                                  (socket.gethostname(), os.getpid(), time.time(), run_id))
-            self._db.execute("COMMIT")
             return ok
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
+
+        return self._transaction(write)
 
     def finish(self, run_id: str, metrics: dict, seconds: float) -> None:
         self._db.execute("UPDATE runs SET status='done', metrics=?, finished=?, seconds=?, error=NULL WHERE id=?",
@@ -102,21 +128,44 @@ class RunStore:
                          (error, time.time(), seconds, run_id))
 
     def records(self, experiment: str | None = None) -> list[dict]:
-        """All rows (of one experiment), in file order, with config and metrics decoded."""
-        query = "SELECT * FROM runs" + (" WHERE experiment = ?" if experiment else "") + " ORDER BY position"
-        rows = self._db.execute(query, (experiment,) if experiment else ()).fetchall()
+        """Runs (of one experiment, in its order; else all, oldest first), config and metrics decoded, each
+        with ``experiments``: the names of the experiments it belongs to."""
+        if experiment is not None:
+            rows = self._db.execute("SELECT runs.* FROM runs JOIN members ON members.run_id = runs.id "
+                                    "WHERE members.experiment = ? ORDER BY members.position", (experiment,)).fetchall()
+        else:
+            rows = self._db.execute("SELECT * FROM runs ORDER BY created, rowid").fetchall()
         return [self._decode(r) for r in rows]
 
+    def experiments(self) -> list[str]:
+        return [r[0] for r in self._db.execute("SELECT name FROM experiments ORDER BY updated")]
+
+    def definition(self, experiment: str) -> str | None:
+        row = self._db.execute("SELECT definition FROM experiments WHERE name = ?", (experiment,)).fetchone()
+        return row[0] if row else None
+
     def get(self, run_id: str) -> dict | None:
-        """The row whose id starts with ``run_id`` (None if none; error if several)."""
+        """The run whose id starts with ``run_id`` (None if none).
+
+        Raises:
+            AelabError: the prefix matches several runs.
+        """
         rows = self._db.execute("SELECT * FROM runs WHERE id LIKE ?", (run_id + "%",)).fetchall()
         if len(rows) > 1:
             raise AelabError(f"run id {run_id!r} is ambiguous: {', '.join(r['id'] for r in rows)}")
         return self._decode(rows[0]) if rows else None
 
-    @staticmethod
-    def _decode(row: sqlite3.Row) -> dict:
+    def cached(self, key: str) -> object | None:
+        row = self._db.execute("SELECT value FROM cache WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def cache(self, key: str, value: object) -> None:
+        self._db.execute("INSERT OR REPLACE INTO cache (key, value) VALUES (?, ?)", (key, json.dumps(value)))
+
+    def _decode(self, row: sqlite3.Row) -> dict:
         out = dict(row)
         out["config"] = json.loads(out["config"])
         out["metrics"] = json.loads(out["metrics"]) if out["metrics"] else None
+        out["experiments"] = [r[0] for r in self._db.execute(
+            "SELECT experiment FROM members WHERE run_id = ? ORDER BY experiment", (out["id"],))]
         return out

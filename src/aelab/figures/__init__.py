@@ -1,5 +1,16 @@
-"""Matplotlib figures and the self-contained HTML report."""
+"""Matplotlib figures, the analysis registry and the self-contained HTML report.
 
-from aelab.figures.plots import layerwise_curves, loss_curves, reconstruction_grid, save_figure
+Names are imported on first use, so importing :mod:`aelab.figures.analyses` (the registry, read by the CLI
+at start-up) does not import matplotlib.
+"""
 
-__all__ = ["layerwise_curves", "loss_curves", "reconstruction_grid", "save_figure"]
+_LAZY = {"layerwise_curves": "plots", "loss_curves": "plots", "reconstruction_grid": "plots", "save_figure": "plots"}
+__all__ = list(_LAZY)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f"aelab.figures.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'aelab.figures' has no attribute {name!r}")

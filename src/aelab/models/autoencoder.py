@@ -1,11 +1,39 @@
-"""The one autoencoder class: an encoder, a decoder, and the verbs around them."""
+"""The one autoencoder class: an encoder, a decoder, and the verbs around them.
+
+The contract with the trainer: ``model(x)`` returns an :class:`AEOutput` (reconstruction, code, penalty), so
+one (optionally compiled) call gives everything the loss needs, whatever the variant (sparse, tied, ...).
+The trainer imports no model variant: what a variant needs from training it says through
+:meth:`AutoEncoder.check_batch_size` and :meth:`AutoEncoder.stages`.
+"""
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
+from typing import NamedTuple, Optional
 
 import torch
 from torch import nn
+
+from aelab.errors import AelabError, ModelError
+
+WEIGHTS_NAME = "model.safetensors"
+CONFIG_NAME = "config.json"
+
+
+class AEOutput(NamedTuple):
+    """What one forward pass gives.
+
+    Attributes:
+        reconstruction: ``(N, C, H, W)``, same dtype as the input (in [0, 1] with a sigmoid output).
+        code: ``(N, *code_shape)``: the code after the sparsity operation (top-k etc.).
+        penalty: scalar tensor, the weighted L1/KL sparsity penalty, or None when the model has none.
+    """
+
+    reconstruction: torch.Tensor
+    code: torch.Tensor
+    penalty: Optional[torch.Tensor]
 
 
 class AutoEncoder(nn.Module):
@@ -13,7 +41,8 @@ class AutoEncoder(nn.Module):
 
     ::
 
-        x (N, C, H, W) --encoder--> z (N, *code_shape) --decoder--> x_hat (N, C, H, W)
+        x (N, C, H, W) --encoder--> z (N, *code_shape) --sparsity--> z' --decoder--> x_hat (N, C, H, W)
+                                                                      \\--penalty--> L1 / KL term
 
     Args:
         encoder: maps float images ``(N, C, H, W)`` in [0, 1] to codes ``(N, *code_shape)``.
@@ -21,6 +50,8 @@ class AutoEncoder(nn.Module):
         input_shape: ``(C, H, W)`` the model accepts.
         code_shape: shape of one code, e.g. ``(3,)`` or ``(64, 1, 1)``.
         name: display name (preset name or spec type).
+        sparsity: an operation on the code (top-k, lifetime top-k), or None.
+        penalty: a module mapping the code to a weighted scalar penalty (L1, KL), or None.
     """
 
     def __init__(self, encoder: nn.Module, decoder: nn.Module, input_shape: tuple[int, ...],
@@ -34,32 +65,63 @@ class AutoEncoder(nn.Module):
         self.input_shape = tuple(input_shape)
         self.code_shape = tuple(code_shape)
         self.name = name
+        self.config = None
+        """The :class:`~aelab.config.ModelConfig` it was built from (set by ``build_model``; needed by save)."""
 
+    # ------------------------------------------------------------------------------------------ verbs
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Codes ``(N, *code_shape)`` of images ``x`` ``(N, C, H, W)`` (after the sparsity operation)."""
         return self.sparsity(self.encoder(x))
-
-    def forward_with_code(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(reconstruction ``(N, C, H, W)``, code ``(N, *code_shape)``) in one pass."""
-        z = self.encode(x)
-        return self.decoder(z), z
-
-    def code_penalty(self, z: torch.Tensor) -> torch.Tensor | None:
-        """The sparsity penalty (L1 or KL, already weighted) on codes ``z``, or None without one."""
-        return None if self.penalty is None else self.penalty(z)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Images ``(N, C, H, W)`` decoded from codes ``z`` ``(N, *code_shape)``."""
         return self.decoder(z)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Reconstruction ``(N, C, H, W)`` of ``x`` ``(N, C, H, W)``."""
-        return self.decoder(self.encode(x))
+    def forward(self, x: torch.Tensor) -> AEOutput:
+        """Reconstruction, code and penalty of ``x`` ``(N, C, H, W)`` in one pass (see :class:`AEOutput`)."""
+        z = self.encode(x)
+        return AEOutput(self.decoder(z), z, None if self.penalty is None else self.penalty(z))
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
-        """Reconstruction without gradients (eval mode is the caller's choice)."""
-        return self(x)
+        """Reconstruction ``(N, C, H, W)`` of ``x`` without gradients (eval mode is the caller's choice)."""
+        return self.decoder(self.encode(x))
+
+    # ------------------------------------------------------------------------------- training needs
+    def check_batch_size(self, batch_size: int) -> None:
+        """Refuse a batch size the model cannot train with (lifetime top-k keeps k values per unit per batch).
+
+        Raises:
+            ModelError: the sparsity operation needs a larger batch.
+        """
+        check = getattr(self.sparsity, "check_batch_size", None)
+        if check is not None:
+            check(batch_size)
+
+    def stages(self) -> list[tuple[nn.Sequential, nn.Sequential]]:
+        """The (encoder stage, mirror decoder stage) pairs for greedy layer-wise pretraining, input side
+        first (see :mod:`aelab.models.stages`).
+
+        Raises:
+            ModelError: the decoder does not mirror the encoder.
+        """
+        from aelab.models.stages import mirrored_stages
+
+        return mirrored_stages(self)
+
+    def stage_model(self, k: int) -> "AutoEncoder":
+        """The autoencoder made of the first ``k`` encoder stages and their mirror decoder stages (1-based),
+        sharing their layers with this model."""
+        from aelab.models.stages import stage_model
+
+        return stage_model(self, k)
+
+    # ------------------------------------------------------------------------------------ properties
+    @property
+    def sigmoid_output(self) -> bool:
+        """True when the decoder ends in a sigmoid (reconstructions in (0, 1), as BCE needs)."""
+        last = [m for m in self.decoder.modules() if not isinstance(m, (nn.Sequential, nn.Unflatten))]
+        return bool(last) and isinstance(last[-1], nn.Sigmoid)
 
     @property
     def code_size(self) -> int:
@@ -80,3 +142,55 @@ class AutoEncoder(nn.Module):
         """Number of parameters (shared tensors counted once)."""
         seen = {id(p): p for p in self.parameters() if p.requires_grad or not trainable_only}
         return sum(p.numel() for p in seen.values())
+
+    # ---------------------------------------------------------------------------------- save / load
+    def save(self, directory: Path | str) -> Path:
+        """Write ``directory/config.json`` (model config, input and code shape) and
+        ``directory/model.safetensors`` (the weights): a model that loads with :func:`load` without the
+        dataset and without pickle. Written atomically, file by file.
+
+        Raises:
+            ModelError: the model was not built by ``build_model`` (it has no config to save).
+        """
+        from safetensors.torch import save
+
+        from aelab.io import atomic_write
+
+        if self.config is None:
+            raise ModelError(f"model {self.name!r} has no config to save; build it with aelab.build_model")
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        tensors = {k: v.detach().cpu().contiguous().clone() for k, v in self.state_dict().items()}
+        meta = {"format": "aelab-autoencoder", "version": 1, "name": self.name,
+                "model": self.config.model_dump(mode="json", exclude_none=True),
+                "input_shape": list(self.input_shape), "code_shape": list(self.code_shape),
+                "parameters": self.num_parameters()}
+        atomic_write(directory / WEIGHTS_NAME, lambda f: f.write(save(tensors)))
+        atomic_write(directory / CONFIG_NAME, lambda f: f.write(json.dumps(meta, indent=2).encode()))
+        return directory
+
+
+def load(directory: Path | str, device: str | torch.device = "cpu") -> AutoEncoder:
+    """Load a model written by :meth:`AutoEncoder.save` (``config.json`` + ``model.safetensors``), in eval mode.
+
+    Raises:
+        AelabError: no such folder, or its files are missing or not an aelab model.
+    """
+    from safetensors.torch import load_file
+
+    from aelab.config import ModelConfig
+    from aelab.models.build import build_model
+
+    directory = Path(directory)
+    cfg_path, weights = directory / CONFIG_NAME, directory / WEIGHTS_NAME
+    if not cfg_path.is_file() or not weights.is_file():
+        raise AelabError(f"{str(directory)!r} is not a saved aelab model (needs {CONFIG_NAME} and {WEIGHTS_NAME})")
+    try:
+        meta = json.loads(cfg_path.read_text())
+        model_cfg = ModelConfig.model_validate(meta["model"])
+        shape = tuple(meta["input_shape"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise AelabError(f"{str(cfg_path)!r} is not an aelab model config ({type(exc).__name__})") from None
+    model = build_model(model_cfg, shape)
+    model.load_state_dict(load_file(str(weights)))
+    return model.to(device).eval()

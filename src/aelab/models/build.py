@@ -67,12 +67,13 @@ def build_model(config: ModelConfig | str, input_shape: tuple[int, int, int] | N
                          "sigmoid; use a spec with code_activation: sigmoid, or l1 sparsity")
     model = AutoEncoder(encoder, decoder, input_shape, code_shape, name=config.label, sparsity=sparsity,
                         penalty=penalty)
+    model.config = config
     if config.tied:
         tie_weights(model)
     with torch.no_grad():
         was = model.training
         model.eval()
-        out = model(torch.zeros(1, *input_shape))
+        out = model.reconstruct(torch.zeros(1, *input_shape))
         model.train(was)
     if tuple(out.shape[1:]) != input_shape:
         raise ModelError(f"model {config.label!r}: the decoder outputs {_shape(tuple(out.shape[1:]))} but the input "

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from aelab.config import ConvLayerSpec as L
-from aelab.config import ConvSpec, MLPSpec
+from aelab.config import PRESET_NAMES, ConvSpec, MLPSpec
 
 
 @dataclass(frozen=True)
@@ -76,3 +76,4 @@ PRESETS: dict[str, Preset] = {
         1x28x28 -> 16x14x14 -> z 4x7x7 -> 16x14x14 -> 1x28x28""",
     ),
 }
+assert tuple(PRESETS) == PRESET_NAMES, "aelab.config.PRESET_NAMES must list the presets of this table"

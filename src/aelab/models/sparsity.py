@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from aelab.config import SparsityConfig
+from aelab.errors import ModelError
 
 
 def _keep_topk(z: torch.Tensor, k: int, dim: int) -> torch.Tensor:
@@ -56,6 +57,16 @@ class LifetimeTopK(nn.Module):
         """Units kept per code unit for a batch of ``n`` samples."""
         k = self.k if self.k is not None else math.ceil(self.fraction * n)  # type: ignore[operator]
         return max(1, min(k, n))
+
+    def check_batch_size(self, batch_size: int) -> None:
+        """Refuse a count ``k`` larger than the training batch.
+
+        Raises:
+            ModelError: ``k > batch_size``.
+        """
+        if self.k is not None and self.k > batch_size:
+            raise ModelError(f"sparsity lifetime:{self.k}: k is larger than the batch ({batch_size}); allowed: "
+                             f"1..{batch_size}, or a fraction of the batch such as lifetime:0.05")
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         if not self.training:

@@ -25,7 +25,6 @@ from aelab.data.corruption import corrupt
 from aelab.data.dataset import ImageDataset, to_unit_float
 from aelab.errors import AelabError, ConfigError, TrainingDivergedError
 from aelab.models.autoencoder import AutoEncoder
-from aelab.models.sparsity import LifetimeTopK
 from aelab.training.checkpoint import load_checkpoint, save_checkpoint
 from aelab.training.flat import FlatParameters, can_flatten
 
@@ -106,11 +105,6 @@ def _make_optimizer(params: list[torch.Tensor], cfg: TrainingConfig) -> torch.op
         return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
 
 
-def _sigmoid_output(model: AutoEncoder) -> bool:
-    last = [m for m in model.decoder if not isinstance(m, nn.Unflatten)][-1]
-    return isinstance(last, nn.Sigmoid)
-
-
 def _to_uint8(x: torch.Tensor) -> torch.Tensor:
     return x.float().clamp(0, 1).mul(255).round().to(torch.uint8).cpu()
 
@@ -123,7 +117,7 @@ def _mean_loss(model: nn.Module, images: torch.Tensor, loss_fn, batch: int, auto
     for start in range(0, images.shape[0], batch):
         xb = to_unit_float(images[start:start + batch])
         with autocast():
-            out = model(xb)
+            out = model(xb).reconstruction
         total += loss_fn(out.float(), xb) * xb.shape[0]
     return float(total / images.shape[0])
 
@@ -157,7 +151,7 @@ def train(model: AutoEncoder, dataset: ImageDataset, config: TrainingConfig | No
     if tuple(dataset.shape) != tuple(model.input_shape):
         raise AelabError(f"model {model.name!r} expects images of {model.input_shape} but dataset "
                          f"{dataset.name!r} has {dataset.shape}")
-    if cfg.loss == "bce" and not _sigmoid_output(model):
+    if cfg.loss == "bce" and not model.sigmoid_output:
         raise ConfigError(f"training.loss: 'bce' needs outputs in [0, 1] (a sigmoid output) but model "
                           f"{model.name!r} has none; allowed for it: mse, mse_sum")
     use_bf16 = cfg.precision == "bf16" and device.type == "cuda"
@@ -171,6 +165,7 @@ def train(model: AutoEncoder, dataset: ImageDataset, config: TrainingConfig | No
     memory_format = torch.channels_last if any(isinstance(m, nn.Conv2d) for m in model.modules()) \
         else torch.contiguous_format
     model.to(device=device, memory_format=memory_format)
+    # The one call of a training step: reconstruction, code and penalty (compiled with --compile).
     step_model = torch.compile(model) if cfg.compile else model
     trainable = [p for p in model.parameters() if p.requires_grad]
     for p in trainable:
@@ -211,11 +206,8 @@ def train(model: AutoEncoder, dataset: ImageDataset, config: TrainingConfig | No
     n = train_x.shape[0]
     bs = min(cfg.batch_size, n)
     steps = math.ceil(n / bs)
-    if isinstance(model.sparsity, LifetimeTopK) and model.sparsity.k is not None and model.sparsity.k > bs:
-        raise ConfigError(f"sparsity lifetime:{model.sparsity.k}: k is larger than the batch ({bs}); allowed: "
-                          f"1..{bs}, or a fraction of the batch such as lifetime:0.05")
+    model.check_batch_size(bs)
     corruption = cfg.corruption
-    with_code = model.penalty is not None
 
     bar = None
     if progress:
@@ -239,16 +231,12 @@ def train(model: AutoEncoder, dataset: ImageDataset, config: TrainingConfig | No
                 xb = to_unit_float(train_x.index_select(0, idx)).contiguous(memory_format=memory_format)
                 x_in = corrupt(xb, corruption) if corruption is not None else xb
                 with autocast():
-                    if with_code:
-                        out, z = model.forward_with_code(x_in)
-                    else:
-                        out = step_model(x_in)
-                loss = loss_fn(out.float(), xb)
+                    out = step_model(x_in)
+                loss = loss_fn(out.reconstruction.float(), xb)
                 total += loss.detach() * idx.shape[0]
-                if with_code:
-                    penalty = model.code_penalty(z)
-                    total_penalty += penalty.detach() * idx.shape[0]
-                    loss = loss + penalty
+                if out.penalty is not None:
+                    total_penalty += out.penalty.detach() * idx.shape[0]
+                    loss = loss + out.penalty
                 optimizer.zero_grad(set_to_none=flat is None)  # a flat buffer's gradient views must stay
                 loss.backward()
                 optimizer.step()
@@ -266,7 +254,7 @@ def train(model: AutoEncoder, dataset: ImageDataset, config: TrainingConfig | No
             history.val_loss.append(_mean_loss(model, val_x, loss_fn, cfg.eval_batch_size, autocast))
             if epoch % cfg.log_interval == 0 or epoch == cfg.epochs:
                 with torch.no_grad(), autocast():
-                    history.snapshots[epoch] = _to_uint8(model(to_unit_float(snap_x)))
+                    history.snapshots[epoch] = _to_uint8(model.reconstruct(to_unit_float(snap_x)))
             if ckpt_path is not None:
                 save_checkpoint({
                     "signature": signature, "epoch": epoch, "model": model.state_dict(),

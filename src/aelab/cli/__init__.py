@@ -1,0 +1,324 @@
+"""Command line: a thin typer layer over the Python API.
+
+``compare``, ``train`` and ``run`` are the same thing, an experiment of runs (:func:`aelab.run_experiment`);
+their flags are generated from the pydantic schema (:mod:`aelab.cli.schema`), and any field can be set with
+``--set training.lr=3e-4``. The analysis commands are generated from the analysis registry. Bad input is one
+``error:`` line on stderr and exit code 2. Heavy libraries (torch, matplotlib, scikit-learn) are imported
+only by the command that needs them, so ``aelab --help`` is fast.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from aelab.cli.schema import command, field_flag, option_flags, run_flags
+from aelab.errors import AelabError, ConfigError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="aelab: autoencoders on images. Train, compare and look inside them.")
+console = Console(width=None if sys.stdout.isatty() else 160)
+err_console = Console(stderr=True)
+
+
+def _user_errors(fn):
+    """Turn AelabError into one 'error: ...' line on stderr and exit code 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except AelabError as exc:
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            err_console.print("interrupted: every finished epoch is checkpointed; run the same command again to "
+                              "continue", highlight=False, soft_wrap=True)
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+def _log(message: str) -> None:
+    console.print(message, highlight=False)
+
+
+P = inspect.Parameter
+O = typer.Option
+
+
+def _param(name: str, default, annotation, help: str, *decls: str, panel: str = "Experiment") -> P:
+    return P(name, P.KEYWORD_ONLY, default=O(default, *decls, help=help, rich_help_panel=panel), annotation=annotation)
+
+
+CONFIG = _param("config", None, Optional[Path], "Experiment YAML file (the one dialect of compare, train and run); "
+                "flags given here override it.", "--config")
+SETS = _param("set_", None, Optional[list[str]], "Set any config field, dotted: --set training.lr=3e-4 (repeat it).",
+              "--set")
+NAME = _param("name", None, Optional[str], "Experiment folder name (default: the command and a hash of its runs, "
+              "so the same command finds its runs again).", "--name")
+RESUME = _param("resume", False, bool, "Continue the experiment --name (re-running the same command does this "
+                "too): finished runs are skipped, cut runs resume from their last checkpoint.", "--resume")
+
+
+def _experiment(config: Optional[Path], name: Optional[str], sets: Optional[list[str]], given: dict):
+    """The experiment and overrides from --config, --name, --set and the schema flags."""
+    from aelab.config import ExperimentConfig, parse_assignment, parse_config, read_yaml_mapping
+
+    data = read_yaml_mapping(config) if config is not None else {}
+    if name is not None:
+        data["name"] = name
+    experiment = parse_config(ExperimentConfig, data, source=str(config) if config else "options")
+    overrides = {k: v for k, v in given.items() if "." in k or k == "seed"}
+    for text in sets or []:
+        key, value = parse_assignment(text)
+        overrides[key] = value
+    options = {k: v for k, v in given.items() if k not in overrides and "." not in k and k != "seed"}
+    return experiment, overrides, options
+
+
+def _options(options: dict):
+    from aelab.config import RunOptions, parse_config
+
+    return parse_config(RunOptions, options, source="options").model_dump()
+
+
+def _models_list(text: str, flag: str) -> list[str]:
+    names = [m.strip() for m in text.split(",") if m.strip()]
+    if not names:
+        raise ConfigError(f"{flag}: give at least one preset name, e.g. linear-3,conv-64")
+    return names
+
+
+def _check_resume(resume: bool, name: Optional[str], runs_dir: Path) -> None:
+    if not resume:
+        return
+    if not name:
+        raise ConfigError("--resume needs --name: the experiment to continue (or run the same command again)")
+    from aelab.experiments.experiment import load_experiment
+
+    load_experiment(name, runs_dir)  # an error naming the experiments there if it does not exist
+
+
+def _print_result(result) -> None:
+    from aelab.figures.report import columns, format_row
+
+    rows = result.rows
+    cols = columns(rows)
+    test = sorted({str(r["test_images"]) for r in rows})
+    table = Table(title=f"{result.name}: test set ({', '.join(test) or '-'} images)")
+    for _, label, _ in cols:
+        table.add_column(label, justify="left" if label == "model" else "right")
+    for row in rows:
+        table.add_row(*format_row(row, cols))
+    for row in result.baselines:
+        table.add_row(*format_row(row, cols), style="dim" if row.get("baseline") else "cyan")
+    console.print(table)
+    for r in result.records:
+        if r["status"] == "failed":
+            console.print(f"[red]failed[/] {r['name']} ({r['id']}): {r['error']}", highlight=False)
+    console.print(f"report: {result.folder.report}", highlight=False)
+
+
+def _execute(experiment, overrides: dict, options: dict, kind: str, resume: bool):
+    from aelab.experiments.experiment import compare, run_experiment
+
+    opts = _options(options)
+    _check_resume(resume, experiment.name, opts["runs_dir"])
+    if kind == "compare":
+        return compare(experiment, overrides, log=_log, **opts)
+    return run_experiment(experiment, overrides, log=_log, kind=kind, **opts)
+
+
+def _compare(config, set_, name, resume, models, given):
+    """Train several autoencoders on the same data and compare them on the test set (default: the Covalent
+    tutorial's linear-3 vs conv-64 on Fashion-MNIST, 50 epochs, batch 64, Adam 1e-3, MSE)."""
+    experiment, overrides, options = _experiment(config, name, set_, given)
+    if models is not None:
+        experiment = experiment.model_copy(update={"models": type(experiment).model_validate(
+            {"models": _models_list(models, "--models")}).models})
+    _print_result(_execute(experiment, overrides, options, "compare", resume))
+
+
+def _train(config, set_, name, resume, model, given):
+    """Train one autoencoder and evaluate it: an experiment of one run."""
+    experiment, overrides, options = _experiment(config, name, set_, given)
+    if model is not None:
+        experiment = experiment.model_copy(update={"models": type(experiment).model_validate(
+            {"models": [model]}).models})
+    from aelab.experiments.spec import resolve
+
+    count = len(resolve(experiment, overrides))
+    if count != 1:
+        raise ConfigError(f"train runs one model, got {count} runs; use 'aelab compare' or 'aelab run' for several")
+    _print_result(_execute(experiment, overrides, options, "train", resume))
+
+
+def _run(experiment_file, set_, given):
+    """Run an experiment file: every run not done yet; finished runs are skipped, cut runs resume."""
+    from aelab.config import parse_assignment
+    from aelab.experiments.experiment import run_experiment
+
+    overrides = {k: v for k, v in given.items() if "." in k or k == "seed"}
+    for text in set_ or []:
+        key, value = parse_assignment(text)
+        overrides[key] = value
+    options = {k: v for k, v in given.items() if k not in overrides}
+    _print_result(run_experiment(experiment_file, overrides, log=_log, **_options(options)))
+
+
+MODELS = _param("models", None, Optional[str], "Comma-separated presets (default: linear-3,conv-64).", "--models")
+MODEL = _param("model", None, Optional[str], "Preset to train (see 'aelab models'; default: linear-3).", "--model")
+FILE = P("experiment_file", P.KEYWORD_ONLY, default=typer.Argument(..., help="Experiment YAML file"),
+         annotation=Path)
+
+_FLAGS = run_flags() + option_flags()
+app.command("compare")(_user_errors(command(_compare, [CONFIG, SETS, NAME, RESUME, MODELS], _FLAGS)))
+app.command("train")(_user_errors(command(_train, [CONFIG, SETS, NAME, RESUME, MODEL], _FLAGS)))
+app.command("run")(_user_errors(command(_run, [FILE, SETS], _FLAGS)))
+
+
+@app.command("models")
+@_user_errors
+def list_models() -> None:
+    """List the presets: parameters, input shape, code shape, compression ratio and source."""
+    from aelab.models import PRESETS, build_model
+
+    table = Table(title="aelab presets")
+    for col in ("preset", "parameters", "input", "code", "compression", "source"):
+        table.add_column(col, justify="right" if col in ("parameters", "compression") else "left")
+    for name, preset in PRESETS.items():
+        m = build_model(name)
+        table.add_row(name, f"{m.num_parameters():,}", "x".join(map(str, m.input_shape)),
+                      "x".join(map(str, m.code_shape)), f"{m.compression_ratio:.1f}x", preset.source)
+    console.print(table)
+
+
+# ------------------------------------------------------------------------------------------- analyses
+TARGET = P("path", P.KEYWORD_ONLY, annotation=Path,
+           default=typer.Argument(..., help="A run folder, or an experiment folder (then --model picks the run)"))
+WHICH = _param("model", None, Optional[str], "Which run of an experiment folder, by its label (default: the first).",
+               "--model", panel="Target")
+
+
+def _analysis_command(entry):
+    from aelab.config import parse_config
+
+    def run_one(path, model, given):
+        from aelab.experiments.analyses import analyse_run, open_runs
+
+        parse_config(entry.params, given, source=entry.name)  # bad parameters before loading anything
+        run = open_runs(path, model)[0]
+        outcome = analyse_run(run, entry.name, given)
+        if outcome.summary:
+            console.print(outcome.summary, highlight=False)
+        if outcome.rows and entry.columns:
+            from aelab.figures.report import format_row
+
+            cols = [c for c in entry.columns if any(c[0] in r for r in outcome.rows)]
+            table = Table(title=f"{run.label}: {entry.title}")
+            for _, label, _ in cols:
+                table.add_column(label, justify="right")
+            for row in outcome.rows:
+                table.add_row(*format_row(row, cols))
+            console.print(table)
+        written = [p for p in (run.folder.analysis(entry.name), run.folder.analysis(entry.name, ".json"))
+                   if p.is_file()]
+        console.print("wrote " + ", ".join(map(str, written)), highlight=False)
+
+    run_one.__doc__ = entry.text
+    flags = [field_flag(field.alias or name, name, field, "Analysis") for name, field in entry.params.model_fields.items()]
+    return command(run_one, [TARGET, WHICH], flags)
+
+
+def _register_analyses() -> None:
+    from aelab.figures.analyses import ANALYSES
+
+    for entry in ANALYSES:
+        app.command(entry.name, help=entry.text)(_user_errors(_analysis_command(entry)))
+
+
+_register_analyses()
+
+
+@app.command()
+@_user_errors
+def report(path: Path = typer.Argument(..., help="An experiment folder (or a run folder: its experiment's)"),
+           analyses: bool = O(True, "--analyses/--no-analyses", help="(Re)run every run's analyses first")) -> None:
+    """Write the experiment's self-contained HTML report again (images embedded), re-running the analyses."""
+    from aelab.experiments.analyses import open_runs, run_analyses
+    from aelab.experiments.experiment import run_experiment
+    from aelab.experiments.folders import ExperimentFolder, RunFolder
+
+    folder = ExperimentFolder(path.parent) if RunFolder(path).config.is_file() else ExperimentFolder(path)
+    if not folder.config.is_file():
+        raise AelabError(f"{str(path)!r} is not an aelab experiment or run folder (no experiment.yaml)")
+    if analyses:
+        for run in open_runs(folder.path):
+            run_analyses(run, log=_log)
+    result = run_experiment(folder.config, runs_dir=folder.path.parent, analyses=False, log=lambda m: None)
+    console.print(f"wrote {result.folder.report}", highlight=False)
+
+
+# ----------------------------------------------------------------------------------------------- runs
+def _runs_table(records: list[dict], title: str) -> None:
+    table = Table(title=title)
+    for col in ("id", "experiment", "name", "status", "test MSE", "PSNR (dB)", "seconds", "attempts", "error"):
+        table.add_column(col, justify="right" if col in ("test MSE", "PSNR (dB)", "seconds", "attempts") else "left")
+    for r in records:
+        m = r["metrics"] or {}
+        table.add_row(r["id"], ", ".join(r["experiments"]), r["name"], r["status"],
+                      f"{m['test_mse']:.5f}" if m else "-", f"{m['test_psnr']:.2f}" if m else "-",
+                      f"{r['seconds']:.1f}" if r["seconds"] else "-", str(r["attempts"]), (r["error"] or "")[:80])
+    console.print(table)
+
+
+@app.command("runs")
+@_user_errors
+def runs_cmd(args: Optional[list[str]] = typer.Argument(None, help="[EXPERIMENT] to list, or: show RUN_ID"),
+             runs_dir: Path = O(Path("runs"), "--runs-dir", help="Runs folder")) -> None:
+    """List every run in the runs folder (of one experiment), or 'show RUN_ID' for one run's config, metrics
+    and files."""
+    import yaml
+
+    from aelab.experiments.folders import store_path
+    from aelab.experiments.store import RunStore
+
+    args = args or []
+    if not store_path(runs_dir).is_file():
+        raise AelabError(f"no runs under {str(runs_dir)!r} (no {store_path(runs_dir).name}); train something with "
+                         "'aelab compare', 'train' or 'run'")
+    with RunStore(store_path(runs_dir)) as store:
+        if args and args[0] == "show":
+            if len(args) != 2:
+                raise ConfigError("usage: aelab runs show RUN_ID")
+            rec = store.get(args[1])
+            if rec is None:
+                raise AelabError(f"no run with id {args[1]!r} under {str(runs_dir)!r}")
+            console.print(f"[bold]{rec['id']}[/] {rec['name']} ({', '.join(rec['experiments'])}): {rec['status']}"
+                          f"{' - ' + rec['error'] if rec['error'] else ''}")
+            console.print(f"folder: {runs_dir / rec['folder']}", highlight=False)
+            console.print(yaml.safe_dump(rec["config"], sort_keys=False), highlight=False)
+            if rec["metrics"]:
+                console.print_json(json.dumps(rec["metrics"]))
+            return
+        if len(args) > 1:
+            raise ConfigError("usage: aelab runs [EXPERIMENT] | aelab runs show RUN_ID")
+        if args and args[0] not in store.experiments():
+            raise AelabError(f"no experiment {args[0]!r} under {str(runs_dir)!r}; there: "
+                             f"{', '.join(store.experiments()) or 'none'}")
+        records = store.records(args[0] if args else None)
+    _runs_table(records, f"{len(records)} runs" + (f" of {args[0]}" if args else f" under {runs_dir}"))
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app(prog_name="aelab")

@@ -1,0 +1,292 @@
+"""An experiment is a set of runs: resolved from one :class:`~aelab.config.ExperimentConfig`, recorded in the
+one run store, executed by one executor, and reported by one report over its runs.
+
+::
+
+    resolve (spec.py) -> refuse what cannot run (before anything is written) -> store: experiment + runs
+    -> execute the runs not done yet (engine.execute_run: inline, local processes or Ray)
+    -> the experiment folder: comparison table with PCA and mean-image baselines, loss curves of all runs,
+       reconstructions per run at each logged epoch, report.html with every run's analyses
+
+``aelab compare`` is an experiment of its ``models``, ``aelab train`` one of one run, ``aelab run FILE`` any
+file. Re-running the same experiment skips finished runs and resumes cut ones from their checkpoints.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from aelab.config import ExperimentConfig, dump_yaml
+from aelab.errors import AelabError, ConfigError
+from aelab.experiments.engine import build_checked, dataset_for, execute_run
+from aelab.experiments.folders import ExperimentFolder, RunFolder, store_path
+from aelab.experiments.spec import ResolvedRun, experiment_name, load_experiment_file, resolve
+from aelab.experiments.store import RunStore
+from aelab.io import atomic_write_text
+
+EXECUTORS = ("inline", "local", "ray")
+LOSS_NAMES = {"mse": "MSE per pixel", "mse_sum": "squared error per image", "bce": "BCE per pixel"}
+
+
+@dataclass
+class ExperimentResult:
+    """What an experiment produced (also what ``aelab compare`` prints)."""
+
+    name: str
+    folder: ExperimentFolder
+    records: list[dict]
+    """The store's records of its runs, in order (status, metrics, error, folder, ...)."""
+    rows: list[dict] = field(default_factory=list)
+    """Metrics rows of the finished runs."""
+    baselines: list[dict] = field(default_factory=list)
+    """PCA rows at the runs' code sizes, then the mean-image row(s)."""
+    summary: str = ""
+
+    @property
+    def run_dirs(self) -> list[Path]:
+        return [self.folder.path.parent / r["folder"] for r in self.records]
+
+
+def run_experiment(experiment: ExperimentConfig | Path | str | None = None, overrides: dict[str, Any] | None = None,
+                   runs_dir: Path | str = "runs", executor: str = "inline", workers: int | None = None,
+                   address: str | None = None, retry_failed: bool = False, tensorboard: bool = False,
+                   analyses: bool = True, progress: bool = False, log: Callable[[str], None] = print,
+                   on_epoch=None, kind: str = "experiment") -> ExperimentResult:
+    """Run every run of ``experiment`` that is not done yet, then write the experiment's table and report.
+
+    Args:
+        experiment: an :class:`ExperimentConfig`, or the path of its YAML file (default: the tutorial's compare).
+        overrides: dotted keys -> values applied to every run last (``{"training.epochs": 2}``).
+        runs_dir: the runs folder (store ``aelab.sqlite``, experiment folders, run folders).
+        executor: ``inline`` (this process, one run after another), ``local`` (one process per run, ``workers``
+            at a time, CPU threads divided among them) or ``ray`` (Ray tasks; ``address`` of a cluster).
+        retry_failed: run failed runs again.
+        tensorboard: TensorBoard event files in each run folder.
+        analyses: run the registry's analyses on every run for the report.
+        progress: progress bars (inline only).
+        on_epoch: called after each epoch of each run with (epoch, history) (inline only).
+        kind: names the default experiment folder (``<kind>-<hash>``) when the experiment has no name.
+
+    Raises:
+        ConfigError / ModelError / DataError: anything that cannot run is refused before anything is written.
+    """
+    if executor not in EXECUTORS:
+        raise ConfigError(f"--executor: got {executor!r}; allowed: {', '.join(EXECUTORS)}")
+    if workers is not None and workers < 1:
+        raise ConfigError(f"--workers: got {workers}; allowed: 1 or more")
+    if isinstance(experiment, (str, Path)):
+        source, experiment = str(experiment), load_experiment_file(experiment)
+    else:
+        source, experiment = "options", experiment or ExperimentConfig(models=["linear-3", "conv-64"])
+    experiment = experiment.model_copy(update={"set": {**experiment.set, **(overrides or {})}})
+    runs = resolve(experiment, None, source)
+    for run in runs:  # refuse what cannot run before anything is written
+        build_checked(run.config, dataset_for(run.config))
+    if executor == "ray" and address:
+        _check_ray_address(address)
+    root = Path(runs_dir)
+    name = experiment_name(experiment, runs, kind)
+    folder = ExperimentFolder.for_experiment(root, name)
+    definition = dump_yaml(experiment.model_copy(update={"name": name}))
+    with RunStore(store_path(root)) as store:
+        known = {r.id: store.get(r.id) for r in runs}
+        folders = [known[r.id]["folder"] if known[r.id] else
+                   str(RunFolder.for_run(root, name, r.name, r.id).path.relative_to(root)) for r in runs]
+        store.add_experiment(name, definition, runs, folders)
+        status = {r["id"]: r["status"] for r in store.records(name)}
+    folder.path.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(folder.config, definition)
+    atomic_write_text(folder.members, json.dumps(folders, indent=2))
+    todo = [r for r in runs if status[r.id] not in ("done", "failed") or (status[r.id] == "failed" and retry_failed)]
+    log(f"experiment {name}: {len(runs)} runs, {len(runs) - len(todo)} done or failed before, {len(todo)} to run "
+        f"({executor})")
+    options = dict(retry_failed=retry_failed, tensorboard=tensorboard, analyses=analyses)
+    if executor == "inline":
+        for r in todo:
+            log(f"  {r.id} {r.name}: "
+                f"{execute_run(str(root), r.id, progress=progress, on_epoch=on_epoch, log=log, **options)}")
+    elif executor == "local" and todo:
+        _run_local(todo, root, workers, options, log)
+    elif todo:
+        _run_ray(todo, root, workers, address, options, log)
+    with RunStore(store_path(root)) as store:
+        records = store.records(name)
+        result = ExperimentResult(name, folder, records)
+        _write_outputs(result, runs, store, log)
+    return result
+
+
+def compare(config: ExperimentConfig | None = None, overrides: dict[str, Any] | None = None, **options) -> ExperimentResult:
+    """``aelab compare``: train ``config.models`` (default: the Covalent tutorial's linear-3 and conv-64, 50
+    epochs, batch 64, Adam 1e-3, MSE on Fashion-MNIST) on the same data and compare them on the test set.
+    Options are those of :func:`run_experiment`."""
+    config = config or ExperimentConfig()
+    if not config.models and not config.runs and not config.grid and "model" not in config.model_fields_set:
+        config = config.model_copy(update={"models": ExperimentConfig.model_validate(
+            {"models": ["linear-3", "conv-64"]}).models})
+    return run_experiment(config, overrides, kind="compare", **options)
+
+
+def load_experiment(name: str, runs_dir: Path | str = "runs") -> list[dict]:
+    """The run records of experiment ``name`` in the store of ``runs_dir``.
+
+    Raises:
+        AelabError: no such experiment.
+    """
+    path = store_path(runs_dir)
+    if not path.is_file():
+        raise AelabError(f"no run store at {str(path)!r}")
+    with RunStore(path) as store:
+        if name not in store.experiments():
+            raise AelabError(f"no experiment {name!r} in {str(path)!r}; there: {', '.join(store.experiments())}")
+        return store.records(name)
+
+
+# ------------------------------------------------------------------------------------------- executors
+def _run_local(todo: list[ResolvedRun], root: Path, workers: int | None, options: dict, log) -> None:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    cores = os.cpu_count() or 1
+    n = max(1, min(workers or cores, len(todo)))
+    threads = max(1, cores // n)
+    with ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(execute_run, str(root), r.id, threads=threads, **options): r for r in todo}
+        for fut, r in futures.items():
+            log(f"  {r.id} {r.name}: {fut.result()}")
+
+
+def _check_ray_address(address: str) -> None:
+    import socket
+
+    if address in ("auto", "local"):
+        return
+    host, _, port = address.replace("ray://", "").rpartition(":")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=3):
+            return
+    except (OSError, ValueError) as exc:
+        raise AelabError(f"--address: the Ray cluster at {address!r} does not answer ({exc}); start it with "
+                         "'ray start --head' or leave --address out for a local Ray") from None
+
+
+def _run_ray(todo: list[ResolvedRun], root: Path, workers: int | None, address: str | None, options: dict,
+             log) -> None:
+    try:
+        import ray
+    except ImportError:
+        raise AelabError("the Ray executor needs Ray: pip install 'aelab[ray]'") from None
+    import torch
+
+    started_here = not ray.is_initialized()
+    if started_here:
+        kwargs = {"address": address} if address else {"num_cpus": workers or os.cpu_count() or 1}
+        ray.init(include_dashboard=False, log_to_driver=False, **kwargs)
+    try:
+        cpus = max(1, int(ray.cluster_resources().get("CPU", 1)) // max(1, min(len(todo), workers or len(todo))))
+        gpus = (1.0 / len(todo)) if torch.cuda.is_available() else 0
+        task = ray.remote(num_cpus=cpus, num_gpus=gpus)(execute_run)
+        refs = {task.remote(str(root), r.id, threads=cpus, **options): r for r in todo}
+        for ref, r in refs.items():
+            log(f"  {r.id} {r.name}: {ray.get(ref)}")
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+# ------------------------------------------------------------------------------------------ the report
+def _baselines(runs: list[ResolvedRun], rows_by_id: dict[str, dict], store: RunStore) -> list[dict]:
+    """PCA at every code size of the finished runs of each dataset, then the mean-image row of each dataset
+    (cached in the store: a dataset's baselines are computed once)."""
+    import hashlib
+
+    groups: dict[str, list[ResolvedRun]] = {}
+    for r in runs:
+        groups.setdefault(r.config.data.model_dump_json() + f"|{r.config.seed}", []).append(r)
+    pca_rows, mean_rows = [], []
+    for key, members in groups.items():
+        done = [rows_by_id[r.id] for r in members if r.id in rows_by_id]
+        if not done:
+            continue
+        suffix = f", {members[0].config.data.name} seed {members[0].config.seed}" if len(groups) > 1 else ""
+        digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+        dataset = None
+        sizes = sorted({row["code_size"] for row in done})
+        for d in sizes:
+            row = store.cached(f"pca/{digest}/{d}")
+            if row is None:
+                from aelab.evaluation.pca import pca_baseline
+
+                dataset = dataset or dataset_for(members[0].config)
+                if d > min(len(dataset.train), dataset.train.images[0].numel()):
+                    continue  # PCA cannot have more components than images or pixels
+                row = pca_baseline(dataset.train, dataset.test, d, seed=members[0].config.seed)
+                store.cache(f"pca/{digest}/{d}", row)
+            pca_rows.append({**row, "model": row["model"] + suffix})
+        mse = store.cached(f"mean-image/{digest}")
+        if mse is None:
+            from aelab.evaluation import mean_image_mse
+
+            dataset = dataset or dataset_for(members[0].config)
+            mse = mean_image_mse(dataset.train, dataset.test)
+            store.cache(f"mean-image/{digest}", mse)
+        mean_rows.append({"model": "mean image (baseline)" + suffix, "test_mse": mse, "baseline": True})
+    return pca_rows + mean_rows
+
+
+def _write_outputs(result: ExperimentResult, runs: list[ResolvedRun], store: RunStore, log) -> None:
+    from aelab.figures import loss_curves, reconstruction_grid, save_figure
+    from aelab.figures.analyses import ANALYSES
+    from aelab.figures.report import RunSection, write_report
+    from aelab.training import History, load_checkpoint
+
+    root = result.folder.path.parent
+    by_id = {r["id"]: r for r in result.records}
+    done = [r for r in runs if by_id[r.id]["status"] == "done"]
+    rows_by_id = {r.id: by_id[r.id]["metrics"] for r in done}
+    result.rows = [rows_by_id[r.id] for r in done]
+    result.baselines = _baselines(runs, rows_by_id, store) if done else []
+    devices = sorted({row["device"] for row in result.rows})
+    data_names = sorted({r.config.data.name for r in runs})
+    result.summary = (f"{len(runs)} runs ({len(done)} finished) on {', '.join(data_names)}; test set "
+                      f"{', '.join(sorted({str(row['test_images']) for row in result.rows}))} images; "
+                      f"trained on {', '.join(devices) or '-'}.")
+    metrics = {"experiment": result.name, "summary": result.summary, "runs": result.rows,
+               "baselines": result.baselines,
+               "failed": [{"id": r["id"], "name": r["name"], "error": r["error"]} for r in result.records
+                          if r["status"] == "failed"]}
+    atomic_write_text(result.folder.metrics, json.dumps(metrics, indent=2))
+    folders = {r.id: RunFolder(root / by_id[r.id]["folder"]) for r in runs}
+    histories = {}
+    for r in done:
+        if folders[r.id].history.is_file():
+            histories[r.id] = History.from_state(load_checkpoint(folders[r.id].history)["history"])
+    if histories:
+        loss = {r.name: histories[r.id] for r in done if r.id in histories}
+        save_figure(loss_curves(loss, LOSS_NAMES[done[0].config.training.loss]), result.folder.loss_curves)
+    groups: dict[str, list[ResolvedRun]] = {}
+    for r in done:
+        if r.id in histories:
+            groups.setdefault(r.config.data.model_dump_json() + f"|{r.config.seed}", []).append(r)
+    for g, members in enumerate(groups.values()):
+        group = "" if len(groups) == 1 else f"{members[0].config.data.name}-{g + 1}"
+        first = histories[members[0].id]
+        for epoch in sorted({e for r in members for e in histories[r.id].snapshots}):
+            rows = {r.name: histories[r.id].snapshots[epoch] for r in members if epoch in histories[r.id].snapshots}
+            save_figure(reconstruction_grid(first.snapshot_originals, rows, title=f"Epoch {epoch}"),
+                        result.folder.reconstructions(epoch, group))
+    sections = []
+    for r in done:
+        f = folders[r.id]
+        figures = [(f"{heading}", f.figure(stem)) for stem, heading in (("layerwise", "Greedy layer-wise pretraining"),
+                                                                        ("denoising", "Denoising"))]
+        analyses = [(a, f.analysis(a.name), f.analysis(a.name, ".json")) for a in ANALYSES if a.in_report]
+        sections.append(RunSection(r.name, r.id, str(f.path.relative_to(root)), figures, analyses))
+    write_report(result.folder.report, f"aelab report: {result.name}", result.summary, result.rows,
+                 result.baselines, metrics["failed"], result.folder.loss_curves,
+                 result.folder.reconstruction_figures(), sections, result.folder.config.read_text())
+    log(f"wrote {result.folder.path}/ : metrics.json, loss_curves.png, reconstructions_epoch_*.png, report.html")

@@ -1,0 +1,260 @@
+"""The analysis registry: one list, :data:`ANALYSES`, drives the report, the CLI's analysis commands and the
+Python API (:func:`aelab.analyse`). Adding an analysis is one :class:`Analysis` entry: its parameters (a
+pydantic model whose field docstrings are the CLI's help), what it computes (from :mod:`aelab.evaluation`),
+its figure, and the columns of its table.
+
+Each entry's ``compute(model, dataset, label, params)`` returns an :class:`Outcome`: a matplotlib figure
+(or None), JSON-able data saved beside it, and table rows (shown by the CLI and the report).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Params(BaseModel):
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+
+@dataclass
+class Outcome:
+    """What one analysis of one model gives."""
+
+    figure: Any = None
+    """A matplotlib Figure, saved as ``analysis/<name>.png`` (None: no figure)."""
+    data: Any = None
+    """JSON-able data, saved as ``analysis/<name>.json``."""
+    rows: list[dict] = field(default_factory=list)
+    """Table rows, formatted with the entry's ``columns``."""
+    summary: str = ""
+    """One line for the CLI (e.g. how many units are dead)."""
+
+
+Column = tuple[str, str, str]
+"""(row key, heading, format string)."""
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """One analysis: CLI command ``aelab <name>``, file stem ``analysis/<name>``, report section ``title``."""
+
+    name: str
+    title: str
+    text: str
+    """What the figure shows (the report's caption and the command's help)."""
+    params: type[BaseModel]
+    compute: Callable[..., Outcome]
+    columns: list[Column] = field(default_factory=list)
+    needs_labels: bool = False
+    """Skipped in the report when the test set has a single class (e.g. a folder without sub-folders)."""
+    report_params: dict = field(default_factory=dict)
+    """Parameters used when the report runs it (defaults otherwise)."""
+    in_report: bool = True
+    """Run for every run's report section (PCA is in the experiment's table already)."""
+
+
+# ------------------------------------------------------------------------------------------- parameters
+class InterpolationParams(_Params):
+    from_: Optional[str] = Field(None, alias="from")
+    """Class (index or name) of the first image; default class 0."""
+    to: Optional[str] = None
+    """Class (index or name) of the second image; default class 1."""
+    index_from: Optional[int] = Field(None, ge=0)
+    """Test-image index of the first image (instead of a class)."""
+    index_to: Optional[int] = Field(None, ge=0)
+    """Test-image index of the second image (instead of a class)."""
+    steps: int = Field(10, ge=2)
+    """Images per row."""
+    seed: int = 0
+    """Chooses the example of each class."""
+
+
+class LatentMapParams(_Params):
+    method: Literal["auto", "pca", "tsne"] = "auto"
+    """auto (the code itself if 2-D, else PCA), pca, or tsne."""
+    n: int = Field(5000, ge=2)
+    """Test images to map."""
+    seed: int = 0
+    """Seed of PCA / t-SNE."""
+
+
+class HeatmapParams(_Params):
+    n: int = Field(512, ge=1)
+    """Test images in the heatmap."""
+
+
+class DictionaryParams(_Params):
+    amplitude: float = 1.0
+    """Value of the one-hot code decoded for each unit."""
+
+
+class FailuresParams(_Params):
+    k: int = Field(8, ge=1)
+    """Worst-reconstructed test images to show."""
+
+
+class NoParams(_Params):
+    pass
+
+
+class ProbeParams(_Params):
+    labels: str = "10,100,all"
+    """Labelled images per class, comma-separated: positive integers or 'all'."""
+    seed: int = 0
+    """Chooses the labelled images and seeds the classifiers."""
+
+
+# -------------------------------------------------------------------------------------------- computing
+def _interpolation(model, dataset, label, p: InterpolationParams) -> Outcome:
+    from aelab.evaluation import analysis as A
+    from aelab.figures.analysis import interpolation_figure
+
+    test = dataset.test
+    has_classes = len(set(test.labels.tolist())) > 1
+    i, j = p.index_from, p.index_to
+    if i is None:
+        i = A.pick_of_class(test, A.resolve_class(dataset, p.from_ if p.from_ is not None else 0), p.seed) \
+            if has_classes else 0
+    if j is None:
+        j = A.pick_of_class(test, A.resolve_class(dataset, p.to if p.to is not None else 1), p.seed + 1) \
+            if has_classes else min(1, len(test) - 1)
+    interp = A.interpolate(model, test, i, j, p.steps)
+    names = dataset.class_names
+    title = f"{label}: {names[int(test.labels[i])]} (#{i}) -> {names[int(test.labels[j])]} (#{j})"
+    return Outcome(interpolation_figure(interp, title), {"index_from": i, "index_to": j, "steps": p.steps})
+
+
+def _latent_map(model, dataset, label, p: LatentMapParams) -> Outcome:
+    from aelab.evaluation import analysis as A
+    from aelab.figures.analysis import latent_map_figure
+
+    lm = A.latent_map(model, dataset.test, p.method, p.n, p.seed)
+    return Outcome(latent_map_figure(lm, dataset.class_names, f"{label}: latent map ({lm.method})"),
+                   {"method": lm.method, "images": len(lm.points)})
+
+
+def _heatmap(model, dataset, label, p: HeatmapParams) -> Outcome:
+    from aelab.evaluation import analysis as A
+    from aelab.figures.analysis import code_heatmap_figure
+
+    h = A.code_heatmap(model, dataset.test, p.n)
+    dead, units = int(h.dead.sum()), int(h.codes.shape[1])
+    return Outcome(code_heatmap_figure(h, f"{label}: codes of {len(h.codes)} test images"),
+                   {"dead_units": dead, "units": units},
+                   summary=f"{dead} of {units} code units are dead on these {len(h.codes)} images")
+
+
+def _dictionary(model, dataset, label, p: DictionaryParams) -> Outcome:
+    from aelab.evaluation import analysis as A
+    from aelab.figures.analysis import feature_dictionary_figure
+
+    tiles = A.feature_dictionary(model, p.amplitude)
+    return Outcome(feature_dictionary_figure(tiles, f"{label}: feature dictionary (amplitude {p.amplitude})"),
+                   {"units": int(tiles.shape[0]), "amplitude": p.amplitude})
+
+
+def _failures(model, dataset, label, p: FailuresParams) -> Outcome:
+    from aelab.evaluation import analysis as A
+    from aelab.figures.analysis import failures_figure
+
+    f = A.failures(model, dataset, p.k)
+    rows = [{"class": n, "images": c, "mse": m} for n, c, m in f.per_class]
+    data = {"per_class": rows, "worst": [{"index": i, "mse": m} for i, m in zip(f.worst, f.worst_mse)]}
+    return Outcome(failures_figure(f, f"{label}: per-class test MSE and the {p.k} worst reconstructions"), data, rows)
+
+
+def _compression(model, dataset, label, p: NoParams) -> Outcome:
+    from aelab.evaluation import analysis as A
+    from aelab.figures.analysis import compression_figure
+
+    rows = A.compression(model, dataset)
+    return Outcome(compression_figure(rows, f"{label}: compression"), rows, rows)
+
+
+def _pca(model, dataset, label, p: NoParams) -> Outcome:
+    from aelab.evaluation import evaluate
+    from aelab.evaluation.pca import pca_baseline
+
+    limit = min(len(dataset.train), dataset.train.images[0].numel())
+    test = evaluate(model, dataset.test)
+    rows = [{"model": label, "code_size": model.code_size, "test_mse": test["mse"], "test_psnr": test["psnr"]}]
+    if model.code_size <= limit:
+        rows.append(pca_baseline(dataset.train, dataset.test, model.code_size))
+    return Outcome(None, rows, rows)
+
+
+def labels_list(text: str) -> list[int | None]:
+    """``"10,100,all"`` -> ``[10, 100, None]``.
+
+    Raises:
+        ConfigError: a part that is neither a positive integer nor 'all'.
+    """
+    from aelab.errors import ConfigError
+
+    out: list[int | None] = []
+    for part in text.split(","):
+        part = part.strip()
+        if part == "all":
+            out.append(None)
+        elif part.isdigit() and int(part) > 0:
+            out.append(int(part))
+        else:
+            raise ConfigError(f"--labels: got {part!r}; allowed: positive integers or 'all', e.g. 10,100,all")
+    return out
+
+
+def _probes(model, dataset, label, p: ProbeParams) -> Outcome:
+    import torch
+
+    from aelab.evaluation.probes import probe_table
+    from aelab.figures.analysis import probes_figure
+
+    wanted = labels_list(p.labels)
+    counts = torch.bincount(dataset.train.labels)
+    smallest = int(counts[counts > 0].min())
+    usable = [n for n in wanted if n is None or n <= smallest] or [None]
+    rows = probe_table(model, dataset, usable, p.seed)
+    return Outcome(probes_figure(rows, f"{label}: frozen-encoder probes vs classifiers from scratch"), rows, rows)
+
+
+# ------------------------------------------------------------------------------------------- the registry
+ANALYSES: list[Analysis] = [
+    Analysis("interpolate", "Latent interpolation",
+             "Interpolate between two test images: top, the data-space blend (1-a)x + ax'; bottom, the decoded "
+             "latent blend g((1-a)f(x) + af(x')), whose endpoints are the reconstructions of the two images.",
+             InterpolationParams, _interpolation),
+    Analysis("latent-map", "Latent map", "2-D map of the test codes, coloured by class.", LatentMapParams,
+             _latent_map, needs_labels=True, report_params={"n": 2000}),
+    Analysis("heatmap", "Code heatmap",
+             "Codes of a batch of test images as an image (samples x units), unit activity, dead units in red.",
+             HeatmapParams, _heatmap),
+    Analysis("dictionary", "Feature dictionary", "What each code unit decodes to: g(a e_j) - g(0).",
+             DictionaryParams, _dictionary),
+    Analysis("failures", "Where it fails", "Per-class test MSE and the worst-reconstructed test images.",
+             FailuresParams, _failures, [("class", "class", "{}"), ("images", "images", "{:,}"),
+                                         ("mse", "MSE", "{:.5f}")]),
+    Analysis("compression", "Compression",
+             "Code bytes per image stored as float32 / float16 / 8-bit (per-unit affine) vs the raw 8-bit image, "
+             "and the PSNR of the reconstruction decoded from each.", NoParams, _compression,
+             [("storage", "code stored as", "{}"), ("code_bytes", "bytes per code", "{}"),
+              ("image_bytes", "raw image bytes", "{}"), ("compression_ratio", "ratio", "{:.1f}x"),
+              ("psnr", "PSNR (dB)", "{:.2f}")]),
+    Analysis("pca", "PCA at the same code size",
+             "The autoencoder beside scikit-learn PCA fitted on the training images with as many components as "
+             "the code has values.", NoParams, _pca,
+             [("model", "model", "{}"), ("code_size", "code size", "{}"), ("test_mse", "test MSE", "{:.5f}"),
+              ("test_psnr", "PSNR (dB)", "{:.2f}")], in_report=False),
+    Analysis("probe", "Features with few labels",
+             "Frozen-encoder linear probe (logistic regression) and kNN on the codes vs an MLP and a CNN trained "
+             "from scratch on the same few labels (test accuracy).", ProbeParams, _probes,
+             [("labels_per_class", "labels/class", "{}"), ("labelled", "labelled images", "{:,}"),
+              ("logistic", "linear probe", "{:.3f}"), ("knn", "kNN", "{:.3f}"), ("mlp", "MLP (scratch)", "{:.3f}"),
+              ("cnn", "CNN (scratch)", "{:.3f}"), ("helps", "codes help?", "{}")],
+             needs_labels=True, report_params={"labels": "10,100"}),
+]
+"""Every analysis, in report order."""
+
+BY_NAME = {a.name: a for a in ANALYSES}
