@@ -33,8 +33,8 @@ def test_interpolation_endpoints_are_the_reconstructions(digits):
     interp = A.interpolate(model, split, 1, 4, steps=7)
     x = split.floats()
     with torch.no_grad():
-        assert torch.allclose(interp.latent_space[0], model(x[1:2])[0], atol=1e-6)
-        assert torch.allclose(interp.latent_space[-1], model(x[4:5])[0], atol=1e-6)
+        assert torch.allclose(interp.latent_space[0], model.reconstruct(x[1:2])[0], atol=1e-6)
+        assert torch.allclose(interp.latent_space[-1], model.reconstruct(x[4:5])[0], atol=1e-6)
         mid = model.decode(0.5 * model.encode(x[1:2]) + 0.5 * model.encode(x[4:5]))[0]
     assert torch.allclose(interp.latent_space[3], mid, atol=1e-6)
     assert torch.equal(interp.data_space[0], x[1]) and torch.equal(interp.data_space[-1], x[4])
@@ -117,7 +117,7 @@ def test_failures_per_class_and_worst(digits):
     assert f.worst_mse == sorted(f.worst_mse, reverse=True) and len(f.worst) == 5
     x = digits.test.floats()
     with torch.no_grad():
-        errs = (model(x) - x).pow(2).flatten(1).mean(1)
+        errs = (model.reconstruct(x) - x).pow(2).flatten(1).mean(1)
     assert f.worst[0] == int(errs.argmax())
 
 
@@ -160,51 +160,66 @@ def run_dir(tmp_path_factory):
     return root / "r", data
 
 
+def _run_folder(path, label):
+    [folder] = [p for p in path.iterdir() if p.is_dir() and p.name.startswith(label + "-")]
+    return folder
+
+
 def test_compare_writes_every_analysis_and_pca_rows(run_dir):
     path, _ = run_dir
-    for kind in ("interpolation", "latent_map", "code_heatmap", "feature_dictionary", "failures", "compression",
-                 "probes"):
-        for model in ("linear-3", "conv-pool"):
-            assert (path / "analysis" / f"{kind}_{model}.png").is_file(), (kind, model)
-    pca = json.loads((path / "analysis" / "pca.json").read_text())
-    assert [r["code_size"] for r in pca] == [3, 196]
+    from aelab.figures.analyses import ANALYSES
+
+    names = [a.name for a in ANALYSES if a.in_report]
+    assert names == ["interpolate", "latent-map", "heatmap", "dictionary", "failures", "compression", "probe"]
+    for model in ("linear-3", "conv-pool"):
+        for name in names:
+            assert (_run_folder(path, model) / "analysis" / f"{name}.png").is_file(), (name, model)
+    metrics = json.loads((path / "metrics.json").read_text())
+    assert [r["code_size"] for r in metrics["baselines"] if "PCA" in r["model"]] == [3, 196]
+    assert [r["model"] for r in metrics["runs"]] == ["linear-3", "conv-pool"]
     html = (path / "report.html").read_text()
     assert "PCA (3 components)" in html and "Inside conv-pool" in html and "Feature dictionary" in html
+    # loss curves + 1 reconstruction grid (epoch 2) + 7 analyses per run
+    assert html.count("data:image/png;base64,") == 1 + 1 + 2 * 7
 
 
 def test_analysis_commands_on_a_run(run_dir):
     path, _ = run_dir
-    for args, out in [(["interpolate", str(path), "--from", "3", "--to", "7", "--model", "conv-pool"],
-                       "interpolation_conv-pool.png"),
-                      (["latent-map", str(path), "--method", "tsne", "--n", "60"], "latent_map_linear-3.png"),
-                      (["heatmap", str(path)], "code_heatmap_linear-3.png"),
-                      (["dictionary", str(path), "--model", "conv-pool"], "feature_dictionary_conv-pool.png"),
-                      (["failures", str(path), "--k", "4"], "failures_linear-3.png"),
-                      (["compression", str(path)], "compression_linear-3.png"),
-                      (["probe", str(path), "--labels", "5,all"], "probes_linear-3.png")]:
+    for args, model, name in [(["interpolate", str(path), "--from", "3", "--to", "7", "--model", "conv-pool"],
+                               "conv-pool", "interpolate"),
+                              (["latent-map", str(path), "--method", "tsne", "--n", "60"], "linear-3", "latent-map"),
+                              (["heatmap", str(_run_folder(path, "conv-pool"))], "conv-pool", "heatmap"),
+                              (["dictionary", str(path), "--model", "conv-pool"], "conv-pool", "dictionary"),
+                              (["failures", str(path), "--k", "4"], "linear-3", "failures"),
+                              (["compression", str(path)], "linear-3", "compression"),
+                              (["probe", str(path), "--labels", "5,all"], "linear-3", "probe")]:
         result = runner.invoke(app, args)
         assert result.exit_code == 0, (args, result.output)
-        assert out in result.output
-    result = runner.invoke(app, ["pca", str(path)])
+        assert f"{_run_folder(path, model).name}/analysis/{name}.png" in result.output.replace("\n", "")
+    result = runner.invoke(app, ["pca", str(path), "--model", "conv-pool"])
     assert result.exit_code == 0 and "PCA (196 components)" in result.output
+    data = json.loads((_run_folder(path, "linear-3") / "analysis" / "failures.json").read_text())
+    assert len(data["worst"]) == 4
 
 
 @pytest.mark.parametrize("args, expected", [
     (["interpolate", "{run}", "--from", "Hat"], "class 'Hat' does not exist in mnist; allowed: 0=0"),
     (["probe", "{run}", "--labels", "1000"], "labels per class: got 1000; allowed: 1.."),
     (["probe", "{run}", "--labels", "ten"], "--labels: got 'ten'"),
+    (["interpolate", "{run}", "--steps", "1"], "steps: Input should be greater than or equal to 2"),
+    (["latent-map", "{run}", "--method", "umap"], "method: got 'umap'; allowed: 'auto', 'pca' or 'tsne'"),
     (["heatmap", "{run}", "--model", "vgg"], "has no model 'vgg'; allowed: linear-3, conv-pool"),
-    (["interpolate", "{nocheckpoint}"], "has no trained model checkpoint (model.pt)"),
-    (["report", "{empty}"], "holds no aelab run folder"),
+    (["interpolate", "{nomodel}"], "has no trained model (model/ folder) yet"),
+    (["report", "{empty}"], "is not an aelab experiment or run folder"),
 ])
 def test_analysis_bad_input(run_dir, tmp_path, args, expected):
     path, _ = run_dir
     broken = tmp_path / "broken"
     broken.mkdir()
-    (broken / "config.yaml").write_text((path / "config.yaml").read_text())
+    (broken / "run.yaml").write_text((_run_folder(path, "linear-3") / "run.yaml").read_text())
     (tmp_path / "empty").mkdir()
-    args = [a.format(run=path, nocheckpoint=broken, empty=tmp_path / "empty") for a in args]
+    args = [a.format(run=path, nomodel=broken, empty=tmp_path / "empty") for a in args]
     result = runner.invoke(app, args)
-    assert result.exit_code == 2
+    assert result.exit_code == 2, result.output
     text = result.stderr.strip()
     assert text.startswith("error:") and len(text.splitlines()) == 1 and expected in text, text

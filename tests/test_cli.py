@@ -87,25 +87,60 @@ def test_train_on_tiny_idx_writes_run_folder(tmp_path):
     result = run(["train", "--model", "conv-pool", "--dataset", "mnist", "--data-dir", str(folder), "--epochs", "2",
                   "--log-interval", "1", "--name", "t1"], tmp_path)
     assert result.exit_code == 0, result.output
-    run_dir = tmp_path / "runs" / "t1"
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert [m["model"] for m in metrics["models"]] == ["conv-pool"]
-    assert metrics["models"][0]["parameters"] == 1077 and metrics["models"][0]["test_images"] == 30
+    exp = tmp_path / "runs" / "t1"
+    metrics = json.loads((exp / "metrics.json").read_text())
+    assert [m["model"] for m in metrics["runs"]] == ["conv-pool"]
+    assert metrics["runs"][0]["parameters"] == 1077 and metrics["runs"][0]["test_images"] == 30
     # conv-pool's 196-value code is more than PCA can fit on 190 training images: no PCA row, no error
-    assert json.loads((run_dir / "analysis" / "pca.json").read_text()) == []
-    for f in ["config.yaml", "loss_curves.png", "reconstructions_epoch_001.png", "reconstructions_epoch_002.png",
-              "report.html", "conv-pool/checkpoint.pt", "conv-pool/model.pt"]:
+    assert [r["model"] for r in metrics["baselines"]] == ["mean image (baseline)"]
+    [run_dir] = [p for p in exp.iterdir() if p.is_dir()]
+    assert run_dir.name.startswith("conv-pool-") and len(run_dir.name) == len("conv-pool-") + 12
+    for f in ["experiment.yaml", "runs.json", "loss_curves.png", "reconstructions_epoch_001.png",
+              "reconstructions_epoch_002.png", "report.html"]:
+        assert (exp / f).is_file(), f
+    for f in ["run.yaml", "checkpoint.pt", "history.pt", "metrics.json", "model/config.json", "model/model.safetensors"]:
         assert (run_dir / f).is_file(), f
-    # a second run with the same name never overwrites the first
+    # the same name with other settings: a new run beside the first, which is never overwritten
+    first = (run_dir / "metrics.json").read_text()
     again = run(["train", "--model", "conv-pool", "--dataset", "mnist", "--data-dir", str(folder), "--epochs", "1",
                  "--name", "t1"], tmp_path)
-    assert again.exit_code == 0 and (tmp_path / "runs" / "t1-2" / "metrics.json").is_file()
-    assert json.loads((run_dir / "metrics.json").read_text()) == metrics
+    assert again.exit_code == 0, again.output
+    assert (run_dir / "metrics.json").read_text() == first
+    assert len([p for p in exp.iterdir() if p.is_dir()]) == 2
+    assert [m["epochs"] for m in json.loads((exp / "metrics.json").read_text())["runs"]] == [1]
+    listing = runner.invoke(app, ["runs", "--runs-dir", str(tmp_path / "runs")])
+    assert listing.exit_code == 0 and listing.output.count("conv-pool") == 2 and "2 runs" in listing.output
+
+
+def test_config_file_plus_flags_and_set(tmp_path):
+    cfg = tmp_path / "exp.yaml"
+    cfg.write_text("data: {name: digits}\nmodels: [{spec: {type: mlp, hidden: [8], code_size: 4}, name: a},\n"
+                   "         {spec: {type: mlp, hidden: [8], code_size: 2}, name: b}]\n"
+                   "training: {epochs: 5, batch_size: 32, lr: 0.01}\n")
+    result = run(["compare", "--config", str(cfg), "--epochs", "1", "--set", "training.lr=0.002",
+                  "--set", "data.val_fraction=0.1", "--no-analysis", "--name", "c"], tmp_path)
+    assert result.exit_code == 0, result.output
+    from aelab.experiments.experiment import load_experiment
+
+    records = load_experiment("c", tmp_path / "runs")
+    assert [r["name"] for r in records] == ["a", "b"]
+    for r in records:
+        t = r["config"]["training"]
+        assert (t["epochs"], t["batch_size"], t["lr"]) == (1, 32, 0.002)  # flag, file, --set
+        assert r["config"]["data"]["val_fraction"] == 0.1 and r["metrics"]["epochs"] == 1
+    bad = run(["compare", "--config", str(cfg), "--set", "training.lrr=1"], tmp_path)
+    assert bad.exit_code == 2 and "key 'training.lrr' is not a config field" in error_line(bad)
+    bad = run(["compare", "--config", str(cfg), "--set", "training.lr=-1"], tmp_path)
+    assert bad.exit_code == 2 and "training.lr: Input should be greater than 0" in error_line(bad)
 
 
 def test_resume_needs_existing_run(tmp_path):
+    (tmp_path / "runs").mkdir()
+    from aelab.experiments.store import RunStore
+
+    RunStore(tmp_path / "runs" / "aelab.sqlite").close()
     result = run(["compare", "--resume", "--name", "nope", "--dataset", "digits", "--models", "linear-3"], tmp_path)
-    assert result.exit_code == 2
+    assert result.exit_code == 2 and "no experiment 'nope'" in error_line(result)
 
 
 def test_models_command():
@@ -118,5 +153,13 @@ def test_models_command():
 def test_python_m_aelab_help():
     out = subprocess.run([sys.executable, "-m", "aelab", "--help"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0
-    for cmd in ("compare", "train", "models"):
+    for cmd in ("compare", "train", "run", "runs", "models", "interpolate", "probe", "report"):
         assert cmd in out.stdout
+
+
+def test_help_texts_come_from_the_schema():
+    result = runner.invoke(app, ["train", "--help"], env={"COLUMNS": "200"})
+    out = " ".join(result.output.split())
+    assert "--batch-size" in out and "Images per optimizer step. (default: 64)" in out
+    assert "--momentum" in out and "--eval-batch-size" in out and "--snapshot-size" in out and "--download" in out
+    assert "--dataset" in out and "--denoise" in out and "--layerwise" in out and "--set" in out

@@ -1,11 +1,12 @@
 import pytest
 
-from aelab.config import CompareConfig, RunConfig, TrainingConfig, dump_yaml, load_yaml, parse_config
+from aelab.config import (ExperimentConfig, RunConfig, RunOptions, TrainingConfig, check_key, dump_yaml, load_yaml,
+                          parse_assignment, parse_config)
 from aelab.errors import ConfigError
 
 
 def test_defaults_are_the_tutorial_settings():
-    cfg = CompareConfig()
+    cfg = ExperimentConfig(models=["linear-3", "conv-64"])
     assert [m.preset for m in cfg.models] == ["linear-3", "conv-64"]
     t = cfg.training
     assert (t.epochs, t.batch_size, t.optimizer, t.lr, t.loss, t.log_interval) == (50, 64, "adam", 1e-3, "mse", 10)
@@ -14,15 +15,16 @@ def test_defaults_are_the_tutorial_settings():
 
 def test_unknown_key_names_key_and_allowed_keys():
     with pytest.raises(ConfigError) as exc:
-        parse_config(CompareConfig, {"training": {"lrr": 0.1}})
+        parse_config(ExperimentConfig, {"training": {"lrr": 0.1}})
     msg = str(exc.value)
     assert "unknown key 'training.lrr'" in msg and "lr" in msg and "batch_size" in msg
     assert "\n" not in msg
 
 
 def test_unknown_top_level_key():
-    with pytest.raises(ConfigError, match="unknown key 'epochs'; allowed keys here: name, seed, data, models"):
-        parse_config(CompareConfig, {"epochs": 3})
+    with pytest.raises(ConfigError, match="unknown key 'epochs'; allowed keys here: name, seed, data, training, model, "
+                                         "models, runs, grid, set"):
+        parse_config(ExperimentConfig, {"epochs": 3})
 
 
 @pytest.mark.parametrize("data, expected", [
@@ -32,11 +34,12 @@ def test_unknown_top_level_key():
     ({"training": {"optimizer": "adamw"}}, "training.optimizer: got 'adamw'; allowed: 'adam' or 'sgd'"),
     ({"data": {"name": "imagenet"}}, "data.name: got 'imagenet'; allowed: fashion-mnist, mnist, cifar10, digits"),
     ({"models": [{"preset": "resnet"}]}, "preset: got 'resnet'; allowed: linear-3, linear-10, conv-64"),
-    ({"models": []}, "models: List should have at least 1 item"),
+    ({"models": ["linear-3", "resnet"]}, "models.1: preset: got 'resnet'; allowed: linear-3, linear-10"),
+    ({"name": "a b"}, "name: String should match pattern"),
 ])
 def test_bad_values_one_line(data, expected):
     with pytest.raises(ConfigError) as exc:
-        parse_config(CompareConfig, data)
+        parse_config(ExperimentConfig, data)
     assert expected in str(exc.value)
     assert "\n" not in str(exc.value)
 
@@ -64,3 +67,36 @@ def test_assignment_is_validated():
     t = TrainingConfig()
     with pytest.raises(ValidationError, match="greater than 0"):
         t.lr = -1.0
+
+
+def test_every_field_has_a_docstring():
+    """The docstrings are the CLI's --help texts: none may be missing."""
+    from pydantic import BaseModel
+
+    import aelab.config as C
+
+    classes = [v for v in vars(C).values() if isinstance(v, type) and issubclass(v, BaseModel)
+               and v.__module__ == C.__name__ and not v.__name__.startswith("_")]
+    assert len(classes) >= 12
+    missing = [f"{cls.__name__}.{name}" for cls in classes for name, f in cls.model_fields.items()
+               if not (f.description or "").strip()]
+    assert missing == []
+
+
+def test_parse_assignment_reads_yaml_values_and_checks_the_key():
+    assert parse_assignment("training.lr=0.0003") == ("training.lr", 3e-4)
+    assert parse_assignment("training.compile=true") == ("training.compile", True)
+    assert parse_assignment("data.train_limit=100") == ("data.train_limit", 100)
+    assert parse_assignment("model.sparsity=topk:16") == ("model.sparsity", "topk:16")
+    assert parse_assignment("data.resize=[8, 8]") == ("data.resize", [8, 8])
+    assert parse_assignment("data.train_limit=null") == ("data.train_limit", None)
+    with pytest.raises(ConfigError, match="the form is KEY=VALUE"):
+        parse_assignment("training.lr")
+    with pytest.raises(ConfigError, match="key 'training.lrr' is not a config field; allowed at training: epochs"):
+        parse_assignment("training.lrr=1")
+    check_key("model.spec.code_size")  # inside a union of specs
+
+
+def test_run_options_are_validated():
+    with pytest.raises(ConfigError, match="executor: got 'slurm'; allowed: 'inline', 'local' or 'ray'"):
+        parse_config(RunOptions, {"executor": "slurm"})

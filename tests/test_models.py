@@ -36,7 +36,7 @@ def test_conv64_matches_tutorial():
         (7, 1, 0, 0), (3, 2, 1, 1), (3, 2, 1, 1)]
     x = torch.rand(5, 1, 28, 28)
     assert m.encode(x).shape == (5, 64, 1, 1)
-    assert m(x).shape == (5, 1, 28, 28)
+    assert m(x).reconstruction.shape == (5, 1, 28, 28)
 
 
 def test_other_presets_parameter_counts():
@@ -57,7 +57,7 @@ def test_other_presets_parameter_counts():
 def test_every_preset_reconstructs_its_shape(name):
     m = build_model(name)
     x = torch.rand(2, *m.input_shape)
-    out = m(x)
+    out = m(x).reconstruction
     assert out.shape == x.shape and out.dtype == torch.float32
 
 
@@ -86,10 +86,10 @@ def test_mlp_spec_options():
 def test_conv_spec_fc_decoder_and_explicit_decoder():
     spec = ConvSpec(layers=[ConvLayerSpec(channels=4, kernel=3, stride=2, padding=1)], decoder="fc", fc_hidden=[20])
     m = build_model(ModelConfig(spec=spec), (1, 10, 10))
-    assert m.code_shape == (4, 5, 5) and m(torch.rand(2, 1, 10, 10)).shape == (2, 1, 10, 10)
+    assert m.code_shape == (4, 5, 5) and m.reconstruct(torch.rand(2, 1, 10, 10)).shape == (2, 1, 10, 10)
     spec = ConvSpec(layers=[ConvLayerSpec(channels=4, kernel=2, stride=2)],
                     decoder=[DeconvLayerSpec(channels=1, kernel=2, stride=2)])
-    assert build_model(ModelConfig(spec=spec), (1, 10, 10))(torch.rand(1, 1, 10, 10)).shape == (1, 1, 10, 10)
+    assert build_model(ModelConfig(spec=spec), (1, 10, 10)).reconstruct(torch.rand(1, 1, 10, 10)).shape == (1, 1, 10, 10)
     bad = ConvSpec(layers=[ConvLayerSpec(channels=4, kernel=2, stride=2)],
                    decoder=[DeconvLayerSpec(channels=1, kernel=3, stride=1)])
     with pytest.raises(ModelError, match="decoder outputs 1x7x7 but the input is 1x10x10"):
@@ -101,7 +101,7 @@ def test_mirror_handles_odd_sizes():
                             ConvLayerSpec(channels=8, kernel=3, stride=2, padding=1)])
     for size in (27, 28, 29, 32):
         m = build_model(ModelConfig(spec=spec), (1, size, size))
-        assert m(torch.rand(1, 1, size, size)).shape == (1, 1, size, size)
+        assert m.reconstruct(torch.rand(1, 1, size, size)).shape == (1, 1, size, size)
 
 
 def test_conv_that_shrinks_to_nothing():

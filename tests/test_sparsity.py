@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from aelab.config import ConvLayerSpec, ConvSpec, MLPSpec, ModelConfig, SparsityConfig, TrainingConfig, parse_config
-from aelab.errors import ConfigError, ModelError
+from aelab.errors import AelabError, ConfigError, ModelError
 from aelab.evaluation import code_sparsity
 from aelab.models import build_model
 from aelab.models.sparsity import KLPenalty, L1Penalty, LifetimeTopK, TopK, kl_divergence
@@ -106,5 +106,5 @@ def test_training_with_topk_and_penalties_runs(tmp_path):
     h = train(model, ds, TrainingConfig(epochs=3), progress=False).history
     assert all(p > 0 for p in h.train_penalty) and h.train_loss[-1] < h.train_loss[0]
     lifetime = build_model(ModelConfig(spec=MLPSpec(hidden=[], code_size=16), sparsity="lifetime:100"), ds.shape)
-    with pytest.raises(ConfigError, match="k is larger than the batch \\(64\\)"):
+    with pytest.raises(AelabError, match="k is larger than the batch \\(64\\)"):
         train(lifetime, ds, TrainingConfig(epochs=1), progress=False)

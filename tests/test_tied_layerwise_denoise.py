@@ -10,7 +10,8 @@ from aelab.errors import ConfigError, ModelError
 from aelab.models import build_model
 from aelab.models.tied import TiedLinear, untie
 from aelab.training import train
-from aelab.training.layerwise import stage_model, train_layerwise
+from aelab.models.stages import stage_model
+from aelab.training.layerwise import train_layerwise
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +36,7 @@ def test_tied_gradient_reaches_encoder_weight_from_both_sides():
     tied = build_model(ModelConfig(spec=MLPSpec(hidden=[], code_size=4, output_activation="identity"), tied=True),
                        (1, 2, 3))
     x = torch.rand(5, 1, 2, 3)
-    tied(x).pow(2).sum().backward()
+    tied(x).reconstruction.pow(2).sum().backward()
     w = tied.encoder[1].weight
     assert w.grad is not None and w.grad.shape == (4, 6)
     # by hand: y = W^T (W x + b_e) + b_d, d/dW of ||y||^2 has an encoder and a decoder part
@@ -49,10 +50,10 @@ def test_untie_keeps_outputs_then_copies_move_apart(digits):
     torch.manual_seed(0)
     model = build_model(ModelConfig(spec=MLPSpec(hidden=[16], code_size=4), tied=True), digits.shape)
     x = digits.test.floats()[:10]
-    before = model.eval()(x)
+    before = model.eval().reconstruct(x)
     untie(model)
     assert not any(isinstance(m, TiedLinear) for m in model.modules())
-    assert torch.allclose(model(x), before, atol=1e-6)
+    assert torch.allclose(model.reconstruct(x), before, atol=1e-6)
     enc_w, dec_w = model.encoder[1].weight, model.decoder[-3].weight
     assert torch.equal(dec_w, enc_w.t()) and dec_w.data_ptr() != enc_w.data_ptr()
     train(model, digits, TrainingConfig(epochs=2), progress=False)
@@ -105,7 +106,7 @@ def test_layerwise_stage2_leaves_stage1_layers_untouched(digits, monkeypatch):
 def test_layerwise_on_conv_and_refusal():
     m = build_model("conv-64")
     s1 = stage_model(m, 1)
-    assert s1(torch.rand(2, 1, 28, 28)).shape == (2, 1, 28, 28) and s1.code_shape == (16, 14, 14)
+    assert s1.reconstruct(torch.rand(2, 1, 28, 28)).shape == (2, 1, 28, 28) and s1.code_shape == (16, 14, 14)
     spec = ConvSpec(layers=[ConvLayerSpec(channels=4, kernel=3, stride=2, padding=1),
                             ConvLayerSpec(channels=4, kernel=3, stride=2, padding=1)], decoder="fc")
     with pytest.raises(ModelError, match="mirrors the encoder"):

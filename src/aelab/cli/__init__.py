@@ -98,6 +98,12 @@ def _models_list(text: str, flag: str) -> list[str]:
     return names
 
 
+def _models(names: list[str], flag: str):
+    from aelab.config import ExperimentConfig, parse_config
+
+    return parse_config(ExperimentConfig, {"models": names}, source=flag).models
+
+
 def _check_resume(resume: bool, name: Optional[str], runs_dir: Path) -> None:
     if not resume:
         return
@@ -143,8 +149,7 @@ def _compare(config, set_, name, resume, models, given):
     tutorial's linear-3 vs conv-64 on Fashion-MNIST, 50 epochs, batch 64, Adam 1e-3, MSE)."""
     experiment, overrides, options = _experiment(config, name, set_, given)
     if models is not None:
-        experiment = experiment.model_copy(update={"models": type(experiment).model_validate(
-            {"models": _models_list(models, "--models")}).models})
+        experiment = experiment.model_copy(update={"models": _models(_models_list(models, "--models"), "--models")})
     _print_result(_execute(experiment, overrides, options, "compare", resume))
 
 
@@ -152,8 +157,7 @@ def _train(config, set_, name, resume, model, given):
     """Train one autoencoder and evaluate it: an experiment of one run."""
     experiment, overrides, options = _experiment(config, name, set_, given)
     if model is not None:
-        experiment = experiment.model_copy(update={"models": type(experiment).model_validate(
-            {"models": [model]}).models})
+        experiment = experiment.model_copy(update={"models": _models([model], "--model")})
     from aelab.experiments.spec import resolve
 
     count = len(resolve(experiment, overrides))

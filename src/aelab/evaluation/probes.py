@@ -143,6 +143,6 @@ def probe_table(model: AutoEncoder, dataset: ImageDataset, labels_per_class: lis
             except AelabError:
                 row["cnn"], row["cnn_parameters"] = None, None
             best_scratch = max(v for v in (row["mlp"], row["cnn"]) if v is not None)
-            row["helps"] = max(row["logistic"], row["knn"]) > best_scratch
+            row["helps"] = "yes" if max(row["logistic"], row["knn"]) > best_scratch else "no"
         rows.append(row)
     return rows

@@ -82,22 +82,34 @@ def resolve(experiment: ExperimentConfig, overrides: dict[str, Any] | None = Non
                 data = _merge(data, override)
                 for key, value in {**point, **overrides}.items():
                     set_dotted(data, key, value)
-                where = f"{source}: " + (f"model {m + 1}" if model is not None else "") + \
-                    (f" run {r + 1}" if experiment.runs else "") + (f" {point}" if point else "")
-                config = parse_config(RunConfig, data, source=where.strip().rstrip(":"))
+                parts = [f"model {m + 1}" if model is not None and len(models) > 1 else "",
+                         f"run {r + 1}" if experiment.runs else "", str(point) if point else ""]
+                where = " ".join([f"{source}:"] + [p for p in parts if p]).rstrip(":")
+                config = parse_config(RunConfig, data, source=where)
                 rid = run_id(config)
                 if rid in seen:
-                    raise ConfigError(f"{where.strip()} is the same run as {seen[rid]}; every run must differ")
-                seen[rid] = where.strip()
+                    raise ConfigError(f"{where} is the same run as {seen[rid]}; every run must differ")
+                seen[rid] = where
                 shown_by_label = ("model", "model.sparsity", "model.tied", "model.code_activation", "model.name")
-                extras = "".join(f" {k.split('.')[-1]}={v}" for k, v in point.items()
+                changed = {**_flatten({k: v for k, v in override.items() if k not in ("model", "name")}), **point}
+                extras = "".join(f" {k.split('.')[-1]}={v}" for k, v in changed.items()
                                  if k not in shown_by_label and not isinstance(v, (dict, list)))
                 resolved.append(ResolvedRun(rid, f"{config.label}{extras}".strip(), config))
     names = [r.name for r in resolved]
-    if len(set(names)) != len(names):
-        repeated = sorted({n for n in names if names.count(n) > 1})
-        raise ConfigError(f"{source}: runs share the name(s) {repeated}; give each model or run a distinct 'name'")
-    return resolved
+    unique = [r.name if names.count(r.name) == 1 else f"{r.name} #{i + 1}" for i, r in enumerate(resolved)]
+    # the display name is unique within the experiment and is the run's name (not part of its id)
+    return [ResolvedRun(r.id, name, r.config.model_copy(update={"name": r.config.name or name}))
+            for r, name in zip(resolved, unique)]
+
+
+def _flatten(data: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
 
 
 def experiment_name(experiment: ExperimentConfig, runs: list[ResolvedRun], kind: str) -> str:

@@ -215,7 +215,7 @@ def _probes(model, dataset, label, p: ProbeParams) -> Outcome:
     wanted = labels_list(p.labels)
     counts = torch.bincount(dataset.train.labels)
     smallest = int(counts[counts > 0].min())
-    usable = [n for n in wanted if n is None or n <= smallest] or [None]
+    usable = [n for n in wanted if n is None or n <= smallest] or wanted  # none usable: probe_table says why
     rows = probe_table(model, dataset, usable, p.seed)
     return Outcome(probes_figure(rows, f"{label}: frozen-encoder probes vs classifiers from scratch"), rows, rows)
 
