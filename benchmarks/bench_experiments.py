@@ -37,17 +37,19 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     args = parser.parse_args()
-    from aelab.experiments.runner import run_experiment
+    from aelab.experiments.experiment import run_experiment
 
     exp = experiment(args.runs, args.device)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, device {args.device}; {args.runs} runs")
     times = {}
-    for label, workers in (("sequential (1 worker)", 1), (f"local executor ({args.workers} workers)", args.workers)):
+    for label, executor, workers in (("inline (this process)", "inline", None),
+                                     (f"local executor ({args.workers} workers)", "local", args.workers)):
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "exp.yaml"
             path.write_text(yaml.safe_dump(exp))
             t0 = time.perf_counter()
-            records = run_experiment(path, Path(tmp) / "runs", workers=workers, log=lambda m: None)
+            records = run_experiment(path, runs_dir=Path(tmp) / "runs", executor=executor, workers=workers,
+                                     analyses=False, log=lambda m: None).records
             times[label] = time.perf_counter() - t0
             assert all(r["status"] == "done" for r in records), [r["error"] for r in records]
         print(f"{label:<28} {times[label]:7.1f} s  ({args.runs / times[label]:.2f} runs/s)")

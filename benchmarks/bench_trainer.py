@@ -50,7 +50,7 @@ def tutorial_loop(model_name: str, epochs: int, device: str) -> dict:
         running = 0.0
         for data, _ in train_loader:
             data = data.to(device)
-            recon = model(data)
+            recon = model(data).reconstruction
             loss = loss_fn(recon, data)
             optimizer.zero_grad()
             loss.backward()
@@ -63,7 +63,7 @@ def tutorial_loop(model_name: str, epochs: int, device: str) -> dict:
     with torch.no_grad():
         for data, _ in test_loader:
             data = data.to(device)
-            test_loss += loss_fn(model(data), data).item()
+            test_loss += loss_fn(model(data).reconstruction, data).item()
     return {"seconds": seconds, "images": len(train_set) * epochs, "test_mse": test_loss / len(test_loader)}
 
 

@@ -116,6 +116,7 @@ def test_misfit_models_are_refused_before_anything_is_written(tmp_path):
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.slow
 def test_two_runners_on_one_store_never_run_the_same_run_twice(tmp_path):
     path = tiny_experiment(tmp_path, "both", runs=[{"seed": s} for s in range(4)], epochs=3)
     cmd = [sys.executable, "-m", "aelab", "run", str(path), "--runs-dir", str(tmp_path / "runs"), "--executor",
@@ -145,6 +146,7 @@ aelab.compare(config, {"training.epochs": 6}, runs_dir=sys.argv[2], on_epoch=kil
 """
 
 
+@pytest.mark.slow
 def test_kill_9_then_the_same_compare_resumes_and_matches_an_uncut_run(tmp_path):
     cfg = tmp_path / "two.yaml"
     cfg.write_text(yaml.safe_dump({"data": {"name": "digits"}, "training": {"batch_size": 16},
@@ -174,6 +176,8 @@ def test_kill_9_then_the_same_compare_resumes_and_matches_an_uncut_run(tmp_path)
         assert uncut["metrics"][key] == after[1]["metrics"][key]
 
 
+@pytest.mark.slow
+@pytest.mark.requires("ray")
 def test_local_processes_and_ray_match_inline(tmp_path):
     pytest.importorskip("ray")
     path = tiny_experiment(tmp_path, "viaray", runs=[{}, {"seed": 1}])

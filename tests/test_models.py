@@ -108,3 +108,42 @@ def test_conv_that_shrinks_to_nothing():
     spec = ConvSpec(layers=[ConvLayerSpec(channels=8, kernel=9)])
     with pytest.raises(ModelError, match="shrinks a 8x8 input to nothing"):
         build_model(ModelConfig(spec=spec), (1, 8, 8))
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_save_and_load_round_trip_every_preset(name, tmp_path):
+    import json
+
+    from aelab.models import load
+
+    torch.manual_seed(0)
+    m = build_model(ModelConfig(preset=name, tied=name in ("linear-3", "fc-64"))).eval()
+    m.save(tmp_path / "m")
+    meta = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert meta["input_shape"] == list(m.input_shape) and meta["model"]["preset"] == name
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["config.json", "model.safetensors"]
+    loaded = load(tmp_path / "m")
+    x = torch.rand(3, *m.input_shape)
+    assert torch.equal(loaded.reconstruct(x), m.reconstruct(x))
+    assert loaded.num_parameters() == m.num_parameters() and loaded.code_shape == m.code_shape
+
+
+def test_load_refuses_what_is_not_a_model(tmp_path):
+    from aelab.errors import AelabError
+    from aelab.models import load
+
+    with pytest.raises(AelabError, match="is not a saved aelab model"):
+        load(tmp_path)
+    (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "model.safetensors").write_bytes(b"")
+    with pytest.raises(AelabError, match="is not an aelab model config"):
+        load(tmp_path)
+
+
+def test_forward_gives_reconstruction_code_and_penalty():
+    m = build_model(ModelConfig(preset="fc-64", sparsity="l1:0.5"))
+    x = torch.rand(4, 1, 28, 28)
+    out = m(x)
+    assert out.reconstruction.shape == x.shape and out.code.shape == (4, 64)
+    assert torch.allclose(out.penalty, 0.5 * out.code.abs().mean())
+    assert build_model("fc-64")(x).penalty is None

@@ -10,7 +10,6 @@ from aelab.errors import ConfigError, ModelError
 from aelab.models import build_model
 from aelab.models.tied import TiedLinear, untie
 from aelab.training import train
-from aelab.models.stages import stage_model
 from aelab.training.layerwise import train_layerwise
 
 
@@ -71,7 +70,7 @@ def test_layerwise_stages_freeze_earlier_layers(digits):
     torch.manual_seed(0)
     model = build_model(ModelConfig(spec=MLPSpec(hidden=[32, 16], code_size=4)), digits.shape)
     e1 = model.encoder[1].weight.detach().clone()
-    stage1 = stage_model(model, 1)
+    stage1 = model.stage_model(1)
     assert [m.out_features for m in stage1.modules() if isinstance(m, nn.Linear)] == [32, 64]
     assert stage1.encoder[0][1] is model.encoder[1]  # shared, not copied
     result = train_layerwise(model, digits, TrainingConfig(epochs=2, layerwise_epochs=2), progress=False)
@@ -105,12 +104,12 @@ def test_layerwise_stage2_leaves_stage1_layers_untouched(digits, monkeypatch):
 
 def test_layerwise_on_conv_and_refusal():
     m = build_model("conv-64")
-    s1 = stage_model(m, 1)
+    s1 = m.stage_model(1)
     assert s1.reconstruct(torch.rand(2, 1, 28, 28)).shape == (2, 1, 28, 28) and s1.code_shape == (16, 14, 14)
     spec = ConvSpec(layers=[ConvLayerSpec(channels=4, kernel=3, stride=2, padding=1),
                             ConvLayerSpec(channels=4, kernel=3, stride=2, padding=1)], decoder="fc")
     with pytest.raises(ModelError, match="mirrors the encoder"):
-        stage_model(build_model(ModelConfig(spec=spec), (1, 8, 8)), 1)
+        build_model(ModelConfig(spec=spec), (1, 8, 8)).stage_model(1)
 
 
 def test_gaussian_corruption_statistics():

@@ -147,3 +147,25 @@ def test_metrics_by_hand():
     assert m["mse"] == pytest.approx(0.25)
     assert m["psnr"] == pytest.approx(10 * math.log10(1 / 0.25), rel=1e-5)
     assert m["images"] == 4
+
+
+def test_compile_is_used_with_a_penalty(digits, monkeypatch):
+    """--compile with an L1 penalty: every training step goes through the compiled callable."""
+    from aelab.config import ModelConfig
+
+    calls = []
+
+    def fake_compile(model):
+        def step(x):
+            out = model(x)
+            calls.append(out.penalty is not None)
+            return out
+        return step
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(spec=MLPSpec(hidden=[], code_size=8), sparsity="l1:0.01"), digits.shape)
+    result = train(model, digits, TrainingConfig(epochs=2, batch_size=256, compile=True), progress=False)
+    steps = math.ceil(len(digits.train) / 256)
+    assert calls == [True] * (2 * steps)
+    assert all(p > 0 for p in result.history.train_penalty)

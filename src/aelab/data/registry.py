@@ -130,3 +130,17 @@ def load_dataset(config: DataConfig | None = None, seed: int = 0) -> ImageDatase
         raise DataError(f"dataset {config.name!r}: no training images left after the validation split")
     return ImageDataset(name=config.name, train=train, val=val, test=test,
                         class_names=list(CLASS_NAMES.get(config.name, classes)), source=source)
+
+
+_LOADED: dict[str, ImageDataset] = {}
+
+
+def cached_dataset(config: DataConfig, seed: int = 0) -> ImageDataset:
+    """:func:`load_dataset`, kept in memory for this process (the two most recent (config, seed) pairs), so the
+    runs of an experiment on the same data load it once."""
+    key = config.model_dump_json() + f"|{seed}"
+    if key not in _LOADED:
+        if len(_LOADED) >= 2:
+            _LOADED.pop(next(iter(_LOADED)))
+        _LOADED[key] = load_dataset(config, seed=seed)
+    return _LOADED[key]

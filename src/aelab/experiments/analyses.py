@@ -45,7 +45,7 @@ def open_runs(path: Path | str, model: str | None = None, device: str = "cpu") -
     Raises:
         AelabError: not a run or experiment folder, no such model, or no trained model in it.
     """
-    from aelab.experiments.engine import dataset_for
+    from aelab.data import cached_dataset
     from aelab.models import load
 
     path = Path(path)
@@ -64,7 +64,7 @@ def open_runs(path: Path | str, model: str | None = None, device: str = "cpu") -
         raise AelabError(f"{str(path)!r} has no trained model (model/ folder) yet; finish the run by running the "
                          "same command again")
     for run in loaded:
-        run.dataset = dataset_for(run.config)
+        run.dataset = cached_dataset(run.config.data, run.config.seed)
     return loaded
 
 

@@ -23,19 +23,11 @@ from aelab.experiments.folders import RunFolder, store_path
 from aelab.experiments.store import RunStore
 from aelab.io import atomic_write_text
 
-_DATASETS: dict[str, object] = {}
-
-
 def dataset_for(config: RunConfig):
     """The run's dataset, loaded once per process for each (data config, seed)."""
-    from aelab.data import load_dataset
+    from aelab.data import cached_dataset
 
-    key = config.data.model_dump_json() + f"|{config.seed}"
-    if key not in _DATASETS:
-        if len(_DATASETS) >= 2:
-            _DATASETS.pop(next(iter(_DATASETS)))
-        _DATASETS[key] = load_dataset(config.data, seed=config.seed)
-    return _DATASETS[key]
+    return cached_dataset(config.data, config.seed)
 
 
 def build_checked(config: RunConfig, dataset):

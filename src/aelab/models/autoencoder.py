@@ -16,7 +16,8 @@ from typing import NamedTuple, Optional
 import torch
 from torch import nn
 
-from aelab.errors import AelabError, ModelError
+from aelab.errors import ModelError
+from aelab.models.stages import mirrored_stages, stage_parts
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
@@ -105,16 +106,19 @@ class AutoEncoder(nn.Module):
         Raises:
             ModelError: the decoder does not mirror the encoder.
         """
-        from aelab.models.stages import mirrored_stages
-
-        return mirrored_stages(self)
+        return mirrored_stages(self.encoder, self.decoder, self.name)
 
     def stage_model(self, k: int) -> "AutoEncoder":
         """The autoencoder made of the first ``k`` encoder stages and their mirror decoder stages (1-based),
-        sharing their layers with this model."""
-        from aelab.models.stages import stage_model
+        sharing their layers with this model (the model itself for the last stage).
 
-        return stage_model(self, k)
+        Raises:
+            ModelError: the decoder does not mirror the encoder.
+        """
+        if k == len(self.stages()):
+            return self
+        encoder, decoder, code_shape = stage_parts(self.encoder, self.decoder, self.input_shape, self.name, k)
+        return AutoEncoder(encoder, decoder, self.input_shape, code_shape, name=f"{self.name} stage {k}")
 
     # ------------------------------------------------------------------------------------ properties
     @property
@@ -168,29 +172,3 @@ class AutoEncoder(nn.Module):
         atomic_write(directory / WEIGHTS_NAME, lambda f: f.write(save(tensors)))
         atomic_write(directory / CONFIG_NAME, lambda f: f.write(json.dumps(meta, indent=2).encode()))
         return directory
-
-
-def load(directory: Path | str, device: str | torch.device = "cpu") -> AutoEncoder:
-    """Load a model written by :meth:`AutoEncoder.save` (``config.json`` + ``model.safetensors``), in eval mode.
-
-    Raises:
-        AelabError: no such folder, or its files are missing or not an aelab model.
-    """
-    from safetensors.torch import load_file
-
-    from aelab.config import ModelConfig
-    from aelab.models.build import build_model
-
-    directory = Path(directory)
-    cfg_path, weights = directory / CONFIG_NAME, directory / WEIGHTS_NAME
-    if not cfg_path.is_file() or not weights.is_file():
-        raise AelabError(f"{str(directory)!r} is not a saved aelab model (needs {CONFIG_NAME} and {WEIGHTS_NAME})")
-    try:
-        meta = json.loads(cfg_path.read_text())
-        model_cfg = ModelConfig.model_validate(meta["model"])
-        shape = tuple(meta["input_shape"])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise AelabError(f"{str(cfg_path)!r} is not an aelab model config ({type(exc).__name__})") from None
-    model = build_model(model_cfg, shape)
-    model.load_state_dict(load_file(str(weights)))
-    return model.to(device).eval()

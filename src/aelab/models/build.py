@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import torch
 
 from aelab.config import MLPSpec, ModelConfig
-from aelab.errors import ModelError
-from aelab.models.autoencoder import AutoEncoder
+from aelab.errors import AelabError, ModelError
+from aelab.models.autoencoder import CONFIG_NAME, WEIGHTS_NAME, AutoEncoder
 from aelab.models.conv import build_conv
 from aelab.models.mlp import build_mlp
 from aelab.models.presets import PRESETS
@@ -79,3 +81,29 @@ def build_model(config: ModelConfig | str, input_shape: tuple[int, int, int] | N
         raise ModelError(f"model {config.label!r}: the decoder outputs {_shape(tuple(out.shape[1:]))} but the input "
                          f"is {_shape(input_shape)}; change the decoder layers")
     return model
+
+
+def load(directory: Path | str, device: str | torch.device = "cpu") -> AutoEncoder:
+    """Load a model written by :meth:`AutoEncoder.save` (``config.json`` + ``model.safetensors``), in eval mode.
+
+    Raises:
+        AelabError: no such folder, or its files are missing or not an aelab model.
+    """
+    from safetensors.torch import load_file
+
+    directory = Path(directory)
+    cfg_path, weights = directory / CONFIG_NAME, directory / WEIGHTS_NAME
+    if not cfg_path.is_file() or not weights.is_file():
+        raise AelabError(f"{str(directory)!r} is not a saved aelab model (needs {CONFIG_NAME} and {WEIGHTS_NAME})")
+    try:
+        meta = json.loads(cfg_path.read_text())
+        model_cfg = ModelConfig.model_validate(meta["model"])
+        shape = tuple(meta["input_shape"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise AelabError(f"{str(cfg_path)!r} is not an aelab model config ({type(exc).__name__})") from None
+    model = build_model(model_cfg, shape)
+    try:
+        model.load_state_dict(load_file(str(weights)))
+    except Exception as exc:  # safetensors and torch raise several types for a bad or foreign file
+        raise AelabError(f"{str(weights)!r} does not hold this model's weights ({type(exc).__name__})") from None
+    return model.to(device).eval()

@@ -9,16 +9,11 @@ With encoder stages E1..En and mirrored decoder stages Dn..D1, stage k is the au
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 from torch import nn
 
 from aelab.errors import ModelError
 from aelab.models.tied import TiedLinear
-
-if TYPE_CHECKING:
-    from aelab.models.autoencoder import AutoEncoder
 
 WEIGHTED = (nn.Linear, nn.Conv2d, nn.ConvTranspose2d, TiedLinear)
 
@@ -40,47 +35,44 @@ def stages_of(seq: nn.Sequential) -> list[nn.Sequential]:
     return [nn.Sequential(*s) for s in stages]
 
 
-def mirrored_stages(model: "AutoEncoder") -> list[tuple[nn.Sequential, nn.Sequential]]:
+def mirrored_stages(encoder: nn.Module, decoder: nn.Module, name: str) -> list[tuple[nn.Sequential, nn.Sequential]]:
     """(encoder stage k, decoder stage mirroring it) for k = 1..n.
 
     Raises:
         ModelError: the encoder and decoder have different numbers of stages.
     """
-    enc, dec = stages_of(model.encoder), stages_of(model.decoder)
+    enc, dec = stages_of(encoder), stages_of(decoder)
     n = len(enc)
     if len(dec) != n:
-        raise ModelError(f"layer-wise pretraining needs a decoder that mirrors the encoder; {model.name!r} has "
+        raise ModelError(f"layer-wise pretraining needs a decoder that mirrors the encoder; {name!r} has "
                          f"{n} encoder and {len(dec)} decoder stages")
     return [(enc[k], dec[n - 1 - k]) for k in range(n)]
 
 
-def stage_model(model: "AutoEncoder", k: int) -> "AutoEncoder":
-    """The stage-``k`` autoencoder (1-based): the first ``k`` encoder stages and the last ``k`` decoder stages,
-    sharing their layers with ``model``.
+def stage_parts(encoder: nn.Module, decoder: nn.Module, input_shape: tuple, name: str,
+                k: int) -> tuple[nn.Sequential, nn.Sequential, tuple]:
+    """(encoder, decoder, code shape) of the stage-``k`` autoencoder (1-based): the first ``k`` encoder stages and
+    the last ``k`` decoder stages, sharing their layers with the full model.
 
     Raises:
         ModelError: the decoder does not mirror the encoder (stage shapes don't fit).
     """
-    enc, dec = stages_of(model.encoder), stages_of(model.decoder)
-    n = len(enc)
-    if len(dec) != n:
-        raise ModelError(f"layer-wise pretraining needs a decoder that mirrors the encoder; {model.name!r} has "
-                         f"{n} encoder and {len(dec)} decoder stages")
-    if k == n:
-        return model
-    encoder, decoder = nn.Sequential(*enc[:k]), nn.Sequential(*dec[n - k:])
+    pairs = mirrored_stages(encoder, decoder, name)
+    n = len(pairs)
+    enc, dec = [e for e, _ in pairs], [d for _, d in reversed(pairs)]
+    encoder_k, decoder_k = nn.Sequential(*enc[:k]), nn.Sequential(*dec[n - k:])
     with torch.no_grad():
-        device = next(model.parameters()).device
-        was = model.training
-        encoder.eval(), decoder.eval()
-        code = encoder(torch.zeros(1, *model.input_shape, device=device))
+        device = next(encoder.parameters()).device
+        was = encoder.training
+        encoder_k.eval(), decoder_k.eval()
+        code = encoder_k(torch.zeros(1, *input_shape, device=device))
         try:
-            out = decoder(code)
+            out = decoder_k(code)
         except RuntimeError as exc:
-            raise ModelError(f"layer-wise stage {k} of {model.name!r}: decoder stages don't fit the encoder's "
+            raise ModelError(f"layer-wise stage {k} of {name!r}: decoder stages don't fit the encoder's "
                              f"output {tuple(code.shape[1:])} ({str(exc).splitlines()[0]})") from None
-        encoder.train(was), decoder.train(was)
-    if tuple(out.shape[1:]) != tuple(model.input_shape):
-        raise ModelError(f"layer-wise stage {k} of {model.name!r} outputs {tuple(out.shape[1:])}, not the input "
-                         f"{model.input_shape}; the decoder does not mirror the encoder")
-    return type(model)(encoder, decoder, model.input_shape, tuple(code.shape[1:]), name=f"{model.name} stage {k}")
+        encoder_k.train(was), decoder_k.train(was)
+    if tuple(out.shape[1:]) != tuple(input_shape):
+        raise ModelError(f"layer-wise stage {k} of {name!r} outputs {tuple(out.shape[1:])}, not the input "
+                         f"{tuple(input_shape)}; the decoder does not mirror the encoder")
+    return encoder_k, decoder_k, tuple(code.shape[1:])
