@@ -55,7 +55,7 @@ def build_checked(config: RunConfig, dataset):
 def train_run(config: RunConfig, folder: RunFolder, progress: bool = False, on_epoch=None,
               analyses: bool = True, log: Callable[[str], None] = lambda m: None) -> dict:
     """Train, evaluate and save one run into ``folder`` (resuming from its checkpoint); return its metrics row."""
-    from aelab.evaluation import code_sparsity, denoising_metrics, encode_split, evaluate
+    from aelab.evaluation import denoising_metrics, evaluate
     from aelab.figures import layerwise_curves, reconstruction_grid, save_figure
     from aelab.training import save_checkpoint, train
     from aelab.training.layerwise import train_layerwise
@@ -76,13 +76,12 @@ def train_run(config: RunConfig, folder: RunFolder, progress: bool = False, on_e
     model.save(folder.model_dir)
     save_checkpoint({"history": result.history.to_state()}, folder.history)
     test = evaluate(model, dataset.test, batch_size=config.training.eval_batch_size)
-    codes = code_sparsity(encode_split(model, dataset.test, config.training.eval_batch_size))
     h = result.history
     metrics = {
         "model": label, "parameters": model.num_parameters(), "code_size": model.code_size,
         "code_shape": list(model.code_shape), "compression_ratio": model.compression_ratio,
         "test_mse": test["mse"], "test_psnr": test["psnr"], "test_ssim": test["ssim"], "test_images": test["images"],
-        "code_l0": codes["l0"], "dead_units": codes["dead_units"], "code_mean_abs": codes["mean_abs"],
+        "code_l0": test["code_l0"], "dead_units": test["dead_units"], "code_mean_abs": test["code_mean_abs"],
         "final_train_loss": h.train_loss[-1], "final_val_loss": h.val_loss[-1], "epochs": result.epochs,
         "train_seconds": result.train_seconds, "images_per_second": result.images_per_second,
         "device": result.device, "resumed_from": result.resumed_from,
