@@ -229,8 +229,7 @@ def test_every_example_runs_with_aelab_run(tmp_path):
 
             write_idx_dataset(tmp_path / "idx", n_train=120, n_test=40)
         result = runner.invoke(app, ["run", str(path), "--epochs", "1", "--runs-dir", str(tmp_path / "r"),
-                                     "--no-analysis", "--no-progress", "--set", "training.layerwise_epochs=null",
-                                     *limits])
+                                     "--no-analysis", "--no-progress", *limits])
         assert result.exit_code == 0, (path.name, result.output, result.stderr)
         records = load_experiment(path.stem if "name" not in data else data["name"], tmp_path / "r")
         assert records and all(r["status"] == "done" for r in records), (path.name, records)
