@@ -36,6 +36,8 @@ from aelab.errors import ConfigError
 DATASET_NAMES = ("fashion-mnist", "mnist", "cifar10", "digits", "folder")
 PRESET_NAMES = ("linear-3", "linear-10", "conv-64", "cifar-conv", "fc-64", "conv-pool")
 """The presets of :mod:`aelab.models.presets` (which checks that its table has exactly these names)."""
+COMPARE_PRESETS = ("linear-3", "conv-64")
+"""What ``aelab compare`` trains when it is not told: the Covalent tutorial's linear and conv autoencoders."""
 Activation = Literal["relu", "leaky_relu", "tanh", "sigmoid", "gelu", "elu", "identity"]
 
 
@@ -71,6 +73,10 @@ class DataConfig(_Strict):
     """Convert folder images to one channel."""
     download: bool = True
     """Let torchvision download the dataset when no local copy is found and a network is there."""
+
+    def split_key(self, seed: int) -> str:
+        """Identifies the images and splits a run sees: this config and the seed that draws the splits."""
+        return f"{self.model_dump_json()}|{seed}"
 
     @field_validator("name")
     @classmethod

@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from aelab.cli.schema import command, field_flag, option_flags, run_flags
+from aelab.config import COMPARE_PRESETS
 from aelab.errors import AelabError, ConfigError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -71,18 +72,25 @@ RESUME = _param("resume", False, bool, "Continue the experiment --name (re-runni
 
 def _experiment(config: Optional[Path], name: Optional[str], sets: Optional[list[str]], given: dict):
     """The experiment and overrides from --config, --name, --set and the schema flags."""
-    from aelab.config import ExperimentConfig, parse_assignment, parse_config, read_yaml_mapping
+    from aelab.config import ExperimentConfig, parse_config, read_yaml_mapping
 
     data = read_yaml_mapping(config) if config is not None else {}
     if name is not None:
         data["name"] = name
     experiment = parse_config(ExperimentConfig, data, source=str(config) if config else "options")
-    overrides = {k: v for k, v in given.items() if "." in k or k == "seed"}
+    return (experiment, *_split(given, sets))
+
+
+def _split(given: dict, sets: Optional[list[str]]) -> tuple[dict, dict]:
+    """(overrides of run fields: the schema flags and --set, dotted; execution options) from the used flags."""
+    from aelab.config import RunOptions, parse_assignment
+
+    options = {k: v for k, v in given.items() if k in RunOptions.model_fields}
+    overrides = {k: v for k, v in given.items() if k not in options}
     for text in sets or []:
         key, value = parse_assignment(text)
         overrides[key] = value
-    options = {k: v for k, v in given.items() if k not in overrides and "." not in k and k != "seed"}
-    return experiment, overrides, options
+    return overrides, options
 
 
 def _options(options: dict):
@@ -168,18 +176,14 @@ def _train(config, set_, name, resume, model, given):
 
 def _run(experiment_file, set_, given):
     """Run an experiment file: every run not done yet; finished runs are skipped, cut runs resume."""
-    from aelab.config import parse_assignment
     from aelab.experiments.experiment import run_experiment
 
-    overrides = {k: v for k, v in given.items() if "." in k or k == "seed"}
-    for text in set_ or []:
-        key, value = parse_assignment(text)
-        overrides[key] = value
-    options = {k: v for k, v in given.items() if k not in overrides}
+    overrides, options = _split(given, set_)
     _print_result(run_experiment(experiment_file, overrides, log=_log, **_options(options)))
 
 
-MODELS = _param("models", None, Optional[str], "Comma-separated presets (default: linear-3,conv-64).", "--models")
+MODELS = _param("models", None, Optional[str], f"Comma-separated presets (default: {','.join(COMPARE_PRESETS)}).",
+                "--models")
 MODEL = _param("model", None, Optional[str], "Preset to train (see 'aelab models'; default: linear-3).", "--model")
 FILE = P("experiment_file", P.KEYWORD_ONLY, default=typer.Argument(..., help="Experiment YAML file"),
          annotation=Path)

@@ -138,7 +138,7 @@ _LOADED: dict[str, ImageDataset] = {}
 def cached_dataset(config: DataConfig, seed: int = 0) -> ImageDataset:
     """:func:`load_dataset`, kept in memory for this process (the two most recent (config, seed) pairs), so the
     runs of an experiment on the same data load it once."""
-    key = config.model_dump_json() + f"|{seed}"
+    key = config.split_key(seed)
     if key not in _LOADED:
         if len(_LOADED) >= 2:
             _LOADED.pop(next(iter(_LOADED)))

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 from aelab.config import RunConfig, dump_yaml
-from aelab.errors import AelabError, ConfigError
+from aelab.errors import AelabError
 from aelab.experiments.folders import RunFolder, store_path
 from aelab.experiments.store import RunStore
 from aelab.io import atomic_write_text
@@ -31,24 +31,19 @@ def dataset_for(config: RunConfig):
 
 
 def build_checked(config: RunConfig, dataset):
-    """Build the run's model for the data and refuse what training would refuse, before anything is written.
+    """Build the run's model (seeded) and refuse what training would refuse, before anything is written.
 
     Raises:
-        ModelError / ConfigError: the model does not fit the data, the batch, the loss or layer-wise training.
+        ModelError / ConfigError / AelabError: see :func:`aelab.training.trainer.check_trainable`.
     """
     import torch
 
     from aelab.models import build_model
+    from aelab.training.trainer import check_trainable
 
     torch.manual_seed(config.seed)
     model = build_model(config.model, dataset.shape)
-    model.check_batch_size(min(config.training.batch_size, len(dataset.train)))
-    if config.training.loss == "bce" and not model.sigmoid_output:
-        raise ConfigError(f"training.loss: 'bce' needs outputs in [0, 1] (a sigmoid output) but model "
-                          f"{model.name!r} has none; allowed for it: mse, mse_sum")
-    if config.training.layerwise_epochs:
-        for k in range(1, len(model.stages())):
-            model.stage_model(k)
+    check_trainable(model, dataset, config.training)
     return model
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from aelab.config import ExperimentConfig, dump_yaml
+from aelab.config import COMPARE_PRESETS, ExperimentConfig, ModelConfig, dump_yaml
 from aelab.errors import AelabError, ConfigError
 from aelab.experiments.engine import build_checked, dataset_for, execute_run
 from aelab.experiments.folders import ExperimentFolder, RunFolder, store_path
@@ -81,7 +81,7 @@ def run_experiment(experiment: ExperimentConfig | Path | str | None = None, over
     if isinstance(experiment, (str, Path)):
         source, experiment = str(experiment), load_experiment_file(experiment)
     else:
-        source, experiment = "options", experiment or ExperimentConfig(models=["linear-3", "conv-64"])
+        source, experiment = "options", experiment or ExperimentConfig()
     experiment = experiment.model_copy(update={"set": {**experiment.set, **(overrides or {})}})
     runs = resolve(experiment, None, source)
     for run in runs:  # refuse what cannot run before anything is written
@@ -126,8 +126,7 @@ def compare(config: ExperimentConfig | None = None, overrides: dict[str, Any] | 
     Options are those of :func:`run_experiment`."""
     config = config or ExperimentConfig()
     if not config.models and not config.runs and not config.grid and "model" not in config.model_fields_set:
-        config = config.model_copy(update={"models": ExperimentConfig.model_validate(
-            {"models": ["linear-3", "conv-64"]}).models})
+        config = config.model_copy(update={"models": [ModelConfig(preset=p) for p in COMPARE_PRESETS]})
     return run_experiment(config, overrides, kind="compare", **options)
 
 
@@ -199,14 +198,20 @@ def _run_ray(todo: list[ResolvedRun], root: Path, workers: int | None, address: 
 
 
 # ------------------------------------------------------------------------------------------ the report
+def _by_split(runs: list[ResolvedRun]) -> dict[str, list[ResolvedRun]]:
+    """Runs grouped by the images and splits they see (data config and seed), in order."""
+    groups: dict[str, list[ResolvedRun]] = {}
+    for r in runs:
+        groups.setdefault(r.config.data.split_key(r.config.seed), []).append(r)
+    return groups
+
+
 def _baselines(runs: list[ResolvedRun], rows_by_id: dict[str, dict], store: RunStore) -> list[dict]:
     """PCA at every code size of the finished runs of each dataset, then the mean-image row of each dataset
     (cached in the store: a dataset's baselines are computed once)."""
     import hashlib
 
-    groups: dict[str, list[ResolvedRun]] = {}
-    for r in runs:
-        groups.setdefault(r.config.data.model_dump_json() + f"|{r.config.seed}", []).append(r)
+    groups = _by_split(runs)
     pca_rows, mean_rows = [], []
     for key, members in groups.items():
         done = [rows_by_id[r.id] for r in members if r.id in rows_by_id]
@@ -268,10 +273,7 @@ def _write_outputs(result: ExperimentResult, runs: list[ResolvedRun], store: Run
     if histories:
         loss = {r.name: histories[r.id] for r in done if r.id in histories}
         save_figure(loss_curves(loss, LOSS_NAMES[done[0].config.training.loss]), result.folder.loss_curves)
-    groups: dict[str, list[ResolvedRun]] = {}
-    for r in done:
-        if r.id in histories:
-            groups.setdefault(r.config.data.model_dump_json() + f"|{r.config.seed}", []).append(r)
+    groups = _by_split([r for r in done if r.id in histories])
     for g, members in enumerate(groups.values()):
         group = "" if len(groups) == 1 else f"{members[0].config.data.name}-{g + 1}"
         first = histories[members[0].id]

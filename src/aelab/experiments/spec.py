@@ -39,8 +39,8 @@ def run_id(config: RunConfig) -> str:
 def _merge(base: dict, override: dict) -> dict:
     out = copy.deepcopy(base)
     for key, value in override.items():
-        if key == "model":  # a model is replaced whole: its preset/spec decide what the other keys mean
-            out[key] = {"preset": value} if isinstance(value, str) else copy.deepcopy(value)
+        if key == "model":  # replaced whole: its preset/spec decide what the other keys mean (a name is a preset)
+            out[key] = copy.deepcopy(value)
         elif isinstance(value, dict) and isinstance(out.get(key), dict):
             out[key] = _merge(out[key], value)
         else:

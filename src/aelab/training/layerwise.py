@@ -16,7 +16,7 @@ from torch import nn
 from aelab.config import TrainingConfig
 from aelab.data.dataset import ImageDataset
 from aelab.models.autoencoder import AutoEncoder
-from aelab.training.trainer import TrainResult, train
+from aelab.training.trainer import TrainResult, check_trainable, train
 
 
 def _set_trainable(modules: list[nn.Module], flag: bool) -> None:
@@ -51,8 +51,7 @@ def train_layerwise(model: AutoEncoder, dataset: ImageDataset, config: TrainingC
     pairs = model.stages()
     enc, dec = [e for e, _ in pairs], [d for _, d in reversed(pairs)]
     n = len(pairs)
-    for k in range(1, n):
-        model.stage_model(k)  # refuse a non-mirrored model before training anything
+    check_trainable(model, dataset, config)  # refuse a non-mirrored model before training anything
     stage_cfg = config.model_copy(update={"epochs": config.layerwise_epochs, "layerwise_epochs": None})
     results = []
     try:

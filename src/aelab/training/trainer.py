@@ -122,6 +122,28 @@ def _mean_loss(model: nn.Module, images: torch.Tensor, loss_fn, batch: int, auto
     return float(total / images.shape[0])
 
 
+def check_trainable(model: AutoEncoder, dataset: ImageDataset, config: TrainingConfig) -> None:
+    """Refuse, before anything is trained or written, what :func:`train` (or layer-wise training) cannot do
+    with this model, data and config.
+
+    Raises:
+        AelabError: the model's input shape is not the data's.
+        ConfigError: BCE loss on a model whose output is not a sigmoid.
+        ModelError: a batch too small for the model's sparsity (lifetime top-k), or layer-wise training of a
+            model whose decoder does not mirror its encoder.
+    """
+    if tuple(dataset.shape) != tuple(model.input_shape):
+        raise AelabError(f"model {model.name!r} expects images of {model.input_shape} but dataset "
+                         f"{dataset.name!r} has {dataset.shape}")
+    if config.loss == "bce" and not model.sigmoid_output:
+        raise ConfigError(f"training.loss: 'bce' needs outputs in [0, 1] (a sigmoid output) but model "
+                          f"{model.name!r} has none; allowed for it: mse, mse_sum")
+    model.check_batch_size(min(config.batch_size, len(dataset.train)))
+    if config.layerwise_epochs:
+        for k in range(1, len(model.stages())):
+            model.stage_model(k)
+
+
 def train(model: AutoEncoder, dataset: ImageDataset, config: TrainingConfig | None = None, seed: int = 0,
           run_dir: Path | str | None = None, resume: bool = False, progress: bool = True,
           on_epoch: Callable[[int, History], None] | None = None) -> TrainResult:
@@ -148,12 +170,7 @@ def train(model: AutoEncoder, dataset: ImageDataset, config: TrainingConfig | No
     """
     cfg = config or TrainingConfig()
     device = resolve_device(cfg.device)
-    if tuple(dataset.shape) != tuple(model.input_shape):
-        raise AelabError(f"model {model.name!r} expects images of {model.input_shape} but dataset "
-                         f"{dataset.name!r} has {dataset.shape}")
-    if cfg.loss == "bce" and not model.sigmoid_output:
-        raise ConfigError(f"training.loss: 'bce' needs outputs in [0, 1] (a sigmoid output) but model "
-                          f"{model.name!r} has none; allowed for it: mse, mse_sum")
+    check_trainable(model, dataset, cfg)
     use_bf16 = cfg.precision == "bf16" and device.type == "cuda"
     if cfg.precision == "bf16" and device.type != "cuda":
         warnings.warn("bf16 autocast is used on CUDA only; training in fp32 on the CPU", stacklevel=2)
@@ -206,7 +223,6 @@ def train(model: AutoEncoder, dataset: ImageDataset, config: TrainingConfig | No
     n = train_x.shape[0]
     bs = min(cfg.batch_size, n)
     steps = math.ceil(n / bs)
-    model.check_batch_size(bs)
     corruption = cfg.corruption
 
     bar = None
