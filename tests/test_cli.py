@@ -108,6 +108,8 @@ def test_train_on_tiny_idx_writes_run_folder(tmp_path):
     assert (run_dir / "metrics.json").read_text() == first
     assert len([p for p in exp.iterdir() if p.is_dir()]) == 2
     assert [m["epochs"] for m in json.loads((exp / "metrics.json").read_text())["runs"]] == [1]
+    html = (exp / "report.html").read_text()  # only the current runs' figures, not the 2-epoch run's
+    assert 'alt="reconstructions_epoch_001.png"' in html and "reconstructions_epoch_002.png" not in html
     listing = runner.invoke(app, ["runs", "--runs-dir", str(tmp_path / "runs")])
     assert listing.exit_code == 0 and listing.output.count("conv-pool") == 2 and "2 runs" in listing.output
 

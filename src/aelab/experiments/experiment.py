@@ -270,25 +270,27 @@ def _write_outputs(result: ExperimentResult, runs: list[ResolvedRun], store: Run
     for r in done:
         if folders[r.id].history.is_file():
             histories[r.id] = History.from_state(load_checkpoint(folders[r.id].history)["history"])
+    figures = []  # only what this call wrote: a figure left from an earlier definition of the experiment is not shown
     if histories:
         loss = {r.name: histories[r.id] for r in done if r.id in histories}
-        save_figure(loss_curves(loss, LOSS_NAMES[done[0].config.training.loss]), result.folder.loss_curves)
+        figures.append(save_figure(loss_curves(loss, LOSS_NAMES[done[0].config.training.loss]),
+                                   result.folder.loss_curves))
     groups = _by_split([r for r in done if r.id in histories])
     for g, members in enumerate(groups.values()):
         group = "" if len(groups) == 1 else f"{members[0].config.data.name}-{g + 1}"
         first = histories[members[0].id]
         for epoch in sorted({e for r in members for e in histories[r.id].snapshots}):
             rows = {r.name: histories[r.id].snapshots[epoch] for r in members if epoch in histories[r.id].snapshots}
-            save_figure(reconstruction_grid(first.snapshot_originals, rows, title=f"Epoch {epoch}"),
-                        result.folder.reconstructions(epoch, group))
+            figures.append(save_figure(reconstruction_grid(first.snapshot_originals, rows, title=f"Epoch {epoch}"),
+                                       result.folder.reconstructions(epoch, group)))
     sections = []
     for r in done:
         f = folders[r.id]
-        figures = [(f"{heading}", f.figure(stem)) for stem, heading in (("layerwise", "Greedy layer-wise pretraining"),
-                                                                        ("denoising", "Denoising"))]
+        own = [(heading, f.figure(stem)) for stem, heading in (("layerwise", "Greedy layer-wise pretraining"),
+                                                               ("denoising", "Denoising"))]
         analyses = [(a, f.analysis(a.name), f.analysis(a.name, ".json")) for a in ANALYSES if a.in_report]
-        sections.append(RunSection(r.name, r.id, str(f.path.relative_to(root)), figures, analyses))
+        sections.append(RunSection(r.name, r.id, str(f.path.relative_to(root)), own, analyses))
     write_report(result.folder.report, f"aelab report: {result.name}", result.summary, result.rows,
-                 result.baselines, metrics["failed"], result.folder.loss_curves,
-                 result.folder.reconstruction_figures(), sections, result.folder.config.read_text())
+                 result.baselines, metrics["failed"], figures[:1] if histories else [],
+                 figures[1:] if histories else figures, sections, result.folder.config.read_text())
     log(f"wrote {result.folder.path}/ : metrics.json, loss_curves.png, reconstructions_epoch_*.png, report.html")

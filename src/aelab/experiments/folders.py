@@ -117,9 +117,6 @@ class ExperimentFolder:
     def reconstructions(self, epoch: int, group: str = "") -> Path:
         return self.path / f"reconstructions{'_' + safe_name(group) if group else ''}_epoch_{epoch:03d}.png"
 
-    def reconstruction_figures(self) -> list[Path]:
-        return sorted(self.path.glob("reconstructions*_epoch_*.png"))
-
     @property
     def report(self) -> Path:
         return self.path / "report.html"

@@ -75,9 +75,10 @@ LOADED = ("<script>window.addEventListener('load',function(){var i=Array.prototy
 
 
 def write_report(path: Path, title: str, summary: str, rows: list[dict], baselines: list[dict], failed: list[dict],
-                 loss_curves: Path, reconstructions: list[Path], sections: list[RunSection],
+                 loss_curves: list[Path], reconstructions: list[Path], sections: list[RunSection],
                  config_text: str) -> Path:
-    """Write the report to ``path`` atomically and return it."""
+    """Write the report to ``path`` atomically and return it. ``loss_curves`` holds the loss figure (or
+    nothing), ``reconstructions`` the reconstruction figures, in order."""
     cols = columns(rows)
     parts = ["<!doctype html><html><head><meta charset='utf-8'>", f"<title>{html.escape(title)}</title>", STYLE,
              LOADED, "</head><body>", f"<h1>{html.escape(title)}</h1>", f"<p>{html.escape(summary)}</p>",
@@ -89,8 +90,8 @@ def write_report(path: Path, title: str, summary: str, rows: list[dict], baselin
         parts.append("<h2>Failed runs</h2><ul>" + "".join(
             f"<li class=failed>{html.escape(f['name'])} ({f['id']}): {html.escape(f['error'] or '')}</li>"
             for f in failed) + "</ul>")
-    if loss_curves.is_file():
-        parts += ["<h2>Loss curves</h2>", _img(loss_curves)]
+    if loss_curves:
+        parts += ["<h2>Loss curves</h2>"] + [_img(p) for p in loss_curves]
     if reconstructions:
         parts += ["<h2>Reconstructions over epochs</h2>", "<p>Top row: test images; one row per run.</p>"]
         parts += [_img(p) for p in reconstructions]
