@@ -23,7 +23,7 @@ _LAZY = {
     "ImageDataset": "aelab.data", "load_dataset": "aelab.data",
     "PRESETS": "aelab.models", "AutoEncoder": "aelab.models", "build_model": "aelab.models", "load": "aelab.models",
     "train": "aelab.training", "evaluate": "aelab.evaluation",
-    "compare": "aelab.experiments.experiment", "run_experiment": "aelab.experiments.experiment",
+    "compare": "aelab.experiments.experiment", "anomaly": "aelab.experiments.experiment", "run_experiment": "aelab.experiments.experiment",
     "load_experiment": "aelab.experiments.experiment", "analyse": "aelab.experiments.analyses",
     "RunFolder": "aelab.experiments.folders", "ExperimentFolder": "aelab.experiments.folders",
 }

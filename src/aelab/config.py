@@ -38,6 +38,8 @@ PRESET_NAMES = ("linear-3", "linear-10", "conv-64", "cifar-conv", "fc-64", "conv
 """The presets of :mod:`aelab.models.presets` (which checks that its table has exactly these names)."""
 COMPARE_PRESETS = ("linear-3", "conv-64")
 """What ``aelab compare`` trains when it is not told: the Covalent tutorial's linear and conv autoencoders."""
+ANOMALY_PRESET = "conv-64"
+"""What ``aelab anomaly`` trains (once per normal class) when it is not told."""
 Activation = Literal["relu", "leaky_relu", "tanh", "sigmoid", "gelu", "elu", "identity"]
 
 
@@ -73,6 +75,9 @@ class DataConfig(_Strict):
     """Convert folder images to one channel."""
     download: bool = True
     """Let torchvision download the dataset when no local copy is found and a network is there."""
+    normal_classes: Optional[list[Annotated[int, Field(ge=0)]]] = Field(None, **flag("normal-class"))
+    """One-class training (anomaly detection): train and validate only on these class indices (CLI: 0 or
+    0,3); the test split keeps every class, and the run reports ROC-AUC of normal vs the other classes."""
 
     def split_key(self, seed: int) -> str:
         """Identifies the images and splits a run sees: this config and the seed that draws the splits."""
@@ -84,6 +89,25 @@ class DataConfig(_Strict):
         if v not in DATASET_NAMES:
             raise ValueError(f"got {v!r}; allowed: {', '.join(DATASET_NAMES)}")
         return v
+
+    @field_validator("normal_classes", mode="before")
+    @classmethod
+    def _class_list(cls, v):
+        if isinstance(v, int) and not isinstance(v, bool):
+            return [v]
+        if isinstance(v, str):
+            try:
+                return [int(p) for p in v.split(",") if p.strip()]
+            except ValueError:
+                raise ValueError(f"got {v!r}; allowed: class indices, e.g. 0 or 0,3") from None
+        return v
+
+    @field_validator("normal_classes")
+    @classmethod
+    def _some_classes(cls, v):
+        if v is not None and not v:
+            raise ValueError("got an empty list; allowed: one or more class indices, e.g. 0 or 0,3")
+        return sorted(set(v)) if v is not None else v
 
     @field_validator("resize")
     @classmethod

@@ -182,6 +182,46 @@ def _run(experiment_file, set_, given):
     _print_result(run_experiment(experiment_file, overrides, log=_log, **_options(options)))
 
 
+def _class_list(text: str) -> list[int] | None:
+    """``all`` -> None (every class), ``3`` -> [3], ``0..9`` -> [0, ..., 9], ``0,3,5`` -> [0, 3, 5].
+
+    Raises:
+        ConfigError: anything else.
+    """
+    text = text.strip()
+    if text == "all":
+        return None
+    try:
+        if ".." in text:
+            a, b = (int(v) for v in text.split(".."))
+            if a > b:
+                raise ValueError
+            return list(range(a, b + 1))
+        return sorted({int(v) for v in text.split(",") if v.strip()}) or None
+    except ValueError:
+        raise ConfigError(f"--normal-class: got {text!r}; allowed: all, a class index (3), a range (0..9) or a list "
+                          "(0,3,5)") from None
+
+
+def _anomaly(config, set_, name, resume, models, normal_class, given):
+    """One-class anomaly detection benchmark: for each normal class in turn, train on that class only, score
+    every test image by its reconstruction error, and report ROC-AUC and PR-AUC of the class vs the rest
+    (default: conv-64, every class of the dataset; the mean ROC-AUC is in the summary)."""
+    from aelab.experiments.experiment import anomaly
+
+    classes = _class_list(normal_class)
+    experiment, overrides, options = _experiment(config, name, set_, given)
+    if models is not None:
+        experiment = experiment.model_copy(update={"models": _models(_models_list(models, "--models"), "--models")})
+    opts = _options(options)
+    _check_resume(resume, experiment.name, opts["runs_dir"])
+    result = anomaly(experiment, classes, overrides, log=_log, **opts)
+    _print_result(result)
+    aucs = [row["roc_auc"] for row in result.rows]
+    if aucs:
+        console.print(f"mean ROC-AUC over {len(aucs)} runs: {sum(aucs) / len(aucs):.4f}", highlight=False)
+
+
 MODELS = _param("models", None, Optional[str], f"Comma-separated presets (default: {','.join(COMPARE_PRESETS)}).",
                 "--models")
 MODEL = _param("model", None, Optional[str], "Preset to train (see 'aelab models'; default: linear-3).", "--model")
@@ -192,6 +232,11 @@ _FLAGS = run_flags() + option_flags()
 app.command("compare")(_user_errors(command(_compare, [CONFIG, SETS, NAME, RESUME, MODELS], _FLAGS)))
 app.command("train")(_user_errors(command(_train, [CONFIG, SETS, NAME, RESUME, MODEL], _FLAGS)))
 app.command("run")(_user_errors(command(_run, [FILE, SETS], _FLAGS)))
+NORMAL = _param("normal_class", "all", str, "Normal classes, each in turn: all, an index (3), a range (0..9) or a list "
+                "(0,3,5).", "--normal-class", panel="Data")
+ANOMALY_MODELS = _param("models", None, Optional[str], "Comma-separated presets (default: conv-64).", "--models")
+app.command("anomaly")(_user_errors(command(_anomaly, [CONFIG, SETS, NAME, RESUME, ANOMALY_MODELS, NORMAL],
+                                            [f for f in _FLAGS if f.key != "data.normal_classes"])))
 
 
 @app.command("models")
@@ -274,6 +319,132 @@ def report(path: Path = typer.Argument(..., help="An experiment folder (or a run
             run_analyses(run, log=_log)
     result = run_experiment(folder.config, runs_dir=folder.path.parent, analyses=False, log=lambda m: None)
     console.print(f"wrote {result.folder.report}", highlight=False)
+
+
+# ------------------------------------------------------------------------------------- applying a model
+RUN_ARG = typer.Argument(..., help="A run folder, or an experiment folder (then --model picks the run)")
+WHICH_OPT = O(None, "--model", help="Which run of an experiment folder, by its label (default: the first).")
+IMAGES_ARG = typer.Argument(..., help="Image files (PNG/JPEG), folders of them, or split:train|val|test of the "
+                                      "run's dataset")
+
+
+def _one_run(path: Path, model: Optional[str]):
+    from aelab.experiments.analyses import open_runs
+
+    return open_runs(path, model, with_data=False)[0]
+
+
+def _check_new_output(path: Path, what: str) -> None:
+    if path.exists() and not path.is_dir():
+        raise AelabError(f"{what} {str(path)!r} exists and is not a folder")
+
+
+@app.command("export")
+@_user_errors
+def export_cmd(path: Path = RUN_ARG, model: Optional[str] = WHICH_OPT,
+               fmt: str = O("safetensors", "--format", help="safetensors (the model folder: config.json + "
+                            "model.safetensors) or onnx (also encoder.onnx and decoder.onnx, checked with "
+                            "onnxruntime; needs pip install 'aelab[onnx]')"),
+               out: Optional[Path] = O(None, "-o", "--out", help="Output folder (default: <run>/export)"),
+               images: int = O(64, "--check-images", min=1, help="Test images the ONNX check runs on")) -> None:
+    """Export a trained model: config.json + model.safetensors (loads with aelab.load) and, with --format onnx,
+    encoder.onnx and decoder.onnx with a dynamic batch axis, compared with PyTorch by onnxruntime."""
+    from aelab.apply.export import FORMATS, ONNX_TOLERANCE, ExportError, export_model
+    from aelab.errors import DataError
+
+    if fmt not in FORMATS:
+        raise ExportError(f"--format: got {fmt!r}; allowed: {', '.join(FORMATS)}")
+    run = _one_run(path, model)
+    target = out or run.folder.path / "export"
+    _check_new_output(target, "--out")
+    check, where = None, "random images"
+    if fmt == "onnx":
+        try:
+            check, where = run.data().test.floats()[:images], f"{min(images, len(run.data().test))} test images"
+        except DataError:
+            pass  # the run's data is not on this machine: random images still check the graph
+    result = export_model(run.model, target, fmt, check)
+    for f in result.files:
+        console.print(f"wrote {f} ({f.stat().st_size:,} bytes)", highlight=False)
+    if result.max_abs_diff:
+        worst = max(result.max_abs_diff.values())
+        console.print(f"onnxruntime vs PyTorch on {where}: largest absolute difference encoder "
+                      f"{result.max_abs_diff['encoder']:.2e}, decoder {result.max_abs_diff['decoder']:.2e} "
+                      f"({'within' if worst <= ONNX_TOLERANCE else 'OVER'} {ONNX_TOLERANCE:g})", highlight=False)
+
+
+@app.command("encode")
+@_user_errors
+def encode_cmd(path: Path = RUN_ARG, images: list[str] = IMAGES_ARG, model: Optional[str] = WHICH_OPT,
+               out: Path = O(..., "-o", "--out", help="Code file to write (.npz)"),
+               bits: int = O(8, "--bits", help="Bits per code value: 8 or 16 (quantized per unit) or 32 (float32)"),
+               resize: bool = O(False, "--resize", help="Convert and resize images of another shape to the model's"),
+               limit: Optional[int] = O(None, "--limit", min=1, help="Encode only the first N images")) -> None:
+    """Encode images into a code file (codes quantized per unit, scales stored beside them); prints bytes per
+    image, the ratio to the raw images and the PSNR of the round trip."""
+    from aelab.apply.codes import encode_images, round_trip_psnr, save_codes
+    from aelab.data.files import read_images
+    from aelab.evaluation.codes import QUANT_BITS
+
+    if bits not in QUANT_BITS:
+        raise ConfigError(f"--bits: got {bits}; allowed: {', '.join(map(str, QUANT_BITS))}")
+    if out.suffix != ".npz":
+        raise ConfigError(f"-o: got {str(out)!r}; a code file ends in .npz")
+    run = _one_run(path, model)
+    named = read_images(images, run.model.input_shape, resize, run.data, limit)
+    codes = encode_images(run.model, named.images, named.names, bits)
+    save_codes(codes, out)
+    raw = named.images[0].numel()
+    psnr = round_trip_psnr(run.model, named.images, codes)
+    console.print(f"encoded {len(named.names):,} images with {run.label} into {out} ({out.stat().st_size:,} bytes): "
+                  f"{codes.bytes_per_image:g} bytes per image at {bits} bits (+{2 * 4 * run.model.code_size:,} bytes "
+                  f"of scales per file) vs {raw:,} raw: {raw / codes.bytes_per_image:.1f}x; round-trip PSNR "
+                  f"{psnr:.2f} dB", highlight=False)
+
+
+@app.command("decode")
+@_user_errors
+def decode_cmd(path: Path = RUN_ARG, codes_file: Path = typer.Argument(..., help="Code file from 'aelab encode'"),
+               model: Optional[str] = WHICH_OPT,
+               out: Path = O(..., "-o", "--out", help="Folder for the decoded PNGs")) -> None:
+    """Decode a code file back into PNG images (checks that the run's model made the codes)."""
+    from aelab.apply.codes import check_model, decode_codes, load_codes, write_pngs
+
+    codes = load_codes(codes_file)
+    _check_new_output(out, "-o")
+    run = _one_run(path, model)
+    check_model(run.model, codes)
+    written = write_pngs(decode_codes(run.model, codes), codes.names, out)
+    console.print(f"wrote {len(written):,} images to {out}", highlight=False)
+
+
+@app.command("score")
+@_user_errors
+def score_cmd(path: Path = RUN_ARG, images: list[str] = IMAGES_ARG, model: Optional[str] = WHICH_OPT,
+              out: Path = O(..., "-o", "--out", help="CSV file to write"),
+              percentile: float = O(99.0, "--threshold-percentile",
+                                    help="Flag images above this percentile (0..100) of the validation split's scores"),
+              score: str = O("mse", "--score", help="Score the flag uses: mse, or ssim (1 - SSIM; adds a column)"),
+              resize: bool = O(False, "--resize", help="Convert and resize images of another shape to the model's"),
+              limit: Optional[int] = O(None, "--limit", min=1, help="Score only the first N images")) -> None:
+    """Anomaly scores: per-image reconstruction error, a threshold from the run's validation split, and a flag
+    per image, written as CSV."""
+    from aelab.apply.scores import score_images, write_scores
+    from aelab.data.files import read_images
+    from aelab.evaluation.anomaly import SCORE_KINDS
+
+    if score not in SCORE_KINDS:
+        raise ConfigError(f"--score: got {score!r}; allowed: {', '.join(SCORE_KINDS)}")
+    if not 0 <= percentile <= 100:
+        raise ConfigError(f"--threshold-percentile: got {percentile}; allowed: 0..100")
+    run = _one_run(path, model)
+    named = read_images(images, run.model.input_shape, resize, run.data, limit)
+    table = score_images(run.model, named.images, named.names, run.data().val.images, percentile, score, named.labels)
+    write_scores(table, out)
+    n = int(table.flagged.sum())
+    console.print(f"threshold {table.threshold:.6g} ({score}, {percentile:g}th percentile of {len(run.data().val):,} "
+                  f"validation images); flagged {n:,} of {len(table.names):,} images ({n / len(table.names):.1%}); "
+                  f"wrote {out}", highlight=False)
 
 
 # ----------------------------------------------------------------------------------------------- runs

@@ -55,6 +55,8 @@ class ImageDataset:
     test: ImageSplit
     class_names: list[str] = field(default_factory=list)
     source: str = ""
+    normal_classes: list[int] | None = None
+    """One-class training: the classes train and validation were restricted to (the test split has all)."""
 
     @property
     def shape(self) -> tuple[int, int, int]:

@@ -128,8 +128,35 @@ def load_dataset(config: DataConfig | None = None, seed: int = 0) -> ImageDatase
     train, val = split_by_seed(train, config.val_fraction, seed)
     if len(train) == 0:
         raise DataError(f"dataset {config.name!r}: no training images left after the validation split")
-    return ImageDataset(name=config.name, train=train, val=val, test=test,
-                        class_names=list(CLASS_NAMES.get(config.name, classes)), source=source)
+    dataset = ImageDataset(name=config.name, train=train, val=val, test=test,
+                           class_names=list(CLASS_NAMES.get(config.name, classes)), source=source)
+    return dataset if config.normal_classes is None else only_classes(dataset, config.normal_classes)
+
+
+def only_classes(dataset: ImageDataset, classes: list[int]) -> ImageDataset:
+    """One-class training: ``dataset`` with train and validation restricted to ``classes`` (the test split keeps
+    every class, so the others are the anomalies).
+
+    Raises:
+        DataError: a class index the dataset does not have, or no training image of these classes.
+    """
+    names = dataset.class_names
+    bad = [c for c in classes if c >= len(names)]
+    if bad:
+        raise DataError(f"--normal-class: dataset {dataset.name!r} has no class {bad[0]}; allowed: "
+                        f"0..{len(names) - 1} ({', '.join(f'{i}={n}' for i, n in enumerate(names))})")
+    keep = torch.tensor(classes, dtype=torch.long)
+
+    def restrict(split: ImageSplit) -> ImageSplit:
+        mask = torch.isin(split.labels, keep)
+        return ImageSplit(split.images[mask], split.labels[mask])
+
+    train = restrict(dataset.train)
+    if len(train) == 0:
+        raise DataError(f"--normal-class {','.join(map(str, classes))}: dataset {dataset.name!r} has no training "
+                        "images of these classes")
+    return ImageDataset(dataset.name, train, restrict(dataset.val), dataset.test, dataset.class_names,
+                        dataset.source, list(classes))
 
 
 _LOADED: dict[str, ImageDataset] = {}
@@ -138,9 +165,10 @@ _LOADED: dict[str, ImageDataset] = {}
 def cached_dataset(config: DataConfig, seed: int = 0) -> ImageDataset:
     """:func:`load_dataset`, kept in memory for this process (the two most recent (config, seed) pairs), so the
     runs of an experiment on the same data load it once."""
-    key = config.split_key(seed)
+    every_class = config.model_copy(update={"normal_classes": None})  # one-class runs share one load
+    key = every_class.split_key(seed)
     if key not in _LOADED:
         if len(_LOADED) >= 2:
             _LOADED.pop(next(iter(_LOADED)))
-        _LOADED[key] = load_dataset(config, seed=seed)
-    return _LOADED[key]
+        _LOADED[key] = load_dataset(every_class, seed=seed)
+    return _LOADED[key] if config.normal_classes is None else only_classes(_LOADED[key], config.normal_classes)

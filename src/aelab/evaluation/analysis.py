@@ -15,7 +15,7 @@ import torch
 
 from aelab.data.dataset import ImageDataset, ImageSplit, to_unit_float
 from aelab.errors import AelabError
-from aelab.evaluation.codes import encode_split
+from aelab.evaluation.codes import dequantize, encode_split, quantize
 from aelab.evaluation.metrics import psnr_per_image
 from aelab.models.autoencoder import AutoEncoder
 
@@ -195,27 +195,24 @@ def failures(model: AutoEncoder, dataset: ImageDataset, k: int = 8, batch_size: 
 @torch.no_grad()
 def compression(model: AutoEncoder, dataset: ImageDataset, batch_size: int = 1000) -> list[dict]:
     """Bytes per image of the code stored as float32, float16 and 8-bit quantized vs the raw 8-bit image,
-    and the PSNR (dB, per image, averaged) of the reconstruction decoded from each.
+    and the PSNR (dB, per image, averaged) of the test reconstruction decoded from each.
 
-    8-bit quantization is affine per code unit, with each unit's min and max over the training codes
-    (those 2 x D float32 values are stored once, not per image).
+    8-bit quantization is :func:`aelab.evaluation.codes.quantize`: affine per code unit, with each unit's min and
+    max over the test codes (those 2 x D float32 values are stored once, not per image): what ``aelab encode
+    --bits 8`` writes for the test split.
     """
     model.eval()
     device = _device(model)
-    train_codes = encode_split(model, dataset.train).to(device)
-    lo, hi = train_codes.min(0).values, train_codes.max(0).values
-    scale = (hi - lo).clamp_min(1e-12) / 255.0
+    codes = encode_split(model, dataset.test, batch_size)
+    q, low, scale = quantize(codes, 8)
+    stored = {"float32": codes, "float16": codes.half().float(), "uint8": dequantize(q, low, scale)}
     d, raw = model.code_size, dataset.test.images[0].numel()
-    sums = {"float32": 0.0, "float16": 0.0, "uint8": 0.0}
-    for _, x in dataset.test.batches(batch_size, device):
-        z = model.encode(x).float()
-        flat = z.flatten(1)
-        q = ((flat - lo) / scale).round().clamp(0, 255)
-        variants = {"float32": z, "float16": z.half().float(),
-                    "uint8": (q * scale + lo).view_as(z)}
-        for name, code in variants.items():
-            out = model.decode(code).float().clamp(0, 1)
-            sums[name] += float(psnr_per_image(out, x).sum())
+    sums = {name: 0.0 for name in stored}
+    with torch.no_grad():
+        for where, x in dataset.test.batches(batch_size, device):
+            for name, code in stored.items():
+                out = model.decode(code[where].to(device).view(-1, *model.code_shape)).float().clamp(0, 1)
+                sums[name] += float(psnr_per_image(out, x).sum())
     rows = []
     for name, per_value in (("float32", 4), ("float16", 2), ("uint8", 1)):
         code_bytes = d * per_value

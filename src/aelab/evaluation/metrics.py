@@ -36,7 +36,7 @@ def psnr_per_image(reconstruction: torch.Tensor, target: torch.Tensor) -> torch.
                                    dim=dims)
 
 
-def _ssim_kernel(h: int, w: int) -> int:
+def ssim_kernel(h: int, w: int) -> int:
     k = min(11, h, w)
     return k if k % 2 == 1 else k - 1
 
@@ -59,7 +59,7 @@ def evaluate(model: AutoEncoder, split: ImageSplit, batch_size: int = 1000) -> d
     model.eval()
     device = next(model.parameters()).device
     _, _, h, w = split.images.shape
-    ssim = StructuralSimilarityIndexMeasure(data_range=1.0, kernel_size=_ssim_kernel(h, w)).to(device)
+    ssim = StructuralSimilarityIndexMeasure(data_range=1.0, kernel_size=ssim_kernel(h, w)).to(device)
     sq_err = torch.zeros((), dtype=torch.float64, device=device)
     psnr_sum = torch.zeros((), dtype=torch.float64, device=device)
     active_sum = abs_sum = torch.zeros((), dtype=torch.float64, device=device)

@@ -29,6 +29,14 @@ class LoadedRun:
     def label(self) -> str:
         return self.config.label
 
+    def data(self):
+        """The run's dataset (loaded on first use, with the run's seed, so its splits are the run's)."""
+        if self.dataset is None:
+            from aelab.data import cached_dataset
+
+            self.dataset = cached_dataset(self.config.data, self.config.seed)
+        return self.dataset
+
 
 def _run_folders(path: Path) -> list[RunFolder]:
     if RunFolder(path).config.is_file():
@@ -39,8 +47,9 @@ def _run_folders(path: Path) -> list[RunFolder]:
     return []
 
 
-def open_runs(path: Path | str, model: str | None = None, device: str = "cpu") -> list[LoadedRun]:
-    """The finished runs of a run folder or an experiment folder (only the one labelled ``model`` if given).
+def open_runs(path: Path | str, model: str | None = None, device: str = "cpu", with_data: bool = True) -> list[LoadedRun]:
+    """The finished runs of a run folder or an experiment folder (only the one labelled ``model`` if given), with
+    their datasets (``with_data``; else ``dataset`` is None: :meth:`LoadedRun.data` loads it when needed).
 
     Raises:
         AelabError: not a run or experiment folder, no such model, or no trained model in it.
@@ -63,7 +72,7 @@ def open_runs(path: Path | str, model: str | None = None, device: str = "cpu") -
     if not loaded:
         raise AelabError(f"{str(path)!r} has no trained model (model/ folder) yet; finish the run by running the "
                          "same command again")
-    for run in loaded:
+    for run in loaded if with_data else []:
         run.dataset = cached_dataset(run.config.data, run.config.seed)
     return loaded
 
@@ -98,7 +107,8 @@ def run_analyses(run: LoadedRun, log: Callable[[str], None] = print) -> None:
     has_labels = len(set(run.dataset.test.labels.tolist())) > 1
     log(f"analysing {run.label}")
     for entry in ANALYSES:
-        if entry.in_report and (has_labels or not entry.needs_labels):
+        if entry.in_report and (has_labels or not entry.needs_labels) and \
+                (entry.applies is None or entry.applies(run.dataset)):
             analyse_run(run, entry.name, entry.report_params)
 
 

@@ -92,6 +92,12 @@ def train_run(config: RunConfig, folder: RunFolder, progress: bool = False, on_e
             f"{corruption.kind} {corruption.fraction:g}"
         save_figure(reconstruction_grid(examples[0], {"corrupted": examples[1], "denoised": examples[2]},
                                         title=f"{label}: denoising ({what})"), folder.figure("denoising"))
+    if config.data.normal_classes is not None:
+        from aelab.evaluation.anomaly import separate
+
+        r = separate(model, dataset.test, dataset.val, config.data.normal_classes)
+        metrics.update({"normal": ", ".join(dataset.class_names[c] for c in config.data.normal_classes),
+                        "roc_auc": r.roc_auc, "pr_auc": r.pr_auc})
     atomic_write_text(folder.metrics, json.dumps(metrics, indent=2))
     log(f"{label}: test MSE {metrics['test_mse']:.5f}, PSNR {metrics['test_psnr']:.2f} dB, "
         f"SSIM {metrics['test_ssim']:.4f} ({metrics['train_seconds']:.1f} s, "

@@ -31,8 +31,9 @@ class ResolvedRun:
 
 
 def run_id(config: RunConfig) -> str:
-    """A stable 12-hex-digit id: the hash of the resolved config (seed included, display name excluded)."""
-    text = json.dumps(config.model_dump(mode="json", exclude={"name"}), sort_keys=True)
+    """A stable 12-hex-digit id: the hash of the resolved config (seed included, display name excluded). Unset
+    optional fields (None) are left out, so a field added to the schema later does not change existing ids."""
+    text = json.dumps(config.model_dump(mode="json", exclude={"name"}, exclude_none=True), sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -92,14 +93,21 @@ def resolve(experiment: ExperimentConfig, overrides: dict[str, Any] | None = Non
                 seen[rid] = where
                 shown_by_label = ("model", "model.sparsity", "model.tied", "model.code_activation", "model.name")
                 changed = {**_flatten({k: v for k, v in override.items() if k not in ("model", "name")}), **point}
-                extras = "".join(f" {k.split('.')[-1]}={v}" for k, v in changed.items()
-                                 if k not in shown_by_label and not isinstance(v, (dict, list)))
+                extras = "".join(f" {k.split('.')[-1]}={_short(v)}" for k, v in changed.items()
+                                 if k not in shown_by_label and _short(v) is not None)
                 resolved.append(ResolvedRun(rid, f"{config.label}{extras}".strip(), config))
     names = [r.name for r in resolved]
     unique = [r.name if names.count(r.name) == 1 else f"{r.name} #{i + 1}" for i, r in enumerate(resolved)]
     # the display name is unique within the experiment and is the run's name (not part of its id)
     return [ResolvedRun(r.id, name, r.config.model_copy(update={"name": r.config.name or name}))
             for r, name in zip(resolved, unique)]
+
+
+def _short(value: Any) -> str | None:
+    """A value as shown in a run's name (``0,3`` for a list of numbers), or None when it is too structured."""
+    if isinstance(value, list):
+        return ",".join(map(str, value)) if all(isinstance(v, (int, float, str)) for v in value) else None
+    return None if isinstance(value, dict) else str(value)
 
 
 def _flatten(data: dict, prefix: str = "") -> dict:

@@ -54,6 +54,8 @@ class Analysis:
     """Parameters used when the report runs it (defaults otherwise)."""
     in_report: bool = True
     """Run for every run's report section (PCA is in the experiment's table already)."""
+    applies: Optional[Callable[[Any], bool]] = None
+    """Run for the report only on datasets where this is true (None: every dataset)."""
 
 
 # ------------------------------------------------------------------------------------------- parameters
@@ -98,6 +100,17 @@ class FailuresParams(_Params):
 
 class NoParams(_Params):
     pass
+
+
+class AnomalyParams(_Params):
+    percentile: float = Field(99.0, ge=0, le=100)
+    """Threshold: this percentile of the validation split's scores (normal images)."""
+    score: Literal["mse", "ssim"] = "mse"
+    """Anomaly score: mse (per-image reconstruction MSE) or ssim (1 - SSIM)."""
+    k: int = Field(8, ge=1)
+    """Most and least anomalous test images to show."""
+    normal_class: Optional[str] = None
+    """Normal class indices (e.g. 0 or 0,3); default: the classes the run was trained on."""
 
 
 class ProbeParams(_Params):
@@ -220,6 +233,28 @@ def _probes(model, dataset, label, p: ProbeParams) -> Outcome:
     return Outcome(probes_figure(rows, f"{label}: frozen-encoder probes vs classifiers from scratch"), rows, rows)
 
 
+def _anomaly(model, dataset, label, p: AnomalyParams) -> Outcome:
+    from aelab.config import DataConfig
+    from aelab.errors import ConfigError
+    from aelab.evaluation.anomaly import separate
+    from aelab.figures.analysis import anomaly_figure
+
+    normal = dataset.normal_classes
+    if p.normal_class is not None:
+        normal = DataConfig(normal_classes=p.normal_class).normal_classes
+    if normal is None:
+        raise ConfigError(f"{label} was trained on every class; give --normal-class (e.g. 0) to score the others as "
+                          "anomalies, or train with --normal-class")
+    r = separate(model, dataset.test, dataset.val, normal, p.percentile, p.score)
+    names = ", ".join(dataset.class_names[c] for c in normal)
+    row = {"normal": names, "roc_auc": r.roc_auc, "pr_auc": r.pr_auc, "threshold": r.threshold,
+           "normal_flagged": r.normal_flagged, "anomalies_flagged": r.anomalies_flagged}
+    figure = anomaly_figure(r, dataset.test.images, dataset.class_names, dataset.test.labels, p.k,
+                            f"{label}: normal = {names}; ROC-AUC {r.roc_auc:.3f}, PR-AUC {r.pr_auc:.3f}")
+    return Outcome(figure, {**row, "score": p.score, "percentile": p.percentile}, [row],
+                   summary=f"ROC-AUC {r.roc_auc:.4f}, PR-AUC {r.pr_auc:.4f} (normal: {names}; score {p.score})")
+
+
 # ------------------------------------------------------------------------------------------- the registry
 ANALYSES: list[Analysis] = [
     Analysis("interpolate", "Latent interpolation",
@@ -254,6 +289,14 @@ ANALYSES: list[Analysis] = [
               ("logistic", "linear probe", "{:.3f}"), ("knn", "kNN", "{:.3f}"), ("mlp", "MLP (scratch)", "{:.3f}"),
               ("cnn", "CNN (scratch)", "{:.3f}"), ("helps", "codes help?", "{}")],
              needs_labels=True, report_params={"labels": "10,100"}),
+    Analysis("anomaly-scores", "Anomaly scores",
+             "Reconstruction error as an anomaly score on the test set: normal class(es) vs the rest. ROC-AUC and "
+             "PR-AUC (scikit-learn, anomalies positive), the threshold at a percentile of the validation split's "
+             "scores, the score histograms and the most and least anomalous test images.", AnomalyParams, _anomaly,
+             [("normal", "normal", "{}"), ("roc_auc", "ROC-AUC", "{:.4f}"), ("pr_auc", "PR-AUC", "{:.4f}"),
+              ("threshold", "threshold", "{:.5f}"), ("normal_flagged", "normal flagged", "{:.3f}"),
+              ("anomalies_flagged", "anomalies flagged", "{:.3f}")],
+             needs_labels=True, applies=lambda dataset: dataset.normal_classes is not None),
 ]
 """Every analysis, in report order."""
 

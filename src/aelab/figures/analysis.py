@@ -145,3 +145,32 @@ def probes_figure(rows: list[dict], title: str = "") -> Figure:
     ax.set_title(title or "Features with few labels")
     fig.tight_layout()
     return fig
+
+
+def anomaly_figure(result, images: torch.Tensor, class_names: list[str], labels: torch.Tensor, k: int = 8,
+                   title: str = "") -> Figure:
+    """Histogram of the anomaly scores of normal vs anomalous test images (the threshold as a line), and the
+    ``k`` most and least anomalous test images with their class and score."""
+    scores, anomalous = result.scores.numpy(), result.anomalous.numpy()
+    fig = plt.figure(figsize=(max(8, 1.2 * k), 7))
+    grid = fig.add_gridspec(3, k, height_ratios=[2.4, 1, 1])
+    ax = fig.add_subplot(grid[0, :])
+    bins = np.logspace(np.log10(max(scores.min(), 1e-6)), np.log10(max(scores.max(), 1e-5)), 60)
+    ax.hist(scores[~anomalous], bins=bins, alpha=0.6, density=True, label=f"normal ({(~anomalous).sum():,})")
+    ax.hist(scores[anomalous], bins=bins, alpha=0.6, density=True, label=f"anomalous ({anomalous.sum():,})")
+    ax.axvline(result.threshold, color="k", ls="--", lw=1, label="threshold (validation)")
+    ax.set_xscale("log")
+    ax.set_xlabel("anomaly score (reconstruction error)")
+    ax.set_ylabel("density")
+    ax.legend(fontsize=8)
+    ax.set_title(title or f"ROC-AUC {result.roc_auc:.3f}, PR-AUC {result.pr_auc:.3f}")
+    order = np.argsort(scores)
+    for row, picks, name in ((1, order[::-1][:k], "most"), (2, order[:k], "least")):
+        for i, idx in enumerate(picks):
+            a = fig.add_subplot(grid[row, i])
+            _show(a, images[idx].float() / 255)
+            a.set_title(f"{class_names[int(labels[idx])]}\n{scores[idx]:.4f}", fontsize=7)
+            if i == 0:
+                a.set_ylabel(f"{name}\nanomalous", fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -23,11 +23,13 @@ METRIC_COLUMNS = [
     ("train_seconds", "train time (s)", "{:.1f}"), ("images_per_second", "images/s", "{:,.0f}"),
 ]
 DENOISING_COLUMNS = [("noisy_psnr", "noisy PSNR", "{:.2f}"), ("denoised_psnr", "denoised PSNR", "{:.2f}")]
+ANOMALY_COLUMNS = [("normal", "normal class", "{}"), ("roc_auc", "ROC-AUC", "{:.4f}"), ("pr_auc", "PR-AUC", "{:.4f}")]
 
 
 def columns(rows: list[dict]) -> list[tuple[str, str, str]]:
-    """The table columns for these rows (denoising columns only when a row has them)."""
+    """The table columns for these rows (denoising and anomaly columns only when a row has them)."""
     extra = DENOISING_COLUMNS if any("noisy_psnr" in r for r in rows) else []
+    extra += ANOMALY_COLUMNS if any("roc_auc" in r for r in rows) else []
     return METRIC_COLUMNS[:7] + extra + METRIC_COLUMNS[7:]
 
 

@@ -147,6 +147,18 @@ class AutoEncoder(nn.Module):
         seen = {id(p): p for p in self.parameters() if p.requires_grad or not trainable_only}
         return sum(p.numel() for p in seen.values())
 
+    def fingerprint(self) -> str:
+        """16 hex digits identifying this model: a SHA-256 of its config, shapes and weights (what a code file
+        records, so codes are decoded only by the model that made them)."""
+        import hashlib
+
+        h = hashlib.sha256(json.dumps([self.name, list(self.input_shape), list(self.code_shape),
+                                       self.config.model_dump(mode="json") if self.config else None]).encode())
+        for key, value in sorted(self.state_dict().items()):
+            h.update(key.encode())
+            h.update(value.detach().cpu().contiguous().float().numpy().tobytes())
+        return h.hexdigest()[:16]
+
     # ---------------------------------------------------------------------------------- save / load
     def save(self, directory: Path | str) -> Path:
         """Write ``directory/config.json`` (model config, input and code shape) and

@@ -1,0 +1,176 @@
+"""Compression as a tool (the "Convolutional Autoencoders" tutorial's use): images -> a code file -> images.
+
+A code file is a NumPy ``.npz`` (uncompressed, readable with ``numpy.load``)::
+
+    codes        (N, *code_shape)  uint8 / uint16 / float32   the quantized codes (see --bits)
+    low, scale   (D,) float32      per-unit affine: code = codes * scale + low (D = code size; 0 and 1 for 32 bits)
+    bits         ()  int           8, 16 or 32
+    names        (N,) str          where each image came from
+    model        ()  str           the fingerprint of the model that made them (decode checks it)
+    input_shape  (3,) int          (C, H, W) of the images
+
+Quantization is :func:`aelab.evaluation.codes.quantize`, the one ``aelab compression`` measures.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from aelab.errors import AelabError
+from aelab.evaluation.codes import dequantize, quantize
+from aelab.evaluation.metrics import psnr_per_image
+from aelab.io import atomic_write
+
+FORMAT = "aelab-codes-1"
+
+
+@dataclass
+class CodeFile:
+    """Quantized codes of N images and what is needed to decode them."""
+
+    codes: torch.Tensor
+    """``(N, *code_shape)``: uint8 (8 bits), int32 holding uint16 values (16 bits) or float32 (32 bits)."""
+    low: torch.Tensor
+    """float32 ``(D,)``."""
+    scale: torch.Tensor
+    """float32 ``(D,)``."""
+    bits: int
+    names: list[str]
+    model: str
+    """Fingerprint of the model that made the codes (:meth:`AutoEncoder.fingerprint`)."""
+    input_shape: tuple[int, int, int]
+
+    @property
+    def bytes_per_image(self) -> float:
+        """Bytes of one image's code (the 2 x D float32 of ``low``/``scale`` are stored once per file)."""
+        return self.codes[0].numel() * self.bits / 8 if len(self.codes) else 0.0
+
+    def dequantized(self) -> torch.Tensor:
+        """float32 codes ``(N, *code_shape)`` (within ``scale / 2`` of the encoder's output)."""
+        flat = dequantize(self.codes.flatten(1), self.low, self.scale)
+        return flat.view(self.codes.shape)
+
+
+@torch.no_grad()
+def encode_images(model, images: torch.Tensor, names: list[str], bits: int = 8, batch_size: int = 1000) -> CodeFile:
+    """Encode uint8 images ``(N, C, H, W)`` and quantize the codes to ``bits`` per value.
+
+    Raises:
+        ConfigError: bits not 8, 16 or 32.
+    """
+    model.eval()
+    device = next(model.parameters()).device
+    codes = torch.cat([model.encode(images[i:i + batch_size].to(device).float().div_(255.0)).float().cpu()
+                       for i in range(0, len(images), batch_size)])
+    q, low, scale = quantize(codes.flatten(1), bits)
+    return CodeFile(q.view(codes.shape), low, scale, bits, list(names), model.fingerprint(), model.input_shape)
+
+
+@torch.no_grad()
+def decode_codes(model, codes: CodeFile, batch_size: int = 1000) -> torch.Tensor:
+    """Images uint8 ``(N, C, H, W)`` decoded from a code file by ``model``.
+
+    Raises:
+        AelabError: the codes were made by another model (fingerprint or shape differs; both named).
+    """
+    check_model(model, codes)
+    model.eval()
+    device = next(model.parameters()).device
+    z = codes.dequantized()
+    out = [model.decode(z[i:i + batch_size].to(device)).float().clamp(0, 1).mul(255).round().to(torch.uint8).cpu()
+           for i in range(0, len(z), batch_size)]
+    return torch.cat(out) if out else torch.zeros(0, *model.input_shape, dtype=torch.uint8)
+
+
+def round_trip_psnr(model, images: torch.Tensor, codes: CodeFile, batch_size: int = 1000) -> float:
+    """PSNR (dB, per image, averaged) of the images decoded from ``codes`` (before rounding to 8 bits) against
+    the original uint8 ``images``: what the compression costs."""
+    z = codes.dequantized()
+    total = 0.0
+    device = next(model.parameters()).device
+    with torch.no_grad():
+        for i in range(0, len(images), batch_size):
+            x = images[i:i + batch_size].to(device).float().div_(255.0)
+            total += float(psnr_per_image(model.decode(z[i:i + batch_size].to(device)).float().clamp(0, 1), x).sum())
+    return total / max(len(images), 1)
+
+
+def check_model(model, codes: CodeFile) -> None:
+    """Refuse codes made by another model.
+
+    Raises:
+        AelabError: code shape or model fingerprint differs (both named).
+    """
+    shape = tuple(codes.codes.shape[1:])
+    if shape != tuple(model.code_shape):
+        raise AelabError(f"the codes are {'x'.join(map(str, shape))} per image but model {model.name!r} has codes of "
+                         f"{'x'.join(map(str, model.code_shape))}; decode with the model that encoded them")
+    if codes.model != model.fingerprint():
+        raise AelabError(f"the codes were made by model {codes.model} but this is model {model.fingerprint()} "
+                         f"({model.name}); decode with the run that encoded them")
+
+
+def save_codes(codes: CodeFile, path: Path | str) -> Path:
+    """Write ``codes`` to ``path`` (``.npz``, atomically)."""
+    path = Path(path)
+    arrays = {"format": np.array(FORMAT), "codes": codes.codes.numpy().astype(
+        {8: np.uint8, 16: np.uint16, 32: np.float32}[codes.bits]), "low": codes.low.numpy().astype(np.float32),
+        "scale": codes.scale.numpy().astype(np.float32), "bits": np.array(codes.bits),
+        "names": np.array(codes.names, dtype=str), "model": np.array(codes.model),
+        "input_shape": np.array(codes.input_shape)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda f: np.savez(f, **arrays))
+    return path
+
+
+def load_codes(path: Path | str) -> CodeFile:
+    """Read a code file written by :func:`save_codes`.
+
+    Raises:
+        AelabError: missing, not a ``.npz``, or not an aelab code file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise AelabError(f"code file {str(path)!r} does not exist")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if str(data["format"]) != FORMAT:
+                raise KeyError("format")
+            bits = int(data["bits"])
+            raw = data["codes"]
+            codes = torch.from_numpy(raw.astype(np.int32) if raw.dtype == np.uint16 else raw.copy())
+            return CodeFile(codes, torch.from_numpy(data["low"].copy()), torch.from_numpy(data["scale"].copy()), bits,
+                            [str(n) for n in data["names"]], str(data["model"]),
+                            tuple(int(v) for v in data["input_shape"]))  # type: ignore[arg-type]
+    except (OSError, ValueError, KeyError) as exc:
+        raise AelabError(f"{str(path)!r} is not an aelab code file ({type(exc).__name__}: {exc}); make one with "
+                         "'aelab encode'") from None
+
+
+def png_names(names: list[str]) -> list[str]:
+    """Output file names for decoded images: ``00000-<stem>.png`` (index first, so names are unique and sorted)."""
+    out = []
+    for i, name in enumerate(names):
+        stem = Path(name).stem if ":" not in name else name.replace(":", "-")
+        out.append(f"{i:05d}-{re.sub(r'[^A-Za-z0-9_.-]+', '_', stem)[:60]}.png")
+    return out
+
+
+def write_pngs(images: torch.Tensor, names: list[str], folder: Path | str) -> list[Path]:
+    """Write uint8 images ``(N, C, H, W)`` as PNGs named by :func:`png_names` into ``folder``."""
+    from PIL import Image
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for image, name in zip(images, png_names(names)):
+        arr = image.numpy()
+        picture = Image.fromarray(arr[0] if arr.shape[0] == 1 else arr.transpose(1, 2, 0))
+        paths.append(folder / name)
+        atomic_write(paths[-1], lambda f, p=picture: p.save(f, format="PNG"))
+    return paths

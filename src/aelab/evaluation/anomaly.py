@@ -1,0 +1,117 @@
+"""Anomaly scores from reconstruction error, and how well they separate a normal class from the others.
+
+The classic recipe: train an autoencoder on normal images only; an image it reconstructs badly is
+anomalous. The score of an image is its reconstruction error:
+
+* ``mse``: mean squared error over the image's pixels (values in [0, 1], so the score is in [0, 1]);
+* ``ssim``: ``1 - SSIM`` of the image and its reconstruction (in [0, 2]; 0 for a perfect reconstruction).
+
+A threshold is a percentile of the scores of normal images the model did not train on (the validation
+split). ROC-AUC and PR-AUC (average precision) come from scikit-learn, anomalies being the positive class.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from aelab.data.dataset import ImageSplit
+from aelab.errors import ConfigError
+from aelab.evaluation.metrics import ssim_kernel
+from aelab.models.autoencoder import AutoEncoder
+
+SCORE_KINDS = ("mse", "ssim")
+
+
+@torch.no_grad()
+def reconstruction_scores(model: AutoEncoder, images: torch.Tensor, kind: str = "mse",
+                          batch_size: int = 1000) -> torch.Tensor:
+    """Anomaly score of each image: its reconstruction error.
+
+    Args:
+        model: the autoencoder (put in eval mode here); its device is used.
+        images: uint8 ``(N, C, H, W)`` (0..255) or float ``(N, C, H, W)`` already in [0, 1].
+        kind: ``mse`` (per-image mean squared error) or ``ssim`` (``1 - SSIM`` per image).
+
+    Returns:
+        float64 ``(N,)`` on the CPU; larger = more anomalous.
+
+    Raises:
+        ConfigError: unknown ``kind``.
+    """
+    from torchmetrics.functional.image import structural_similarity_index_measure
+
+    if kind not in SCORE_KINDS:
+        raise ConfigError(f"--score: got {kind!r}; allowed: {', '.join(SCORE_KINDS)}")
+    model.eval()
+    device = next(model.parameters()).device
+    out = []
+    for start in range(0, len(images), batch_size):
+        x = images[start:start + batch_size].to(device)
+        x = x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
+        rec = model.reconstruct(x).float().clamp(0, 1)
+        if kind == "mse":
+            out.append((rec - x).pow(2).flatten(1).mean(1).double().cpu())
+        else:
+            ssim = structural_similarity_index_measure(rec, x, data_range=1.0, reduction="none",
+                                                       kernel_size=ssim_kernel(*x.shape[-2:]))
+            out.append((1.0 - ssim).double().cpu())
+    return torch.cat(out) if out else torch.zeros(0, dtype=torch.float64)
+
+
+def threshold(normal_scores: torch.Tensor, percentile: float) -> float:
+    """The ``percentile`` (0..100) of the scores of held-out normal images: scores above it are flagged.
+
+    Raises:
+        ConfigError: percentile outside [0, 100], or no scores to take it from.
+    """
+    if not 0 <= percentile <= 100:
+        raise ConfigError(f"--threshold-percentile: got {percentile}; allowed: 0..100")
+    if len(normal_scores) == 0:
+        raise ConfigError("no validation images to take the threshold from; use a data.val_fraction > 0")
+    return float(torch.quantile(normal_scores.double(), percentile / 100.0))
+
+
+@dataclass
+class AnomalyResult:
+    """Scores of a labelled test set split into normal and anomalous images."""
+
+    scores: torch.Tensor
+    """float64 ``(N,)``, one per test image."""
+    anomalous: torch.Tensor
+    """bool ``(N,)``: the image's class is not a normal class."""
+    roc_auc: float
+    """Area under the ROC curve of the scores (anomalous = positive), in [0, 1]; 0.5 = chance."""
+    pr_auc: float
+    """Average precision (area under the precision-recall curve) of the scores, anomalous = positive."""
+    threshold: float
+    """Score threshold from the validation split (normal images only)."""
+    normal_flagged: float
+    """Share of normal test images above the threshold (false-positive rate)."""
+    anomalies_flagged: float
+    """Share of anomalous test images above the threshold (recall)."""
+
+
+def separate(model: AutoEncoder, test: ImageSplit, val: ImageSplit, normal_classes: list[int],
+             percentile: float = 99.0, kind: str = "mse") -> AnomalyResult:
+    """Score ``test`` (all classes) with ``model`` (trained on ``normal_classes`` only) and measure how well the
+    scores separate the other classes: ROC-AUC and PR-AUC (scikit-learn), and the flags at the threshold
+    taken from ``val`` (normal images).
+
+    Raises:
+        ConfigError: the test set has no normal or no anomalous image (ROC-AUC needs both), or bad
+            ``percentile`` / ``kind``.
+    """
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    anomalous = ~torch.isin(test.labels, torch.tensor(normal_classes, dtype=test.labels.dtype))
+    if bool(anomalous.all()) or not bool(anomalous.any()):
+        raise ConfigError(f"the test set has {int((~anomalous).sum())} normal and {int(anomalous.sum())} anomalous "
+                          "images; ROC-AUC needs both")
+    scores = reconstruction_scores(model, test.images, kind)
+    cut = threshold(reconstruction_scores(model, val.images, kind), percentile)
+    flagged = scores > cut
+    y, s = anomalous.numpy(), scores.numpy()
+    return AnomalyResult(scores, anomalous, float(roc_auc_score(y, s)), float(average_precision_score(y, s)), cut,
+                         float(flagged[~anomalous].float().mean()), float(flagged[anomalous].float().mean()))
