@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from aelab.errors import ConfigError
 
-DATASET_NAMES = ("fashion-mnist", "mnist", "cifar10", "digits", "folder")
+DATASET_NAMES = ("fashion-mnist", "mnist", "cifar10", "digits", "folder", "array")
 PRESET_NAMES = ("linear-3", "linear-10", "conv-64", "cifar-conv", "fc-64", "conv-pool")
 """The presets of :mod:`aelab.models.presets` (which checks that its table has exactly these names)."""
 COMPARE_PRESETS = ("linear-3", "conv-64")
@@ -58,13 +58,17 @@ class DataConfig(_Strict):
     """Which images to train and evaluate on, and how to split them."""
 
     name: str = Field("fashion-mnist", **flag("dataset"))
-    """Dataset: one of fashion-mnist, mnist, cifar10, digits, folder (images under ``data_dir``)."""
+    """Dataset: one of fashion-mnist, mnist, cifar10, digits, folder (images under ``data_dir``), array (vector
+    data: the .npy/.npz/.csv file ``data_dir``, standardized with the training split's mean and std)."""
     data_dir: Optional[Path] = None
-    """Where the files are. Searched first; then $AELAB_DATA or ~/.cache/aelab; then system copies."""
+    """Where the files are (for array: the file). Searched first; then $AELAB_DATA or ~/.cache/aelab; then system
+    copies."""
+    label_column: str = "label"
+    """array from a CSV: the column holding class labels (no labels if the header has no such column)."""
     val_fraction: float = Field(0.05, ge=0.0, lt=1.0)
     """Share of the training split held out for validation, chosen by the run's seed."""
     test_fraction: float = Field(0.2, gt=0.0, lt=1.0)
-    """Share held out as test set for datasets without an official test split (digits, folder)."""
+    """Share held out as test set for datasets without an official test split (digits, folder, array)."""
     train_limit: Optional[int] = Field(None, ge=1)
     """Use only the first N training images (before the validation split); None = all."""
     test_limit: Optional[int] = Field(None, ge=1)

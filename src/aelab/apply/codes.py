@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from aelab.data.dataset import to_unit_float
 from aelab.errors import AelabError
 from aelab.evaluation.codes import dequantize, quantize
 from aelab.evaluation.metrics import psnr_per_image
@@ -65,7 +66,7 @@ def encode_images(model, images: torch.Tensor, names: list[str], bits: int = 8, 
     """
     model.eval()
     device = next(model.parameters()).device
-    codes = torch.cat([model.encode(images[i:i + batch_size].to(device).float().div_(255.0)).float().cpu()
+    codes = torch.cat([model.encode(to_unit_float(images[i:i + batch_size], device)).float().cpu()
                        for i in range(0, len(images), batch_size)])
     q, low, scale = quantize(codes.flatten(1), bits)
     return CodeFile(q.view(codes.shape), low, scale, bits, list(names), model.fingerprint(), model.input_shape)
@@ -73,7 +74,8 @@ def encode_images(model, images: torch.Tensor, names: list[str], bits: int = 8, 
 
 @torch.no_grad()
 def decode_codes(model, codes: CodeFile, batch_size: int = 1000) -> torch.Tensor:
-    """Images uint8 ``(N, C, H, W)`` decoded from a code file by ``model``.
+    """Images uint8 ``(N, C, H, W)`` decoded from a code file by ``model`` (for vector data: standardized float32
+    rows ``(N, 1, 1, D)``).
 
     Raises:
         AelabError: the codes were made by another model (fingerprint or shape differs; both named).
@@ -82,22 +84,41 @@ def decode_codes(model, codes: CodeFile, batch_size: int = 1000) -> torch.Tensor
     model.eval()
     device = next(model.parameters()).device
     z = codes.dequantized()
-    out = [model.decode(z[i:i + batch_size].to(device)).float().clamp(0, 1).mul(255).round().to(torch.uint8).cpu()
-           for i in range(0, len(z), batch_size)]
-    return torch.cat(out) if out else torch.zeros(0, *model.input_shape, dtype=torch.uint8)
+    out = [model.decode(z[i:i + batch_size].to(device)).float().cpu() for i in range(0, len(z), batch_size)]
+    out = torch.cat(out) if out else torch.zeros(0, *model.input_shape)
+    return out if model.vectors else out.clamp(0, 1).mul(255).round().to(torch.uint8)
 
 
 def round_trip_psnr(model, images: torch.Tensor, codes: CodeFile, batch_size: int = 1000) -> float:
     """PSNR (dB, per image, averaged) of the images decoded from ``codes`` (before rounding to 8 bits) against
-    the original uint8 ``images``: what the compression costs."""
+    the original uint8 ``images``; for vector data, the MSE of the standardized rows: what the compression costs."""
     z = codes.dequantized()
     total = 0.0
     device = next(model.parameters()).device
     with torch.no_grad():
         for i in range(0, len(images), batch_size):
-            x = images[i:i + batch_size].to(device).float().div_(255.0)
-            total += float(psnr_per_image(model.decode(z[i:i + batch_size].to(device)).float().clamp(0, 1), x).sum())
+            x = to_unit_float(images[i:i + batch_size], device)
+            out = model.decode(z[i:i + batch_size].to(device)).float()
+            total += float((out - x).pow(2).flatten(1).mean(1).sum() if model.vectors else
+                           psnr_per_image(out.clamp(0, 1), x).sum())
     return total / max(len(images), 1)
+
+
+def round_trip_quality(model, images: torch.Tensor, codes: CodeFile) -> str:
+    """The round trip's quality in words: ``PSNR 24.10 dB`` (images) or ``MSE 0.0123`` (standardized rows)."""
+    value = round_trip_psnr(model, images, codes)
+    return f"MSE {value:.5g} (standardized features)" if model.vectors else f"PSNR {value:.2f} dB"
+
+
+def write_rows(rows: torch.Tensor, model, folder: Path | str) -> Path:
+    """Write decoded vector rows ``(N, 1, 1, D)``, de-standardized with the model's training statistics, as
+    ``folder/decoded.npy`` float32 ``(N, D)``."""
+    flat = rows.flatten(1)
+    if model.standardization is not None:
+        flat = flat * model.standardization[1] + model.standardization[0]
+    path = Path(folder) / "decoded.npy"
+    atomic_write(path, lambda f: np.save(f, flat.numpy().astype(np.float32)))
+    return path
 
 
 def check_model(model, codes: CodeFile) -> None:

@@ -382,7 +382,7 @@ def encode_cmd(path: Path = RUN_ARG, images: list[str] = IMAGES_ARG, model: Opti
                limit: Optional[int] = O(None, "--limit", min=1, help="Encode only the first N images")) -> None:
     """Encode images into a code file (codes quantized per unit, scales stored beside them); prints bytes per
     image, the ratio to the raw images and the PSNR of the round trip."""
-    from aelab.apply.codes import encode_images, round_trip_psnr, save_codes
+    from aelab.apply.codes import encode_images, round_trip_quality, save_codes
     from aelab.data.files import read_images
     from aelab.evaluation.codes import QUANT_BITS
 
@@ -391,15 +391,16 @@ def encode_cmd(path: Path = RUN_ARG, images: list[str] = IMAGES_ARG, model: Opti
     if out.suffix != ".npz":
         raise ConfigError(f"-o: got {str(out)!r}; a code file ends in .npz")
     run = _one_run(path, model)
-    named = read_images(images, run.model.input_shape, resize, run.data, limit)
+    named = read_images(images, run.model.input_shape, resize, run.data, limit, run.model.standardization)
     codes = encode_images(run.model, named.images, named.names, bits)
     save_codes(codes, out)
-    raw = named.images[0].numel()
-    psnr = round_trip_psnr(run.model, named.images, codes)
-    console.print(f"encoded {len(named.names):,} images with {run.label} into {out} ({out.stat().st_size:,} bytes): "
-                  f"{codes.bytes_per_image:g} bytes per image at {bits} bits (+{2 * 4 * run.model.code_size:,} bytes "
-                  f"of scales per file) vs {raw:,} raw: {raw / codes.bytes_per_image:.1f}x; round-trip PSNR "
-                  f"{psnr:.2f} dB", highlight=False)
+    raw = named.images[0].numel() * named.images.element_size()
+    quality = round_trip_quality(run.model, named.images, codes)
+    what = "rows" if run.model.vectors else "images"
+    console.print(f"encoded {len(named.names):,} {what} with {run.label} into {out} ({out.stat().st_size:,} bytes): "
+                  f"{codes.bytes_per_image:g} bytes per {what[:-1]} at {bits} bits (+{2 * 4 * run.model.code_size:,} "
+                  f"bytes of scales per file) vs {raw:,} raw: {raw / codes.bytes_per_image:.1f}x; round trip: "
+                  f"{quality}", highlight=False)
 
 
 @app.command("decode")
@@ -407,14 +408,21 @@ def encode_cmd(path: Path = RUN_ARG, images: list[str] = IMAGES_ARG, model: Opti
 def decode_cmd(path: Path = RUN_ARG, codes_file: Path = typer.Argument(..., help="Code file from 'aelab encode'"),
                model: Optional[str] = WHICH_OPT,
                out: Path = O(..., "-o", "--out", help="Folder for the decoded PNGs")) -> None:
-    """Decode a code file back into PNG images (checks that the run's model made the codes)."""
+    """Decode a code file back into PNG images, or for vector data decoded.npy of raw (de-standardized) rows
+    (checks that the run's model made the codes)."""
     from aelab.apply.codes import check_model, decode_codes, load_codes, write_pngs
 
     codes = load_codes(codes_file)
     _check_new_output(out, "-o")
     run = _one_run(path, model)
     check_model(run.model, codes)
-    written = write_pngs(decode_codes(run.model, codes), codes.names, out)
+    decoded = decode_codes(run.model, codes)
+    if run.model.vectors:
+        from aelab.apply.codes import write_rows
+
+        console.print(f"wrote {len(decoded):,} rows to {write_rows(decoded, run.model, out)}", highlight=False)
+        return
+    written = write_pngs(decoded, codes.names, out)
     console.print(f"wrote {len(written):,} images to {out}", highlight=False)
 
 
@@ -438,7 +446,7 @@ def score_cmd(path: Path = RUN_ARG, images: list[str] = IMAGES_ARG, model: Optio
     if not 0 <= percentile <= 100:
         raise ConfigError(f"--threshold-percentile: got {percentile}; allowed: 0..100")
     run = _one_run(path, model)
-    named = read_images(images, run.model.input_shape, resize, run.data, limit)
+    named = read_images(images, run.model.input_shape, resize, run.data, limit, run.model.standardization)
     table = score_images(run.model, named.images, named.names, run.data().val.images, percentile, score, named.labels)
     write_scores(table, out)
     n = int(table.flagged.sum())

@@ -9,7 +9,10 @@ import torch
 
 
 def to_unit_float(images: torch.Tensor, device: torch.device | str | None = None) -> torch.Tensor:
-    """uint8 images ``(N, C, H, W)`` (0..255) -> float32 in [0, 1] on ``device`` (a new tensor)."""
+    """uint8 images ``(N, C, H, W)`` (0..255) -> float32 in [0, 1] on ``device`` (a new tensor). Float data
+    (standardized vector features) is copied as it is."""
+    if images.dtype != torch.uint8:
+        return images.to(device=device, dtype=torch.float32, copy=True)
     return images.to(device).float().div_(255.0)
 
 
@@ -18,7 +21,8 @@ class ImageSplit:
     """One split.
 
     Attributes:
-        images: uint8 tensor ``(N, C, H, W)``, values 0..255.
+        images: uint8 tensor ``(N, C, H, W)``, values 0..255; or, for vector data, float32 ``(N, 1, 1, D)``
+            standardized features.
         labels: int64 tensor ``(N,)``; class indices (0 when the data has no classes).
     """
 
@@ -26,8 +30,9 @@ class ImageSplit:
     labels: torch.Tensor
 
     def __post_init__(self) -> None:
-        if self.images.dtype != torch.uint8 or self.images.dim() != 4:
-            raise ValueError(f"images must be uint8 (N, C, H, W), got {self.images.dtype} {tuple(self.images.shape)}")
+        if self.images.dtype not in (torch.uint8, torch.float32) or self.images.dim() != 4:
+            raise ValueError(f"images must be uint8 (N, C, H, W) or float32 (N, 1, 1, D), got {self.images.dtype} "
+                             f"{tuple(self.images.shape)}")
         if self.labels.shape != (self.images.shape[0],):
             raise ValueError(f"labels must be ({self.images.shape[0]},), got {tuple(self.labels.shape)}")
 
@@ -57,6 +62,13 @@ class ImageDataset:
     source: str = ""
     normal_classes: list[int] | None = None
     """One-class training: the classes train and validation were restricted to (the test split has all)."""
+    standardization: tuple[torch.Tensor, torch.Tensor] | None = None
+    """Vector data: the per-feature (mean, std) ``(D,)`` of the raw training features, already applied."""
+
+    @property
+    def is_vectors(self) -> bool:
+        """True for vector data (float32 rows ``(N, 1, 1, D)``), False for uint8 images."""
+        return self.train.images.dtype != torch.uint8
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -65,8 +77,9 @@ class ImageDataset:
 
     def summary(self) -> str:
         c, h, w = self.shape
-        return (f"{self.name}: {len(self.train)} train / {len(self.val)} val / {len(self.test)} test images "
-                f"of {c}x{h}x{w} ({self.source})")
+        what = f"rows of {w} features" if self.is_vectors else f"images of {c}x{h}x{w}"
+        return (f"{self.name}: {len(self.train)} train / {len(self.val)} val / {len(self.test)} test {what} "
+                f"({self.source})")
 
 
 def split_by_seed(split: ImageSplit, fraction: float, seed: int) -> tuple[ImageSplit, ImageSplit]:

@@ -2,7 +2,9 @@
 (``aelab encode``, ``score``), read to the shape a model takes.
 
 An argument is an image file (PNG/JPEG), a folder (every image under it, sorted), or ``split:NAME`` with NAME
-one of train, val, test: that split of the dataset the run was trained on.
+one of train, val, test: that split of the dataset the run was trained on. For a model of vector data, an
+argument is a feature file (``.npy``/``.npz``/``.csv``, see :mod:`aelab.data.array`), standardized with the
+training statistics the model keeps, or a split.
 """
 
 from __future__ import annotations
@@ -80,7 +82,7 @@ def read_file(path: Path, shape: tuple[int, int, int], resize: bool) -> np.ndarr
 
 
 def read_images(args: list[str], shape: tuple[int, int, int], resize: bool = False, dataset=None,
-                limit: int | None = None) -> NamedImages:
+                limit: int | None = None, standardization=None) -> NamedImages:
     """Read the images the arguments name (see the module doc), in order.
 
     Args:
@@ -89,6 +91,7 @@ def read_images(args: list[str], shape: tuple[int, int, int], resize: bool = Fal
         resize: convert and resize images of another shape instead of refusing them.
         dataset: a callable returning the run's :class:`~aelab.data.ImageDataset` (loaded only for ``split:``).
         limit: keep only the first N images.
+        standardization: (mean, std) of a model of vector data: arguments are then feature files.
 
     Raises:
         DataError: no argument, a missing or non-image file, an unknown split, or an image of another shape.
@@ -109,6 +112,15 @@ def read_images(args: list[str], shape: tuple[int, int, int], resize: bool = Fal
             names += [f"{which}:{i}" for i in range(len(split))]
             labels.append(split.labels)
             from_split = True
+        elif standardization is not None:
+            from aelab.data.array import load_array, standardize
+
+            rows, row_labels, _ = load_array(arg)
+            if tuple(rows.shape[1:]) != tuple(shape):
+                raise DataError(f"{arg!r} has {rows.shape[-1]} features per row but the model takes {shape[-1]}")
+            chunks.append(standardize(rows, *standardization))
+            names += [f"{arg}:{i}" for i in range(len(rows))]
+            labels.append(row_labels)
         else:
             files = _files(arg)
             chunks.append(torch.from_numpy(np.stack([read_file(p, shape, resize) for p in files])))

@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from aelab.config import DataConfig
+from aelab.data.array import load_array, standardization, standardize
 from aelab.data.cifar import CLASS_NAMES as CIFAR10_CLASSES
 from aelab.data.cifar import find_cifar_root, load_cifar10
 from aelab.data.dataset import ImageDataset, ImageSplit, split_by_seed
@@ -102,6 +103,9 @@ def load_dataset(config: DataConfig | None = None, seed: int = 0) -> ImageDatase
 
     Raises:
         DataError: the data cannot be found or read (one line: what was tried, how to get it).
+
+    ``array`` (vector data) rows come as float32 ``(N, 1, 1, D)``, standardized with the mean and std of the
+    training split (after the validation split); ``dataset.standardization`` holds them.
     """
     config = config or DataConfig()
     if config.name in ("fashion-mnist", "mnist", "cifar10"):
@@ -111,6 +115,11 @@ def load_dataset(config: DataConfig | None = None, seed: int = 0) -> ImageDatase
         if config.name == "digits":
             images, labels = _load_digits()
             classes, source = CLASS_NAMES["digits"], "scikit-learn load_digits"
+        elif config.name == "array":
+            if config.data_dir is None:
+                raise DataError("dataset 'array' needs --data-dir: a .npy, .npz or .csv file of feature rows")
+            images, labels, classes = load_array(config.data_dir, config.label_column)
+            source = str(config.data_dir)
         else:
             if config.data_dir is None:
                 raise DataError("dataset 'folder' needs --data-dir: a folder of PNG/JPEG images")
@@ -128,8 +137,13 @@ def load_dataset(config: DataConfig | None = None, seed: int = 0) -> ImageDatase
     train, val = split_by_seed(train, config.val_fraction, seed)
     if len(train) == 0:
         raise DataError(f"dataset {config.name!r}: no training images left after the validation split")
+    scaling = None
+    if config.name == "array":  # standardize with the training split's statistics only
+        scaling = standardization(train.images)
+        train, val, test = (ImageSplit(standardize(s.images, *scaling), s.labels) for s in (train, val, test))
     dataset = ImageDataset(name=config.name, train=train, val=val, test=test,
-                           class_names=list(CLASS_NAMES.get(config.name, classes)), source=source)
+                           class_names=list(CLASS_NAMES.get(config.name, classes)), source=source,
+                           standardization=scaling)
     return dataset if config.normal_classes is None else only_classes(dataset, config.normal_classes)
 
 
@@ -156,7 +170,7 @@ def only_classes(dataset: ImageDataset, classes: list[int]) -> ImageDataset:
         raise DataError(f"--normal-class {','.join(map(str, classes))}: dataset {dataset.name!r} has no training "
                         "images of these classes")
     return ImageDataset(dataset.name, train, restrict(dataset.val), dataset.test, dataset.class_names,
-                        dataset.source, list(classes))
+                        dataset.source, list(classes), dataset.standardization)
 
 
 _LOADED: dict[str, ImageDataset] = {}

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
-from aelab.data.dataset import ImageSplit
+from aelab.data.dataset import ImageSplit, to_unit_float
 from aelab.errors import ConfigError
 from aelab.evaluation.metrics import ssim_kernel
 from aelab.models.autoencoder import AutoEncoder
@@ -31,7 +31,7 @@ def reconstruction_scores(model: AutoEncoder, images: torch.Tensor, kind: str = 
 
     Args:
         model: the autoencoder (put in eval mode here); its device is used.
-        images: uint8 ``(N, C, H, W)`` (0..255) or float ``(N, C, H, W)`` already in [0, 1].
+        images: uint8 ``(N, C, H, W)`` (0..255), or float32 standardized vector rows ``(N, 1, 1, D)``.
         kind: ``mse`` (per-image mean squared error) or ``ssim`` (``1 - SSIM`` per image).
 
     Returns:
@@ -48,9 +48,9 @@ def reconstruction_scores(model: AutoEncoder, images: torch.Tensor, kind: str = 
     device = next(model.parameters()).device
     out = []
     for start in range(0, len(images), batch_size):
-        x = images[start:start + batch_size].to(device)
-        x = x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
-        rec = model.reconstruct(x).float().clamp(0, 1)
+        x = to_unit_float(images[start:start + batch_size], device)
+        rec = model.reconstruct(x).float()
+        rec = rec if model.vectors else rec.clamp(0, 1)
         if kind == "mse":
             out.append((rec - x).pow(2).flatten(1).mean(1).double().cpu())
         else:

@@ -50,7 +50,8 @@ def evaluate(model: AutoEncoder, split: ImageSplit, batch_size: int = 1000) -> d
         split: uint8 images ``(N, C, H, W)``.
 
     Returns:
-        ``{"mse": float, "psnr": float (dB), "ssim": float in [-1, 1], "images": N}`` and, from the same pass,
+        ``{"mse": float, "psnr": float (dB), "ssim": float in [-1, 1], "images": N}`` (psnr and ssim None for
+        vector data, whose standardized features have no data range) and, from the same pass,
         the code statistics of :func:`aelab.evaluation.code_sparsity` (active: ``|z| > 1e-6``):
         ``code_l0`` (mean active units per image), ``dead_units`` (never active), ``code_mean_abs``.
     """
@@ -58,6 +59,7 @@ def evaluate(model: AutoEncoder, split: ImageSplit, batch_size: int = 1000) -> d
 
     model.eval()
     device = next(model.parameters()).device
+    images = split.images.dtype == torch.uint8  # else standardized vector rows: no PSNR / SSIM
     _, _, h, w = split.images.shape
     ssim = StructuralSimilarityIndexMeasure(data_range=1.0, kernel_size=ssim_kernel(h, w)).to(device)
     sq_err = torch.zeros((), dtype=torch.float64, device=device)
@@ -66,17 +68,20 @@ def evaluate(model: AutoEncoder, split: ImageSplit, batch_size: int = 1000) -> d
     ever_active = torch.zeros(model.code_size, dtype=torch.bool, device=device)
     for _, x in split.batches(batch_size, device):
         z = model.encode(x)
-        out = model.decode(z).float().clamp(0, 1)
+        out = model.decode(z).float()
+        if images:
+            out = out.clamp(0, 1)
+            psnr_sum += psnr_per_image(out, x).sum(dtype=torch.float64)
+            for i in range(0, len(x), SSIM_CHUNK):  # small chunks stay in cache: ~3x faster on a 2-core CPU
+                ssim.update(out[i:i + SSIM_CHUNK], x[i:i + SSIM_CHUNK])
         sq_err += (out - x).pow(2).sum(dtype=torch.float64)
-        psnr_sum += psnr_per_image(out, x).sum(dtype=torch.float64)
-        for i in range(0, len(x), SSIM_CHUNK):  # small chunks stay in cache: ~3x faster on a 2-core CPU
-            ssim.update(out[i:i + SSIM_CHUNK], x[i:i + SSIM_CHUNK])
         active = z.flatten(1).abs() > 1e-6
         active_sum = active_sum + active.sum(dtype=torch.float64)
         abs_sum = abs_sum + z.float().abs().sum(dtype=torch.float64)
         ever_active |= active.any(0)
     n, n_values = len(split), split.images.numel()
-    return {"mse": float(sq_err / n_values), "psnr": float(psnr_sum / n), "ssim": float(ssim.compute()),
+    return {"mse": float(sq_err / n_values), "psnr": float(psnr_sum / n) if images else None,
+            "ssim": float(ssim.compute()) if images else None,
             "images": n, "code_l0": float(active_sum / n), "dead_units": int((~ever_active).sum()),
             "code_mean_abs": float(abs_sum / (n * model.code_size))}
 

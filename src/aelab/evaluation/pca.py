@@ -16,7 +16,7 @@ from aelab.evaluation.metrics import psnr_per_image
 
 
 def _flat(split: ImageSplit) -> np.ndarray:
-    return split.images.reshape(len(split), -1).numpy().astype(np.float32) / 255.0
+    return split.floats().reshape(len(split), -1).numpy()
 
 
 def fit_pca(train: ImageSplit, n_components: int, seed: int = 0) -> PCA:
@@ -35,9 +35,11 @@ def fit_pca(train: ImageSplit, n_components: int, seed: int = 0) -> PCA:
 
 
 def pca_reconstruct(pca: PCA, split: ImageSplit) -> torch.Tensor:
-    """Reconstructions ``(N, C, H, W)`` float32 in [0, 1] (clipped) of ``split``."""
+    """Reconstructions ``(N, C, H, W)`` float32 of ``split`` (clipped to [0, 1] for images)."""
     x = _flat(split)
-    out = np.clip(pca.inverse_transform(pca.transform(x)), 0.0, 1.0)
+    out = pca.inverse_transform(pca.transform(x))
+    if split.images.dtype == torch.uint8:
+        out = np.clip(out, 0.0, 1.0)
     return torch.from_numpy(out.astype(np.float32)).view(split.images.shape)
 
 
@@ -47,8 +49,8 @@ def pca_baseline(train: ImageSplit, test: ImageSplit, n_components: int, seed: i
     recon = pca_reconstruct(pca, test)
     x = test.floats()
     per_image = (recon - x).pow(2).flatten(1).mean(1)
-    psnr = psnr_per_image(recon, x).mean()
+    psnr = psnr_per_image(recon, x).mean() if test.images.dtype == torch.uint8 else None
     return {"model": f"PCA ({n_components} components)", "code_size": n_components,
             "compression_ratio": x[0].numel() / n_components, "parameters": int(pca.components_.size + pca.mean_.size),
-            "test_mse": float(per_image.mean()), "test_psnr": float(psnr),
+            "test_mse": float(per_image.mean()), "test_psnr": None if psnr is None else float(psnr),
             "explained_variance": float(pca.explained_variance_ratio_.sum())}

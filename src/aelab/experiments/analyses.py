@@ -91,6 +91,9 @@ def analyse_run(run: LoadedRun, name: str, params: dict | None = None):
         raise ConfigError(f"analysis: got {name!r}; allowed: {', '.join(BY_NAME)}")
     entry = BY_NAME[name]
     p = parse_config(entry.params, dict(params or {}), source=name)
+    if entry.images_only and run.dataset.is_vectors:
+        raise ConfigError(f"analysis {name!r} needs images, and run {run.label!r} was trained on vector data; allowed "
+                          f"there: {', '.join(a.name for a in BY_NAME.values() if not a.images_only)}")
     outcome = entry.compute(run.model, run.dataset, run.label, p)
     run.folder.analysis_dir.mkdir(parents=True, exist_ok=True)
     if outcome.figure is not None:
@@ -100,16 +103,24 @@ def analyse_run(run: LoadedRun, name: str, params: dict | None = None):
     return outcome
 
 
-def run_analyses(run: LoadedRun, log: Callable[[str], None] = print) -> None:
-    """Every analysis of the registry that belongs in the report and applies to the run's data."""
+def run_analyses(run: LoadedRun, log: Callable[[str], None] = print) -> list[str]:
+    """Every analysis of the registry that belongs in the report and applies to the run's data. An analysis that
+    raises is logged and skipped (the trained run is kept); returns the errors, one line each."""
     from aelab.figures.analyses import ANALYSES
 
     has_labels = len(set(run.dataset.test.labels.tolist())) > 1
+    vectors = run.dataset.is_vectors
+    errors: list[str] = []
     log(f"analysing {run.label}")
     for entry in ANALYSES:
         if entry.in_report and (has_labels or not entry.needs_labels) and \
-                (entry.applies is None or entry.applies(run.dataset)):
-            analyse_run(run, entry.name, entry.report_params)
+                (entry.applies is None or entry.applies(run.dataset)) and not (entry.images_only and vectors):
+            try:
+                analyse_run(run, entry.name, entry.report_params)
+            except Exception as exc:  # one analysis must not throw away a trained run
+                errors.append(f"analysis {entry.name} of {run.label} failed: {type(exc).__name__}: {exc}")
+                log(errors[-1])
+    return errors
 
 
 def analyse(path: Path | str, name: str, model: str | None = None, **params):

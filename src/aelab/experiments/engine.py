@@ -42,7 +42,8 @@ def build_checked(config: RunConfig, dataset):
     from aelab.training.trainer import check_trainable
 
     torch.manual_seed(config.seed)
-    model = build_model(config.model, dataset.shape)
+    model = build_model(config.model, dataset.shape, vectors=dataset.is_vectors)
+    model.standardization = dataset.standardization
     check_trainable(model, dataset, config.training)
     return model
 
@@ -99,13 +100,15 @@ def train_run(config: RunConfig, folder: RunFolder, progress: bool = False, on_e
         metrics.update({"normal": ", ".join(dataset.class_names[c] for c in config.data.normal_classes),
                         "roc_auc": r.roc_auc, "pr_auc": r.pr_auc})
     atomic_write_text(folder.metrics, json.dumps(metrics, indent=2))
-    log(f"{label}: test MSE {metrics['test_mse']:.5f}, PSNR {metrics['test_psnr']:.2f} dB, "
-        f"SSIM {metrics['test_ssim']:.4f} ({metrics['train_seconds']:.1f} s, "
+    quality = "" if test["psnr"] is None else f", PSNR {test['psnr']:.2f} dB, SSIM {test['ssim']:.4f}"
+    log(f"{label}: test MSE {metrics['test_mse']:.5f}{quality} ({metrics['train_seconds']:.1f} s, "
         f"{metrics['images_per_second']:,.0f} images/s)")
     if analyses:
         from aelab.experiments.analyses import LoadedRun, run_analyses
 
-        run_analyses(LoadedRun(folder, config, dataset, model.eval()), log=log)
+        errors = run_analyses(LoadedRun(folder, config, dataset, model.eval()), log=log)
+        if errors:  # kept with the run's record (aelab runs show ID); the run itself is done
+            metrics["analysis_errors"] = errors
     return metrics
 
 
@@ -161,7 +164,7 @@ def _tensorboard_logger(folder: RunFolder):
         writer.add_scalar("loss/train", history.train_loss[-1], epoch)
         if history.val_loss[-1] == history.val_loss[-1]:
             writer.add_scalar("loss/validation", history.val_loss[-1], epoch)
-        if epoch in history.snapshots:
+        if epoch in history.snapshots and history.snapshot_originals.dtype == torch.uint8:  # images only
             both = to_unit_float(torch.cat([history.snapshot_originals, history.snapshots[epoch]]))
             writer.add_images("reconstructions (top: originals)", both, epoch, dataformats="NCHW")
         writer.flush()

@@ -268,6 +268,8 @@ def _write_outputs(result: ExperimentResult, runs: list[ResolvedRun], store: Run
     from aelab.figures import loss_curves, reconstruction_grid, save_figure
     from aelab.figures.analyses import ANALYSES
     from aelab.figures.report import RunSection, write_report
+    import torch
+
     from aelab.training import History, load_checkpoint
 
     root = result.folder.path.parent
@@ -281,6 +283,9 @@ def _write_outputs(result: ExperimentResult, runs: list[ResolvedRun], store: Run
     result.summary = (f"{len(runs)} runs ({len(done)} finished) on {', '.join(data_names)}; test set "
                       f"{', '.join(sorted({str(row['test_images']) for row in result.rows}))} images; "
                       f"trained on {', '.join(devices) or '-'}.")
+    if any(r.config.data.name == "array" for r in runs):
+        skipped = ", ".join(a.name for a in ANALYSES if a.images_only)
+        result.summary += f" Vector data: no PSNR/SSIM and no image analyses ({skipped})."
     aucs = [row["roc_auc"] for row in result.rows if "roc_auc" in row]
     if aucs:
         result.summary += (f" Anomaly detection (one-class training): mean ROC-AUC {sum(aucs) / len(aucs):.4f} over "
@@ -300,7 +305,8 @@ def _write_outputs(result: ExperimentResult, runs: list[ResolvedRun], store: Run
         loss = {r.name: histories[r.id] for r in done if r.id in histories}
         figures.append(save_figure(loss_curves(loss, LOSS_NAMES[done[0].config.training.loss]),
                                    result.folder.loss_curves))
-    groups = _by_split([r for r in done if r.id in histories])
+    groups = _by_split([r for r in done if r.id in histories and
+                        histories[r.id].snapshot_originals.dtype == torch.uint8])  # vector data has no pictures
     for g, members in enumerate(groups.values()):
         group = "" if len(groups) == 1 else f"{members[0].config.data.name}-{g + 1}"
         first = histories[members[0].id]

@@ -56,6 +56,8 @@ class Analysis:
     """Run for every run's report section (PCA is in the experiment's table already)."""
     applies: Optional[Callable[[Any], bool]] = None
     """Run for the report only on datasets where this is true (None: every dataset)."""
+    images_only: bool = False
+    """Needs images (shows or measures them as pictures): skipped, with a note in the report, on vector data."""
 
 
 # ------------------------------------------------------------------------------------------- parameters
@@ -165,7 +167,8 @@ def _dictionary(model, dataset, label, p: DictionaryParams) -> Outcome:
     from aelab.figures.analysis import feature_dictionary_figure
 
     tiles = A.feature_dictionary(model, p.amplitude)
-    return Outcome(feature_dictionary_figure(tiles, f"{label}: feature dictionary (amplitude {p.amplitude})"),
+    return Outcome(feature_dictionary_figure(tiles, f"{label}: feature dictionary (amplitude {p.amplitude})",
+                                             vectors=dataset is not None and dataset.is_vectors),
                    {"units": int(tiles.shape[0]), "amplitude": p.amplitude})
 
 
@@ -249,7 +252,8 @@ def _anomaly(model, dataset, label, p: AnomalyParams) -> Outcome:
     names = ", ".join(dataset.class_names[c] for c in normal)
     row = {"normal": names, "roc_auc": r.roc_auc, "pr_auc": r.pr_auc, "threshold": r.threshold,
            "normal_flagged": r.normal_flagged, "anomalies_flagged": r.anomalies_flagged}
-    figure = anomaly_figure(r, dataset.test.images, dataset.class_names, dataset.test.labels, p.k,
+    figure = anomaly_figure(r, None if dataset.is_vectors else dataset.test.images, dataset.class_names,
+                            dataset.test.labels, p.k,
                             f"{label}: normal = {names}; ROC-AUC {r.roc_auc:.3f}, PR-AUC {r.pr_auc:.3f}")
     return Outcome(figure, {**row, "score": p.score, "percentile": p.percentile}, [row],
                    summary=f"ROC-AUC {r.roc_auc:.4f}, PR-AUC {r.pr_auc:.4f} (normal: {names}; score {p.score})")
@@ -260,7 +264,7 @@ ANALYSES: list[Analysis] = [
     Analysis("interpolate", "Latent interpolation",
              "Interpolate between two test images: top, the data-space blend (1-a)x + ax'; bottom, the decoded "
              "latent blend g((1-a)f(x) + af(x')), whose endpoints are the reconstructions of the two images.",
-             InterpolationParams, _interpolation),
+             InterpolationParams, _interpolation, images_only=True),
     Analysis("latent-map", "Latent map", "2-D map of the test codes, coloured by class.", LatentMapParams,
              _latent_map, needs_labels=True, report_params={"n": 2000}),
     Analysis("heatmap", "Code heatmap",
@@ -270,13 +274,13 @@ ANALYSES: list[Analysis] = [
              DictionaryParams, _dictionary),
     Analysis("failures", "Where it fails", "Per-class test MSE and the worst-reconstructed test images.",
              FailuresParams, _failures, [("class", "class", "{}"), ("images", "images", "{:,}"),
-                                         ("mse", "MSE", "{:.5f}")]),
+                                         ("mse", "MSE", "{:.5f}")], images_only=True),
     Analysis("compression", "Compression",
              "Code bytes per image stored as float32 / float16 / 8-bit (per-unit affine) vs the raw 8-bit image, "
              "and the PSNR of the reconstruction decoded from each.", NoParams, _compression,
              [("storage", "code stored as", "{}"), ("code_bytes", "bytes per code", "{}"),
               ("image_bytes", "raw image bytes", "{}"), ("compression_ratio", "ratio", "{:.1f}x"),
-              ("psnr", "PSNR (dB)", "{:.2f}")]),
+              ("psnr", "PSNR (dB)", "{:.2f}")], images_only=True),
     Analysis("pca", "PCA at the same code size",
              "The autoencoder beside scikit-learn PCA fitted on the training images with as many components as "
              "the code has values.", NoParams, _pca,
@@ -288,7 +292,8 @@ ANALYSES: list[Analysis] = [
              [("labels_per_class", "labels/class", "{}"), ("labelled", "labelled images", "{:,}"),
               ("logistic", "linear probe", "{:.3f}"), ("knn", "kNN", "{:.3f}"), ("mlp", "MLP (scratch)", "{:.3f}"),
               ("cnn", "CNN (scratch)", "{:.3f}"), ("helps", "codes help?", "{}")],
-             needs_labels=True, report_params={"labels": "10,100"}),
+             needs_labels=True, report_params={"labels": "10,100"},
+             applies=lambda dataset: len(set(dataset.train.labels.tolist())) > 1),  # not on one-class training
     Analysis("anomaly-scores", "Anomaly scores",
              "Reconstruction error as an anomaly score on the test set: normal class(es) vs the rest. ROC-AUC and "
              "PR-AUC (scikit-learn, anomalies positive), the threshold at a percentile of the validation split's "

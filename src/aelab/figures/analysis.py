@@ -70,9 +70,22 @@ def code_heatmap_figure(h, title: str = "") -> Figure:
     return fig
 
 
-def feature_dictionary_figure(tiles: torch.Tensor, title: str = "", max_tiles: int = 256) -> Figure:
-    """One tile per code unit: g(a e_j) - g(0), each scaled to its own range (blue negative, red positive)."""
+def feature_dictionary_figure(tiles: torch.Tensor, title: str = "", max_tiles: int = 256,
+                              vectors: bool = False) -> Figure:
+    """One tile per code unit: g(a e_j) - g(0), each scaled to its own range (blue negative, red positive).
+    For vector data, one row per code unit (units x features)."""
     n = min(len(tiles), max_tiles)
+    if vectors:
+        rows = tiles[:n].flatten(1).numpy()
+        m = float(np.abs(rows).max()) or 1.0
+        fig, ax = plt.subplots(figsize=(8, min(2 + 0.12 * n, 14)))
+        im = ax.imshow(rows, aspect="auto", cmap="bwr", vmin=-m, vmax=m, interpolation="nearest")
+        ax.set_xlabel("feature")
+        ax.set_ylabel("code unit")
+        fig.colorbar(im, ax=ax, label="g(a e_j) - g(0)")
+        ax.set_title(title or f"Feature dictionary ({len(tiles)} code units)")
+        fig.tight_layout()
+        return fig
     cols = math.ceil(math.sqrt(n))
     rows = math.ceil(n / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(cols * 0.9 + 0.5, rows * 0.9 + 0.8), squeeze=False)
@@ -150,10 +163,11 @@ def probes_figure(rows: list[dict], title: str = "") -> Figure:
 def anomaly_figure(result, images: torch.Tensor, class_names: list[str], labels: torch.Tensor, k: int = 8,
                    title: str = "") -> Figure:
     """Histogram of the anomaly scores of normal vs anomalous test images (the threshold as a line), and the
-    ``k`` most and least anomalous test images with their class and score."""
+    ``k`` most and least anomalous test images with their class and score (not for vector data: ``images``
+    None)."""
     scores, anomalous = result.scores.numpy(), result.anomalous.numpy()
-    fig = plt.figure(figsize=(max(8, 1.2 * k), 7))
-    grid = fig.add_gridspec(3, k, height_ratios=[2.4, 1, 1])
+    fig = plt.figure(figsize=(max(8, 1.2 * k), 7 if images is not None else 4))
+    grid = fig.add_gridspec(3 if images is not None else 1, k, height_ratios=[2.4, 1, 1] if images is not None else [1])
     ax = fig.add_subplot(grid[0, :])
     bins = np.logspace(np.log10(max(scores.min(), 1e-6)), np.log10(max(scores.max(), 1e-5)), 60)
     ax.hist(scores[~anomalous], bins=bins, alpha=0.6, density=True, label=f"normal ({(~anomalous).sum():,})")
@@ -165,7 +179,7 @@ def anomaly_figure(result, images: torch.Tensor, class_names: list[str], labels:
     ax.legend(fontsize=8)
     ax.set_title(title or f"ROC-AUC {result.roc_auc:.3f}, PR-AUC {result.pr_auc:.3f}")
     order = np.argsort(scores)
-    for row, picks, name in ((1, order[::-1][:k], "most"), (2, order[:k], "least")):
+    for row, picks, name in ((1, order[::-1][:k], "most"), (2, order[:k], "least")) if images is not None else ():
         for i, idx in enumerate(picks):
             a = fig.add_subplot(grid[row, i])
             _show(a, images[idx].float() / 255)

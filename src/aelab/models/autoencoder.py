@@ -68,6 +68,11 @@ class AutoEncoder(nn.Module):
         self.name = name
         self.config = None
         """The :class:`~aelab.config.ModelConfig` it was built from (set by ``build_model``; needed by save)."""
+        self.vectors = False
+        """True when built for vector data (standardized feature rows ``(1, 1, D)``, linear reconstruction)."""
+        self.standardization: tuple[torch.Tensor, torch.Tensor] | None = None
+        """Vector data: per-feature (mean, std) ``(D,)`` of the raw training features; inputs are standardized
+        with them before :meth:`encode` (kept in ``config.json``)."""
 
     # ------------------------------------------------------------------------------------------ verbs
     def encode(self, x: torch.Tensor) -> torch.Tensor:
@@ -180,7 +185,9 @@ class AutoEncoder(nn.Module):
         meta = {"format": "aelab-autoencoder", "version": 1, "name": self.name,
                 "model": self.config.model_dump(mode="json", exclude_none=True),
                 "input_shape": list(self.input_shape), "code_shape": list(self.code_shape),
-                "parameters": self.num_parameters()}
+                "parameters": self.num_parameters(), "vectors": self.vectors}
+        if self.standardization is not None:
+            meta["standardization"] = {"mean": self.standardization[0].tolist(), "std": self.standardization[1].tolist()}
         atomic_write(directory / WEIGHTS_NAME, lambda f: f.write(save(tensors)))
         atomic_write(directory / CONFIG_NAME, lambda f: f.write(json.dumps(meta, indent=2).encode()))
         return directory

@@ -27,23 +27,35 @@ def _shape(shape: tuple[int, ...]) -> str:
     return "x".join(map(str, shape))
 
 
-def build_model(config: ModelConfig | str, input_shape: tuple[int, int, int] | None = None) -> AutoEncoder:
+def build_model(config: ModelConfig | str, input_shape: tuple[int, int, int] | None = None,
+                vectors: bool = False) -> AutoEncoder:
     """Build the autoencoder of ``config`` (a :class:`ModelConfig` or a preset name).
 
     Args:
         config: a preset name like ``"conv-64"`` or a :class:`ModelConfig`.
         input_shape: image shape ``(C, H, W)`` of the data. Presets default to the shape they were
             published for; specs need it.
+        vectors: the data is standardized feature rows ``(1, 1, D)``: MLP presets and specs take the data's
+            size, and the reconstruction is linear (no output activation: standardized features are unbounded).
 
     Raises:
-        ModelError: unknown preset, a preset that doesn't fit ``input_shape`` (both shapes named), or a
-            spec whose decoder does not give back ``input_shape``.
+        ModelError: unknown preset, a preset that doesn't fit ``input_shape`` (both shapes named), a conv
+            model on vector data, or a spec whose decoder does not give back ``input_shape``.
     """
     if isinstance(config, str):
         if config not in PRESETS:
             raise ModelError(f"unknown model preset {config!r}; allowed: {', '.join(PRESETS)}")
         config = ModelConfig(preset=config)
-    if config.preset is not None:
+    if vectors:
+        spec = PRESETS[config.preset].spec if config.preset is not None else config.spec
+        if not isinstance(spec, MLPSpec):
+            mlps = ", ".join(n for n, p in PRESETS.items() if isinstance(p.spec, MLPSpec))
+            raise ModelError(f"model {config.label!r} is convolutional and vector data has no image to convolve; "
+                             f"allowed: the MLP presets ({mlps}) or an mlp spec")
+        if input_shape is None:
+            raise ModelError("a model for vector data needs the data's shape (1, 1, D)")
+        spec = spec.model_copy(update={"output_activation": "identity"})
+    elif config.preset is not None:
         preset = PRESETS[config.preset]
         spec = preset.spec
         if input_shape is not None and tuple(input_shape) != preset.input_shape:
@@ -70,6 +82,7 @@ def build_model(config: ModelConfig | str, input_shape: tuple[int, int, int] | N
     model = AutoEncoder(encoder, decoder, input_shape, code_shape, name=config.label, sparsity=sparsity,
                         penalty=penalty)
     model.config = config
+    model.vectors = vectors
     if config.tied:
         tie_weights(model)
     with torch.no_grad():
@@ -99,9 +112,12 @@ def load(directory: Path | str, device: str | torch.device = "cpu") -> AutoEncod
         meta = json.loads(cfg_path.read_text())
         model_cfg = ModelConfig.model_validate(meta["model"])
         shape = tuple(meta["input_shape"])
+        scaling = meta.get("standardization")
+        standardization = None if scaling is None else (torch.tensor(scaling["mean"]), torch.tensor(scaling["std"]))
     except (ValueError, KeyError, TypeError) as exc:
         raise AelabError(f"{str(cfg_path)!r} is not an aelab model config ({type(exc).__name__})") from None
-    model = build_model(model_cfg, shape)
+    model = build_model(model_cfg, shape, vectors=bool(meta.get("vectors", False)))
+    model.standardization = standardization
     try:
         model.load_state_dict(load_file(str(weights)))
     except Exception as exc:  # safetensors and torch raise several types for a bad or foreign file

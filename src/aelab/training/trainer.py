@@ -128,7 +128,7 @@ def check_trainable(model: AutoEncoder, dataset: ImageDataset, config: TrainingC
 
     Raises:
         AelabError: the model's input shape is not the data's.
-        ConfigError: BCE loss on a model whose output is not a sigmoid.
+        ConfigError: BCE loss on a model whose output is not a sigmoid; clipped corruption of vector data.
         ModelError: a batch too small for the model's sparsity (lifetime top-k), or layer-wise training of a
             model whose decoder does not mirror its encoder.
     """
@@ -138,6 +138,9 @@ def check_trainable(model: AutoEncoder, dataset: ImageDataset, config: TrainingC
     if config.loss == "bce" and not model.sigmoid_output:
         raise ConfigError(f"training.loss: 'bce' needs outputs in [0, 1] (a sigmoid output) but model "
                           f"{model.name!r} has none; allowed for it: mse, mse_sum")
+    if dataset.is_vectors and config.corruption is not None and config.corruption.clip:
+        raise ConfigError("training.corruption: vector data is standardized, not in [0, 1], so clipping the corrupted "
+                          "input would destroy it; set training.corruption.clip=false")
     model.check_batch_size(min(config.batch_size, len(dataset.train)))
     if config.layerwise_epochs:
         for k in range(1, len(model.stages())):
