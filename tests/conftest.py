@@ -115,3 +115,11 @@ def cifar_root(tmp_path) -> Path:
 
 def has_real_fashion_mnist() -> bool:
     return all((FASHION_DIR / f).is_file() for f in ["train-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte.gz"])
+
+
+def error_line(result) -> str:
+    """The one 'error: ...' line a CLI result printed on stderr (asserting there is exactly one)."""
+    text = result.stderr.strip()
+    assert text.startswith("error:"), text
+    assert len(text.splitlines()) == 1, text
+    return text

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from conftest import has_real_fashion_mnist
+from conftest import error_line, has_real_fashion_mnist
 from PIL import Image
 from torch import nn
 from typer.testing import CliRunner
@@ -25,13 +25,6 @@ from aelab.models import AutoEncoder
 
 runner = CliRunner()
 SPEC = {"spec": {"type": "mlp", "hidden": [32], "code_size": 6}}
-
-
-def error_line(result) -> str:
-    text = result.stderr.strip()
-    assert text.startswith("error:"), text
-    assert len(text.splitlines()) == 1, text
-    return text
 
 
 @pytest.fixture(scope="module")

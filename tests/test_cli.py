@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import write_cifar_dataset, write_idx_dataset
+from conftest import error_line, write_cifar_dataset, write_idx_dataset
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -16,13 +16,6 @@ runner = CliRunner()
 
 def run(args, tmp_path):
     return runner.invoke(app, [*args, "--runs-dir", str(tmp_path / "runs"), "--no-progress"])
-
-
-def error_line(result) -> str:
-    text = result.stderr.strip()
-    assert text.startswith("error:"), text
-    assert len(text.splitlines()) == 1, text
-    return text
 
 
 @pytest.mark.parametrize("args, expected", [

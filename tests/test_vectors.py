@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+from conftest import error_line
 import torch
 from typer.testing import CliRunner
 
@@ -12,13 +13,6 @@ from aelab.cli import app
 from aelab.config import DataConfig, ExperimentConfig
 
 runner = CliRunner()
-
-
-def error_line(result) -> str:
-    text = result.stderr.strip()
-    assert text.startswith("error:"), text
-    assert len(text.splitlines()) == 1, text
-    return text
 
 
 @pytest.fixture(scope="module")
