@@ -23,8 +23,7 @@ import torch
 
 from aelab.data.dataset import to_unit_float
 from aelab.errors import AelabError
-from aelab.evaluation.codes import dequantize, quantize
-from aelab.evaluation.metrics import psnr_per_image
+from aelab.evaluation.codes import decoded_psnr, dequantize, quantize
 from aelab.io import atomic_write
 
 FORMAT = "aelab-codes-1"
@@ -91,16 +90,16 @@ def decode_codes(model, codes: CodeFile, batch_size: int = 1000) -> torch.Tensor
 
 def round_trip_psnr(model, images: torch.Tensor, codes: CodeFile, batch_size: int = 1000) -> float:
     """PSNR (dB, per image, averaged) of the images decoded from ``codes`` (before rounding to 8 bits) against
-    the original uint8 ``images``; for vector data, the MSE of the standardized rows: what the compression costs."""
-    z = codes.dequantized()
-    total = 0.0
+    the original uint8 ``images`` (:func:`aelab.evaluation.codes.decoded_psnr`, as ``aelab compression``); for
+    vector data, the MSE of the standardized rows: what the compression costs."""
+    if not model.vectors:
+        return decoded_psnr(model, images, codes.dequantized(), batch_size)
+    z, total = codes.dequantized(), 0.0
     device = next(model.parameters()).device
     with torch.no_grad():
         for i in range(0, len(images), batch_size):
             x = to_unit_float(images[i:i + batch_size], device)
-            out = model.decode(z[i:i + batch_size].to(device)).float()
-            total += float((out - x).pow(2).flatten(1).mean(1).sum() if model.vectors else
-                           psnr_per_image(out.clamp(0, 1), x).sum())
+            total += float((model.decode(z[i:i + batch_size].to(device)).float() - x).pow(2).flatten(1).mean(1).sum())
     return total / max(len(images), 1)
 
 

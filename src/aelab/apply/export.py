@@ -32,22 +32,15 @@ class ExportError(AelabError):
     """A model that cannot be exported, or whose export does not match PyTorch."""
 
 
-class _Encode(nn.Module):
-    def __init__(self, model) -> None:
+class _Verb(nn.Module):
+    """``model.encode`` or ``model.decode`` as a module of its own: what the exporter traces."""
+
+    def __init__(self, model, verb: str) -> None:
         super().__init__()
-        self.model = model
+        self.model, self.verb = model, verb
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.model.encode(images)
-
-
-class _Decode(nn.Module):
-    def __init__(self, model) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, code: torch.Tensor) -> torch.Tensor:
-        return self.model.decode(code)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return getattr(self.model, self.verb)(x)
 
 
 @dataclass
@@ -80,19 +73,13 @@ def _export_onnx(module: nn.Module, example: torch.Tensor, path: Path, input_nam
             warnings.simplefilter("ignore")
             program = torch.onnx.export(module, (example,), dynamo=True, input_names=[input_name],
                                         output_names=[output_name],
-                                        dynamic_shapes={next(iter(_argnames(module))): {0: batch}}, verbose=False)
+                                        dynamic_shapes={"x": {0: batch}}, verbose=False)
             program.save(str(path))
         onnx.checker.check_model(str(path), full_check=True)
     except Exception as exc:  # the exporter raises many types; the first line names the unsupported operation
         first = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
         raise ExportError(f"ONNX export of the {what} failed ({type(exc).__name__}: {first[:300]}); "
                           "--format safetensors exports every model") from None
-
-
-def _argnames(module: nn.Module) -> list[str]:
-    import inspect
-
-    return [p for p in inspect.signature(module.forward).parameters]
 
 
 def export_model(model, folder: Path | str, fmt: str = "safetensors", check_images: torch.Tensor | None = None) -> ExportResult:
@@ -132,8 +119,8 @@ def export_model(model, folder: Path | str, fmt: str = "safetensors", check_imag
             with torch.no_grad():
                 code = model.encode(x)
                 out = model.decode(code)
-            _export_onnx(_Encode(model), x[:2], tmp / "encoder.onnx", "images", "code", "encoder")
-            _export_onnx(_Decode(model), code[:2], tmp / "decoder.onnx", "code", "reconstruction", "decoder")
+            _export_onnx(_Verb(model, "encode"), x[:2], tmp / "encoder.onnx", "images", "code", "encoder")
+            _export_onnx(_Verb(model, "decode"), code[:2], tmp / "decoder.onnx", "code", "reconstruction", "decoder")
             result.max_abs_diff = {"encoder": _ort_diff(tmp / "encoder.onnx", x, code),
                                    "decoder": _ort_diff(tmp / "decoder.onnx", code, out)}
             worst = max(result.max_abs_diff.values())

@@ -15,8 +15,7 @@ import torch
 
 from aelab.data.dataset import ImageDataset, ImageSplit, to_unit_float
 from aelab.errors import AelabError
-from aelab.evaluation.codes import dequantize, encode_split, quantize
-from aelab.evaluation.metrics import psnr_per_image
+from aelab.evaluation.codes import decoded_psnr, dequantize, encode_split, quantize
 from aelab.models.autoencoder import AutoEncoder
 
 
@@ -201,21 +200,14 @@ def compression(model: AutoEncoder, dataset: ImageDataset, batch_size: int = 100
     max over the test codes (those 2 x D float32 values are stored once, not per image): what ``aelab encode
     --bits 8`` writes for the test split.
     """
-    model.eval()
-    device = _device(model)
     codes = encode_split(model, dataset.test, batch_size)
     q, low, scale = quantize(codes, 8)
     stored = {"float32": codes, "float16": codes.half().float(), "uint8": dequantize(q, low, scale)}
     d, raw = model.code_size, dataset.test.images[0].numel()
-    sums = {name: 0.0 for name in stored}
-    with torch.no_grad():
-        for where, x in dataset.test.batches(batch_size, device):
-            for name, code in stored.items():
-                out = model.decode(code[where].to(device).view(-1, *model.code_shape)).float().clamp(0, 1)
-                sums[name] += float(psnr_per_image(out, x).sum())
+    psnr = {name: decoded_psnr(model, dataset.test.images, z, batch_size) for name, z in stored.items()}
     rows = []
     for name, per_value in (("float32", 4), ("float16", 2), ("uint8", 1)):
         code_bytes = d * per_value
         rows.append({"storage": name, "code_bytes": code_bytes, "image_bytes": raw,
-                     "compression_ratio": raw / code_bytes, "psnr": sums[name] / len(dataset.test)})
+                     "compression_ratio": raw / code_bytes, "psnr": psnr[name]})
     return rows

@@ -6,7 +6,7 @@ import torch
 
 from aelab.config import CorruptionConfig
 from aelab.data.corruption import corrupt
-from aelab.data.dataset import ImageSplit
+from aelab.data.dataset import ImageSplit, to_unit_float
 from aelab.evaluation.metrics import psnr_per_image
 from aelab.models.autoencoder import AutoEncoder
 
@@ -59,6 +59,21 @@ def quantize(codes: torch.Tensor, bits: int) -> tuple[torch.Tensor, torch.Tensor
 def dequantize(q: torch.Tensor, low: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     """Codes float32 ``(N, D)`` back from :func:`quantize`'s ``(q, low, scale)``: ``q * scale + low``."""
     return q.float() * scale.float() + low.float()
+
+
+@torch.no_grad()
+def decoded_psnr(model: AutoEncoder, images: torch.Tensor, codes: torch.Tensor, batch_size: int = 1000) -> float:
+    """PSNR (dB, per image, averaged) of ``model.decode(codes)`` (clamped to [0, 1]) against uint8 ``images``
+    ``(N, C, H, W)``; ``codes`` float ``(N, D)`` or ``(N, *code_shape)``, e.g. dequantized: what storing the
+    codes that way costs."""
+    model.eval()
+    device = next(model.parameters()).device
+    total = 0.0
+    for i in range(0, len(images), batch_size):
+        x = to_unit_float(images[i:i + batch_size], device)
+        z = codes[i:i + batch_size].to(device).float().view(-1, *model.code_shape)
+        total += float(psnr_per_image(model.decode(z).float().clamp(0, 1), x).sum())
+    return total / max(len(images), 1)
 
 
 def code_sparsity(codes: torch.Tensor, threshold: float = 1e-6) -> dict[str, float]:

@@ -47,6 +47,12 @@ class ExperimentResult:
     summary: str = ""
 
     @property
+    def mean_roc_auc(self) -> float | None:
+        """Mean ROC-AUC of the finished one-class runs (``aelab anomaly``), or None when no run has one."""
+        aucs = [row["roc_auc"] for row in self.rows if "roc_auc" in row]
+        return sum(aucs) / len(aucs) if aucs else None
+
+    @property
     def run_dirs(self) -> list[Path]:
         return [self.folder.path.parent / r["folder"] for r in self.records]
 
@@ -286,10 +292,9 @@ def _write_outputs(result: ExperimentResult, runs: list[ResolvedRun], store: Run
     if any(r.config.data.name == "array" for r in runs):
         skipped = ", ".join(a.name for a in ANALYSES if a.images_only)
         result.summary += f" Vector data: no PSNR/SSIM and no image analyses ({skipped})."
-    aucs = [row["roc_auc"] for row in result.rows if "roc_auc" in row]
-    if aucs:
-        result.summary += (f" Anomaly detection (one-class training): mean ROC-AUC {sum(aucs) / len(aucs):.4f} over "
-                           f"{len(aucs)} runs.")
+    if result.mean_roc_auc is not None:
+        result.summary += (f" Anomaly detection (one-class training): mean ROC-AUC {result.mean_roc_auc:.4f} over "
+                           f"{sum('roc_auc' in row for row in result.rows)} runs.")
     metrics = {"experiment": result.name, "summary": result.summary, "runs": result.rows,
                "baselines": result.baselines,
                "failed": [{"id": r["id"], "name": r["name"], "error": r["error"]} for r in result.records
