@@ -168,8 +168,8 @@ def load_codes(path: Path | str) -> CodeFile:
                             [str(n) for n in data["names"]], str(data["model"]),
                             tuple(int(v) for v in data["input_shape"]))  # type: ignore[arg-type]
     except (OSError, ValueError, KeyError) as exc:
-        raise AelabError(f"{str(path)!r} is not an aelab code file ({type(exc).__name__}: {exc}); make one with "
-                         "'aelab encode'") from None
+        why = "it lacks the arrays aelab encode writes" if isinstance(exc, KeyError) else "not a NumPy .npz file"
+        raise AelabError(f"{str(path)!r} is not an aelab code file ({why}); make one with 'aelab encode'") from None
 
 
 def png_names(names: list[str]) -> list[str]:
