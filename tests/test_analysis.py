@@ -180,8 +180,8 @@ def test_compare_writes_every_analysis_and_pca_rows(run_dir):
     assert [r["model"] for r in metrics["runs"]] == ["linear-3", "conv-pool"]
     html = (path / "report.html").read_text()
     assert "PCA (3 components)" in html and "Inside conv-pool" in html and "Feature dictionary" in html
-    # loss curves + 1 reconstruction grid (epoch 2) + 7 analyses per run
-    assert html.count("data:image/png;base64,") == 1 + 1 + 2 * 7
+    # loss curves + 1 reconstruction grid (epoch 2) + rate-distortion (two code sizes) + 7 analyses per run
+    assert html.count("data:image/png;base64,") == 1 + 1 + 1 + 2 * 7
 
 
 def test_analysis_commands_on_a_run(run_dir):

@@ -25,7 +25,7 @@ def run(args, tmp_path):
     (["--lr", "-1e-3"], "training.lr: Input should be greater than 0"),
     (["--epochs", "0"], "training.epochs: Input should be greater than or equal to 1 (got 0)"),
     (["--batch-size", "0"], "training.batch_size: Input should be greater than or equal to 1 (got 0)"),
-    (["--optimizer", "rmsprop"], "training.optimizer: got 'rmsprop'; allowed: 'adam' or 'sgd'"),
+    (["--optimizer", "rmsprop"], "training.optimizer: got 'rmsprop'; allowed: 'adam', 'adamw' or 'sgd'"),
 ])
 def test_bad_options(args, expected, tmp_path):
     result = run(["compare", *args], tmp_path)

@@ -31,7 +31,7 @@ def test_unknown_top_level_key():
     ({"training": {"lr": 0}}, "training.lr: Input should be greater than 0 (got 0)"),
     ({"training": {"epochs": 0}}, "training.epochs: Input should be greater than or equal to 1 (got 0)"),
     ({"training": {"batch_size": -2}}, "training.batch_size: Input should be greater than or equal to 1"),
-    ({"training": {"optimizer": "adamw"}}, "training.optimizer: got 'adamw'; allowed: 'adam' or 'sgd'"),
+    ({"training": {"optimizer": "adamax"}}, "training.optimizer: got 'adamax'; allowed: 'adam', 'adamw' or 'sgd'"),
     ({"data": {"name": "imagenet"}}, "data.name: got 'imagenet'; allowed: fashion-mnist, mnist, cifar10, digits"),
     ({"models": [{"preset": "resnet"}]}, "preset: got 'resnet'; allowed: linear-3, linear-10, conv-64"),
     ({"models": ["linear-3", "resnet"]}, "models.1: preset: got 'resnet'; allowed: linear-3, linear-10"),

@@ -17,13 +17,14 @@ __version__ = "0.1.0"
 _LAZY = {
     "ExperimentConfig": "aelab.config", "RunConfig": "aelab.config", "RunOptions": "aelab.config",
     "DataConfig": "aelab.config", "ModelConfig": "aelab.config", "TrainingConfig": "aelab.config",
-    "MLPSpec": "aelab.config", "ConvSpec": "aelab.config", "ConvLayerSpec": "aelab.config",
+    "MLPSpec": "aelab.config", "ConvSpec": "aelab.config", "ResSpec": "aelab.config", "ConvLayerSpec": "aelab.config",
     "DeconvLayerSpec": "aelab.config", "load_yaml": "aelab.config",
     "AelabError": "aelab.errors",
     "ImageDataset": "aelab.data", "load_dataset": "aelab.data",
     "PRESETS": "aelab.models", "AutoEncoder": "aelab.models", "build_model": "aelab.models", "load": "aelab.models",
     "train": "aelab.training", "evaluate": "aelab.evaluation",
-    "compare": "aelab.experiments.experiment", "anomaly": "aelab.experiments.experiment", "run_experiment": "aelab.experiments.experiment",
+    "compare": "aelab.experiments.experiment", "anomaly": "aelab.experiments.experiment",
+    "frontier": "aelab.experiments.experiment", "run_experiment": "aelab.experiments.experiment",
     "load_experiment": "aelab.experiments.experiment", "analyse": "aelab.experiments.analyses",
     "RunFolder": "aelab.experiments.folders", "ExperimentFolder": "aelab.experiments.folders",
 }

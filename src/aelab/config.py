@@ -34,13 +34,19 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from aelab.errors import ConfigError
 
 DATASET_NAMES = ("fashion-mnist", "mnist", "cifar10", "digits", "folder", "array")
-PRESET_NAMES = ("linear-3", "linear-10", "conv-64", "cifar-conv", "fc-64", "conv-pool")
-"""The presets of :mod:`aelab.models.presets` (which checks that its table has exactly these names)."""
+PRESET_RECIPES = {"linear-3": "tutorial", "linear-10": "tutorial", "conv-64": "tutorial", "cifar-conv": "tutorial",
+                  "fc-64": "tutorial", "conv-pool": "tutorial", "res-2": "aelab", "res-3": "aelab",
+                  "res-10": "aelab", "res-16": "aelab", "res-32": "aelab", "res-64": "aelab"}
+"""Each preset of :mod:`aelab.models.presets` (which checks that its table has exactly these names) and the
+training recipe it gets by default (see :data:`RECIPES`)."""
+PRESET_NAMES = tuple(PRESET_RECIPES)
+FRONTIER_CODE_SIZES = (2, 3, 10, 16, 32, 64)
+"""The code sizes ``aelab frontier`` trains aelab's presets (``res-<size>``) and PCA at."""
 COMPARE_PRESETS = ("linear-3", "conv-64")
 """What ``aelab compare`` trains when it is not told: the Covalent tutorial's linear and conv autoencoders."""
 ANOMALY_PRESET = "conv-64"
 """What ``aelab anomaly`` trains (once per normal class) when it is not told."""
-Activation = Literal["relu", "leaky_relu", "tanh", "sigmoid", "gelu", "elu", "identity"]
+Activation = Literal["relu", "leaky_relu", "tanh", "sigmoid", "gelu", "silu", "elu", "identity"]
 
 
 class _Strict(BaseModel):
@@ -205,7 +211,51 @@ class ConvSpec(_Strict):
     """BatchNorm2d after each hidden conv (before the activation)."""
 
 
-ModelSpec = Annotated[Union[MLPSpec, ConvSpec], Field(discriminator="type")]
+class ResSpec(_Strict):
+    """aelab's residual convolutional autoencoder: strided convs down to a small map, residual blocks at each
+    resolution, a linear bottleneck to a code vector of any size, and the mirror image back up
+    (see :mod:`aelab.models.resnet` for the sketch).
+    """
+
+    type: Literal["res"] = "res"
+    """Spec kind: res."""
+    channels: list[Annotated[int, Field(ge=1)]] = Field([32, 64], min_length=1)
+    """Channels per resolution stage, input side first; each stage halves the height and width (a 28x28 image
+    with two stages becomes a 7x7 map)."""
+    blocks: Union[Annotated[int, Field(ge=0)], list[Annotated[int, Field(ge=0)]]] = 0
+    """Residual blocks per stage (one number for every stage, or one per stage), in the encoder and the
+    decoder alike; 0 = a plain strided-conv stage."""
+    code_size: int = Field(64, ge=1)
+    """Size of the code (latent) vector: a Linear layer from the last map."""
+    hidden: list[Annotated[int, Field(ge=1)]] = []
+    """Fully-connected layers (Linear + activation) between the flattened last map and the code, mirrored in the
+    decoder; [] = one Linear layer each way."""
+    norm: Literal["batch", "group", "none"] = "batch"
+    """Normalization before each activation: BatchNorm2d, GroupNorm (8 groups or fewer) or none."""
+    activation: Activation = "silu"
+    """Activation after each normalization."""
+    upsample: Literal["transpose", "nearest", "pixel_shuffle"] = "transpose"
+    """How the decoder doubles the size: ConvTranspose2d (4x4, stride 2), nearest-neighbour upsampling + 3x3
+    conv, or a 3x3 conv to 4x the channels + PixelShuffle(2)."""
+    code_activation: Activation = "identity"
+    """Applied to the code (end of the encoder)."""
+    output_activation: Activation = "sigmoid"
+    """Applied to the reconstruction; sigmoid keeps it in [0, 1]."""
+
+    @model_validator(mode="after")
+    def _blocks_per_stage(self) -> "ResSpec":
+        if isinstance(self.blocks, list) and len(self.blocks) != len(self.channels):
+            raise ValueError(f"blocks: got {len(self.blocks)} numbers for {len(self.channels)} stages; allowed: one "
+                             "number, or one per entry of channels")
+        return self
+
+    @property
+    def stage_blocks(self) -> list[int]:
+        """Residual blocks of each stage."""
+        return list(self.blocks) if isinstance(self.blocks, list) else [self.blocks] * len(self.channels)
+
+
+ModelSpec = Annotated[Union[MLPSpec, ConvSpec, ResSpec], Field(discriminator="type")]
 
 
 def _spec_string(value: Any, field: str, kinds: dict[str, list[str]]) -> Any:
@@ -317,7 +367,7 @@ class ModelConfig(_Strict):
     preset: Optional[str] = None
     """A preset name (see 'aelab models')."""
     spec: Optional[ModelSpec] = None
-    """Your own architecture: {type: mlp, ...} or {type: conv, ...}."""
+    """Your own architecture: {type: mlp, ...}, {type: conv, ...} or {type: res, ...}."""
     name: Optional[str] = None
     """Display name in tables and figures; defaults to the preset name or the spec type."""
     sparsity: Optional[SparsityConfig] = None
@@ -360,22 +410,40 @@ class ModelConfig(_Strict):
 
 # ------------------------------------------------------------------------------------------- training
 class TrainingConfig(_Strict):
-    """How to train: optimizer, loss, epochs, batch size, device."""
+    """How to train: optimizer, learning-rate schedule, loss, epochs, batch size, device.
+
+    The defaults are the Covalent tutorial's recipe (Adam 1e-3, constant rate, MSE, batch 64, 50 epochs); a
+    preset's own recipe (:data:`RECIPES`, e.g. ``aelab`` for the ``res-*`` presets) fills in every field that
+    is not set explicitly (see ``recipe``).
+    """
 
     epochs: int = Field(50, ge=1)
     """Passes over the training images."""
     batch_size: int = Field(64, ge=1)
     """Images per optimizer step."""
-    optimizer: Literal["adam", "sgd"] = "adam"
-    """adam (Adam) or sgd (SGD with Nesterov momentum)."""
+    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
+    """adam (Adam, L2 weight decay), adamw (AdamW, decoupled weight decay) or sgd (SGD with Nesterov momentum)."""
     lr: float = Field(1e-3, gt=0)
-    """Learning rate."""
+    """Learning rate (the peak rate with a schedule)."""
+    schedule: Literal["constant", "cosine", "onecycle"] = "constant"
+    """Learning rate per step: constant; cosine (decay from lr to 0 over the steps after the warm-up); onecycle
+    (torch's OneCycleLR: cosine up from lr/25 over the warm-up, or 30% of the steps without one, then cosine
+    down to lr/25e4; Adam's beta1 cycles 0.95 -> 0.85 -> 0.95)."""
+    warmup_epochs: float = Field(0.0, ge=0, **flag("warmup"))
+    """Linear warm-up from lr/W to lr over the first W optimizer steps (W = this many epochs of steps, at least
+    one step); 0 = none. Must be shorter than the training."""
+    clip_grad_norm: Optional[float] = Field(None, gt=0, **flag("clip"))
+    """Clip the gradient's global L2 norm to this value before each step; None = no clipping."""
+    ema_decay: Optional[float] = Field(None, gt=0, lt=1, **flag("ema"))
+    """Keep an exponential moving average of the weights (ema = decay * ema + (1 - decay) * weights after each
+    step); validation, test metrics and the saved model use the average. None = off."""
     weight_decay: float = Field(0.0, ge=0)
-    """L2 weight decay."""
+    """Weight decay (L2 for adam and sgd, decoupled for adamw)."""
     momentum: float = Field(0.9, ge=0, lt=1)
     """SGD momentum (Nesterov)."""
-    loss: Literal["mse", "mse_sum", "bce"] = "mse"
-    """mse: mean over pixels; mse_sum: summed per image, averaged over the batch; bce: binary cross-entropy."""
+    loss: Literal["mse", "mse_sum", "bce", "l1"] = "mse"
+    """mse: mean over pixels; mse_sum: summed per image, averaged over the batch; bce: binary cross-entropy;
+    l1: mean absolute error per pixel."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
     """auto (cuda when there is a GPU), cpu or cuda."""
     precision: Literal["fp32", "bf16"] = "fp32"
@@ -393,6 +461,36 @@ class TrainingConfig(_Strict):
     salt_pepper:FRACTION."""
     layerwise_epochs: Optional[int] = Field(None, ge=1, **flag("layerwise"))
     """Greedy layer-wise pretraining: epochs per stage before ``epochs`` of fine-tuning of the whole model."""
+    recipe: Optional[Literal["tutorial", "aelab"]] = None
+    """Defaults for the fields not set explicitly: tutorial (Adam 1e-3, constant, batch 64, 50 epochs) or aelab
+    (AdamW, warm-up + cosine decay, gradient clipping); None = the model's own (aelab for res-* presets, tutorial
+    for the others and for specs)."""
+
+    @model_validator(mode="after")
+    def _warmup_inside_training(self) -> "TrainingConfig":
+        if self.warmup_epochs >= self.epochs:
+            raise ValueError(f"warmup_epochs: got {self.warmup_epochs:g} but the training lasts {self.epochs} "
+                             f"epochs; allowed: 0 <= warmup_epochs < epochs")
+        return self
+
+
+RECIPES: dict[str, dict[str, Any]] = {
+    "tutorial": {},
+    "aelab": {"epochs": 20, "batch_size": 128, "optimizer": "adamw", "lr": 3e-3, "weight_decay": 1e-4,
+              "schedule": "cosine", "warmup_epochs": 0.5, "clip_grad_norm": 1.0},
+}
+"""Training recipes by name: the values a recipe gives the :class:`TrainingConfig` fields not set explicitly.
+``tutorial`` is the field defaults (the Covalent tutorial's settings); ``aelab`` is the recipe of the ``res-*``
+presets, chosen on the Fashion-MNIST validation split within conv-64's training time (see BENCHMARKS.md)."""
+
+
+def recipe_of(model: "ModelConfig", training: dict[str, Any]) -> dict[str, Any]:
+    """The training fields of a run: ``training`` (the fields set explicitly) over the defaults of its recipe:
+    ``training['recipe']`` when set, else the preset's own (:data:`PRESET_RECIPES`), else tutorial."""
+    name = training.get("recipe") or (PRESET_RECIPES.get(model.preset, "tutorial") if model.preset else "tutorial")
+    if name not in RECIPES:
+        return dict(training)  # validation names the bad recipe
+    return {**RECIPES[name], **training}
 
 
 class RunConfig(_Strict):
@@ -492,8 +590,8 @@ def _fields_at(model_cls: type[BaseModel], loc: tuple) -> list[str]:
             continue
         field = cls.model_fields.get(part) if hasattr(cls, "model_fields") else None
         if field is None:
-            if part in ("mlp", "conv"):
-                cls = MLPSpec if part == "mlp" else ConvSpec
+            if part in ("mlp", "conv", "res"):
+                cls = {"mlp": MLPSpec, "conv": ConvSpec, "res": ResSpec}[part]
             continue
         cls = _model_type(field.annotation)
     return list(cls.model_fields) if hasattr(cls, "model_fields") else []
@@ -607,5 +705,11 @@ def parse_assignment(text: str) -> tuple[str, Any]:
 
 
 def dump_yaml(config: BaseModel) -> str:
-    """The config as YAML text (round-trips through :func:`load_yaml`)."""
-    return yaml.safe_dump(config.model_dump(mode="json", exclude_none=True), sort_keys=False)
+    """The config as YAML text (round-trips through :func:`load_yaml`). An experiment's ``training`` keeps only
+    the fields set explicitly, so its runs get the same recipe defaults when the file is run again."""
+    data = config.model_dump(mode="json", exclude_none=True)
+    if isinstance(config, ExperimentConfig):
+        data["training"] = config.training.model_dump(mode="json", exclude_unset=True, exclude_none=True)
+        if not data["training"]:
+            del data["training"]
+    return yaml.safe_dump(data, sort_keys=False)

@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from aelab.cli.schema import command, field_flag, option_flags, run_flags
-from aelab.config import COMPARE_PRESETS
+from aelab.config import COMPARE_PRESETS, FRONTIER_CODE_SIZES
 from aelab.errors import AelabError, ConfigError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -221,6 +221,26 @@ def _anomaly(config, set_, name, resume, models, normal_class, given):
         console.print(f"mean ROC-AUC over {len(result.rows)} runs: {result.mean_roc_auc:.4f}", highlight=False)
 
 
+def _frontier(config, set_, name, resume, code_sizes, tutorial, given):
+    """The rate-distortion curve: train aelab's res-<size> presets (their own recipe) and the tutorial presets at
+    the same code sizes (the tutorials' recipe), with PCA at every size; draws test MSE and PSNR against code
+    size, one line per family, into rate_distortion.png and the report."""
+    from aelab.experiments.experiment import frontier
+
+    try:
+        sizes = [int(v) for v in code_sizes.split(",") if v.strip()]
+    except ValueError:
+        raise ConfigError(f"--code-sizes: got {code_sizes!r}; allowed: comma-separated numbers from "
+                          f"{','.join(map(str, FRONTIER_CODE_SIZES))}") from None
+    experiment, overrides, options = _experiment(config, name, set_, given)
+    opts = _options(options)
+    _check_resume(resume, experiment.name, opts["runs_dir"])
+    result = frontier(experiment, sizes, tutorial, overrides, log=_log, **opts)
+    _print_result(result)
+    if result.folder.rate_distortion.is_file():
+        console.print(f"rate-distortion figure: {result.folder.rate_distortion}", highlight=False)
+
+
 MODELS = _param("models", None, Optional[str], f"Comma-separated presets (default: {','.join(COMPARE_PRESETS)}).",
                 "--models")
 MODEL = _param("model", None, Optional[str], "Preset to train (see 'aelab models'; default: linear-3).", "--model")
@@ -236,6 +256,12 @@ NORMAL = _param("normal_class", "all", str, "Normal classes, each in turn: all, 
 ANOMALY_MODELS = _param("models", None, Optional[str], "Comma-separated presets (default: conv-64).", "--models")
 app.command("anomaly")(_user_errors(command(_anomaly, [CONFIG, SETS, NAME, RESUME, ANOMALY_MODELS, NORMAL],
                                             [f for f in _FLAGS if f.key != "data.normal_classes"])))
+CODE_SIZES = _param("code_sizes", ",".join(map(str, FRONTIER_CODE_SIZES)), str,
+                    "Code sizes: aelab's res-<size> preset and PCA at each, and the tutorial presets of these sizes.",
+                    "--code-sizes", panel="Models")
+TUTORIAL = _param("tutorial", True, bool, "Also train the tutorial presets whose code has one of the sizes.",
+                  "--tutorial/--no-tutorial", panel="Models")
+app.command("frontier")(_user_errors(command(_frontier, [CONFIG, SETS, NAME, RESUME, CODE_SIZES, TUTORIAL], _FLAGS)))
 
 
 @app.command("models")
@@ -245,12 +271,12 @@ def list_models() -> None:
     from aelab.models import PRESETS, build_model
 
     table = Table(title="aelab presets")
-    for col in ("preset", "parameters", "input", "code", "compression", "source"):
+    for col in ("preset", "parameters", "input", "code", "compression", "recipe", "source"):
         table.add_column(col, justify="right" if col in ("parameters", "compression") else "left")
     for name, preset in PRESETS.items():
         m = build_model(name)
         table.add_row(name, f"{m.num_parameters():,}", "x".join(map(str, m.input_shape)),
-                      "x".join(map(str, m.code_shape)), f"{m.compression_ratio:.1f}x", preset.source)
+                      "x".join(map(str, m.code_shape)), f"{m.compression_ratio:.1f}x", preset.recipe, preset.source)
     console.print(table)
 
 

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from aelab.config import ANOMALY_PRESET, COMPARE_PRESETS, ExperimentConfig, ModelConfig, dump_yaml
+from aelab.config import (ANOMALY_PRESET, COMPARE_PRESETS, FRONTIER_CODE_SIZES, PRESET_RECIPES, ExperimentConfig,
+                          ModelConfig, RunConfig, dump_yaml)
 from aelab.errors import AelabError, ConfigError
 from aelab.experiments.engine import build_checked, dataset_for, execute_run
 from aelab.experiments.folders import ExperimentFolder, RunFolder, store_path
@@ -29,7 +30,9 @@ from aelab.experiments.store import RunStore
 from aelab.io import atomic_write_text
 
 EXECUTORS = ("inline", "local", "ray")
-LOSS_NAMES = {"mse": "MSE per pixel", "mse_sum": "squared error per image", "bce": "BCE per pixel"}
+LOSS_NAMES = {"mse": "MSE per pixel", "mse_sum": "squared error per image", "bce": "BCE per pixel",
+              "l1": "absolute error per pixel"}
+FAMILIES = {"aelab": "aelab presets", "tutorial": "tutorial presets"}
 
 
 @dataclass
@@ -157,6 +160,52 @@ def anomaly(config: ExperimentConfig | None = None, normal_classes: list[int] | 
     return run_experiment(config.model_copy(update={"grid": grid}), overrides, kind="anomaly", **options)
 
 
+def frontier_models(code_sizes: list[int] | tuple[int, ...] = FRONTIER_CODE_SIZES,
+                    tutorial: bool = True) -> list[ModelConfig]:
+    """The models of ``aelab frontier``: aelab's ``res-<size>`` for each code size, then (``tutorial``) the
+    tutorial presets for 28x28 grayscale images whose code has one of these sizes.
+
+    Raises:
+        ConfigError: a code size with no res preset (the allowed sizes are named).
+    """
+    from aelab.models import PRESETS, build_model
+
+    bad = [d for d in code_sizes if f"res-{d}" not in PRESETS]
+    if bad or not code_sizes:
+        raise ConfigError(f"--code-sizes: got {','.join(map(str, code_sizes)) or 'nothing'}; allowed: one or more "
+                          f"of {','.join(map(str, FRONTIER_CODE_SIZES))}")
+    models = [ModelConfig(preset=f"res-{d}") for d in code_sizes]
+    if tutorial:
+        for name, preset in PRESETS.items():
+            if PRESET_RECIPES[name] == "tutorial" and preset.input_shape == (1, 28, 28) \
+                    and build_model(name).code_size in code_sizes:
+                models.append(ModelConfig(preset=name))
+    return models
+
+
+def frontier(config: ExperimentConfig | None = None, code_sizes: list[int] | tuple[int, ...] = FRONTIER_CODE_SIZES,
+             tutorial: bool = True, overrides: dict[str, Any] | None = None, **options) -> ExperimentResult:
+    """``aelab frontier``: the rate-distortion curve. Train aelab's ``res-<size>`` presets (their own recipe) and,
+    with ``tutorial``, the tutorial presets at those code sizes (the tutorials' recipe), with PCA at every size;
+    the experiment folder gets ``rate_distortion.png`` (test MSE and PSNR vs code size per family) and the
+    table. Options are those of :func:`run_experiment`.
+
+    Raises:
+        ConfigError: a code size without a res preset.
+    """
+    config = config or ExperimentConfig()
+    models = frontier_models(code_sizes, tutorial)
+    return run_experiment(config.model_copy(update={"models": [*models, *config.models]}), overrides,
+                          kind="frontier", **options)
+
+
+def family(config: RunConfig) -> str:
+    """The line a run belongs to in the rate-distortion figure: aelab presets, tutorial presets or your models."""
+    if config.model.preset is None:
+        return "your models"
+    return FAMILIES[PRESET_RECIPES[config.model.preset]]
+
+
 def load_experiment(name: str, runs_dir: Path | str = "runs") -> list[dict]:
     """The run records of experiment ``name`` in the store of ``runs_dir``.
 
@@ -270,6 +319,24 @@ def _baselines(runs: list[ResolvedRun], rows_by_id: dict[str, dict], store: RunS
     return pca_rows + mean_rows
 
 
+def _rate_distortion(result: ExperimentResult, done: list[ResolvedRun], rows_by_id: dict[str, dict]) -> Path | None:
+    """Draw ``rate_distortion.png`` when the finished runs have two or more code sizes: per family the best run at
+    each size, and PCA; None (and no figure) otherwise."""
+    from aelab.figures import rate_distortion, save_figure
+
+    if len({rows_by_id[r.id]["code_size"] for r in done}) < 2:
+        return None
+    families: dict[str, dict[int, dict]] = {}
+    for r in done:
+        row, best = rows_by_id[r.id], families.setdefault(family(r.config), {})
+        if row["code_size"] not in best or row["test_mse"] < best[row["code_size"]]["test_mse"]:
+            best[row["code_size"]] = row
+    pca = [row for row in result.baselines if str(row.get("model", "")).startswith("PCA")]
+    lines = {"PCA": pca} if pca else {}
+    lines.update({name: list(best.values()) for name, best in families.items()})
+    return save_figure(rate_distortion(lines), result.folder.rate_distortion)
+
+
 def _write_outputs(result: ExperimentResult, runs: list[ResolvedRun], store: RunStore, log) -> None:
     from aelab.figures import loss_curves, reconstruction_grid, save_figure
     from aelab.figures.analyses import ANALYSES
@@ -319,6 +386,7 @@ def _write_outputs(result: ExperimentResult, runs: list[ResolvedRun], store: Run
             rows = {r.name: histories[r.id].snapshots[epoch] for r in members if epoch in histories[r.id].snapshots}
             figures.append(save_figure(reconstruction_grid(first.snapshot_originals, rows, title=f"Epoch {epoch}"),
                                        result.folder.reconstructions(epoch, group)))
+    rd_figure = _rate_distortion(result, done, rows_by_id)
     sections = []
     for r in done:
         f = folders[r.id]
@@ -328,5 +396,5 @@ def _write_outputs(result: ExperimentResult, runs: list[ResolvedRun], store: Run
         sections.append(RunSection(r.name, r.id, str(f.path.relative_to(root)), own, analyses))
     write_report(result.folder.report, f"aelab report: {result.name}", result.summary, result.rows,
                  result.baselines, metrics["failed"], figures[:1] if histories else [],
-                 figures[1:] if histories else figures, sections, result.folder.config.read_text())
+                 figures[1:] if histories else figures, sections, result.folder.config.read_text(), rd_figure)
     log(f"wrote {result.folder.path}/ : metrics.json, loss_curves.png, reconstructions_epoch_*.png, report.html")

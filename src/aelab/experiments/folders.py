@@ -9,6 +9,7 @@ Nothing else in aelab builds a path inside a runs folder::
         runs.json                           its run folders (relative to the runs root)
         metrics.json                        the comparison table: one row per run + PCA + mean image
         loss_curves.png                     train (solid) / validation (dashed) loss of every run
+        rate_distortion.png                 test MSE / PSNR vs code size per family (runs of several sizes)
         reconstructions_epoch_010.png ...   originals / one row per run, at each logged epoch
         report.html                         all of it, and each run's analyses, in one page
         linear-3-5d41402abc4b/              a run folder: <label>-<run id>
@@ -116,6 +117,11 @@ class ExperimentFolder:
 
     def reconstructions(self, epoch: int, group: str = "") -> Path:
         return self.path / f"reconstructions{'_' + safe_name(group) if group else ''}_epoch_{epoch:03d}.png"
+
+    @property
+    def rate_distortion(self) -> Path:
+        """Test MSE and PSNR against code size, one line per model family (when the runs have several sizes)."""
+        return self.path / "rate_distortion.png"
 
     @property
     def report(self) -> Path:

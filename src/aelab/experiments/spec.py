@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aelab.config import ExperimentConfig, RunConfig, check_key, parse_config, read_yaml_mapping, set_dotted
+from aelab.config import (ExperimentConfig, RunConfig, check_key, parse_config, read_yaml_mapping, recipe_of,
+                          set_dotted)
 from aelab.errors import ConfigError
 
 
@@ -30,10 +31,18 @@ class ResolvedRun:
     config: RunConfig
 
 
+NEUTRAL = {"schedule": "constant", "warmup_epochs": 0.0}
+"""Training fields added after run ids existed, with the value that trains as before they were there: left out of
+the id at that value (as unset optional fields are), so the runs made before keep their ids."""
+
+
 def run_id(config: RunConfig) -> str:
     """A stable 12-hex-digit id: the hash of the resolved config (seed included, display name excluded). Unset
-    optional fields (None) are left out, so a field added to the schema later does not change existing ids."""
-    text = json.dumps(config.model_dump(mode="json", exclude={"name"}, exclude_none=True), sort_keys=True)
+    optional fields (None) and the :data:`NEUTRAL` values are left out, so a field added to the schema later
+    does not change existing ids."""
+    data = config.model_dump(mode="json", exclude={"name"}, exclude_none=True)
+    data["training"] = {k: v for k, v in data["training"].items() if k not in NEUTRAL or NEUTRAL[k] != v}
+    text = json.dumps(data, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -72,7 +81,9 @@ def resolve(experiment: ExperimentConfig, overrides: dict[str, Any] | None = Non
             raise ConfigError(f"{source}: grid {exc}") from None
         if not values:
             raise ConfigError(f"{source}: grid key {key!r} has an empty list; give at least one value")
-    base = experiment.model_dump(mode="json", include={"seed", "data", "training", "model"})
+    base = experiment.model_dump(mode="json", include={"seed", "data", "model"})
+    # only the training fields set explicitly: the run's recipe (the preset's own by default) fills in the rest
+    base["training"] = experiment.training.model_dump(mode="json", exclude_unset=True)
     models = [m.model_dump(mode="json", exclude_none=True) for m in experiment.models] or [None]
     points = [dict(zip(experiment.grid, combo)) for combo in itertools.product(*experiment.grid.values())] or [{}]
     resolved, seen = [], {}
@@ -86,6 +97,8 @@ def resolve(experiment: ExperimentConfig, overrides: dict[str, Any] | None = Non
                 parts = [f"model {m + 1}" if model is not None and len(models) > 1 else "",
                          f"run {r + 1}" if experiment.runs else "", str(point) if point else ""]
                 where = " ".join([f"{source}:"] + [p for p in parts if p]).rstrip(":")
+                model_only = parse_config(RunConfig, {"model": data["model"]}, source=where).model
+                data["training"] = recipe_of(model_only, data.get("training") or {})
                 config = parse_config(RunConfig, data, source=where)
                 rid = run_id(config)
                 if rid in seen:

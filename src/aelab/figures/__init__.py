@@ -4,7 +4,8 @@ Names are imported on first use, so importing :mod:`aelab.figures.analyses` (the
 at start-up) does not import matplotlib.
 """
 
-_LAZY = {"layerwise_curves": "plots", "loss_curves": "plots", "reconstruction_grid": "plots", "save_figure": "plots"}
+_LAZY = {"layerwise_curves": "plots", "loss_curves": "plots", "rate_distortion": "plots", "reconstruction_grid": "plots",
+         "save_figure": "plots"}
 __all__ = list(_LAZY)
 
 

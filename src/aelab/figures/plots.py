@@ -1,4 +1,4 @@
-"""Figures: loss curves of several models, and grids of originals and reconstructions."""
+"""Figures: loss curves of several models, the rate-distortion curve, and grids of originals and reconstructions."""
 
 from __future__ import annotations
 
@@ -50,6 +50,39 @@ def layerwise_curves(histories: list, label: str) -> Figure:
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
     ax.set_title(f"{label}: greedy layer-wise pretraining")
+    fig.tight_layout()
+    return fig
+
+
+def rate_distortion(families: dict[str, list[dict]]) -> Figure:
+    """Test MSE (left) and PSNR (right) against code size, one line per family, log-scaled code size (and MSE).
+
+    Args:
+        families: family name (e.g. "PCA", "tutorial presets", "aelab presets") -> rows with ``code_size``,
+            ``test_mse``, optionally ``test_psnr`` and ``model`` (the point's label).
+    """
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    styles = {"PCA": dict(color="0.45", linestyle="--", marker="s")}
+    for i, (family, rows) in enumerate(families.items()):
+        rows = sorted(rows, key=lambda r: r["code_size"])
+        style = styles.get(family, dict(color=f"C{i}", marker="o"))
+        sizes = [r["code_size"] for r in rows]
+        left.plot(sizes, [r["test_mse"] for r in rows], label=family, **style)
+        with_psnr = [r for r in rows if r.get("test_psnr") is not None]
+        if with_psnr:
+            right.plot([r["code_size"] for r in with_psnr], [r["test_psnr"] for r in with_psnr], label=family, **style)
+    all_sizes = sorted({r["code_size"] for rows in families.values() for r in rows})
+    for ax, label in ((left, "test MSE per pixel (log)"), (right, "test PSNR (dB)")):
+        ax.set_xscale("log")
+        ax.set_xticks(all_sizes)
+        ax.set_xticklabels([str(s) for s in all_sizes])
+        ax.minorticks_off()
+        ax.set_xlabel("code size (values per image, log)")
+        ax.set_ylabel(label)
+        ax.grid(True, which="both", alpha=0.3)
+    left.set_yscale("log")
+    left.legend()
+    fig.suptitle("Rate-distortion: reconstruction error vs code size (test set)")
     fig.tight_layout()
     return fig
 

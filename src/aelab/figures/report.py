@@ -78,9 +78,10 @@ LOADED = ("<script>window.addEventListener('load',function(){var i=Array.prototy
 
 def write_report(path: Path, title: str, summary: str, rows: list[dict], baselines: list[dict], failed: list[dict],
                  loss_curves: list[Path], reconstructions: list[Path], sections: list[RunSection],
-                 config_text: str) -> Path:
+                 config_text: str, rate_distortion: Path | None = None) -> Path:
     """Write the report to ``path`` atomically and return it. ``loss_curves`` holds the loss figure (or
-    nothing), ``reconstructions`` the reconstruction figures, in order."""
+    nothing), ``reconstructions`` the reconstruction figures, in order; ``rate_distortion`` the figure of
+    error against code size, when the runs have several code sizes."""
     cols = columns(rows)
     parts = ["<!doctype html><html><head><meta charset='utf-8'>", f"<title>{html.escape(title)}</title>", STYLE,
              LOADED, "</head><body>", f"<h1>{html.escape(title)}</h1>", f"<p>{html.escape(summary)}</p>",
@@ -88,6 +89,10 @@ def write_report(path: Path, title: str, summary: str, rows: list[dict], baselin
              "<p>PCA rows: scikit-learn PCA fitted on the training images with as many components as the code has "
              "values. Mean image: predicting the mean training image for every test image. PSNR is computed per "
              "image and averaged over the test set.</p>"]
+    if rate_distortion is not None:
+        parts += ["<h2>Rate-distortion</h2>", "<p>Test MSE and PSNR against code size: one line per family of "
+                  "models (PCA at the same code sizes; the tutorials' presets; aelab's res-* presets; your own "
+                  "models). Lower MSE at the same code size is better.</p>", _img(rate_distortion)]
     if failed:
         parts.append("<h2>Failed runs</h2><ul>" + "".join(
             f"<li class=failed>{html.escape(f['name'])} ({f['id']}): {html.escape(f['error'] or '')}</li>"

@@ -8,12 +8,13 @@ from pathlib import Path
 
 import torch
 
-from aelab.config import MLPSpec, ModelConfig
+from aelab.config import ConvSpec, MLPSpec, ModelConfig
 from aelab.errors import AelabError, ModelError
 from aelab.models.autoencoder import CONFIG_NAME, WEIGHTS_NAME, AutoEncoder
 from aelab.models.conv import build_conv
 from aelab.models.mlp import build_mlp
 from aelab.models.presets import PRESETS
+from aelab.models.resnet import build_res
 from aelab.models.sparsity import KLPenalty, TopK, build_sparsity
 from aelab.models.tied import tie_weights
 
@@ -70,7 +71,7 @@ def build_model(config: ModelConfig | str, input_shape: tuple[int, int, int] | N
     if config.code_activation is not None:
         spec = spec.model_copy(update={"code_activation": config.code_activation})
     input_shape = tuple(int(v) for v in input_shape)  # type: ignore[assignment]
-    builder = build_mlp if isinstance(spec, MLPSpec) else build_conv
+    builder = build_mlp if isinstance(spec, MLPSpec) else build_conv if isinstance(spec, ConvSpec) else build_res
     encoder, decoder, code_shape = builder(spec, input_shape)  # type: ignore[arg-type]
     sparsity, penalty = build_sparsity(config.sparsity)
     if isinstance(sparsity, TopK) and sparsity.k > math.prod(code_shape):

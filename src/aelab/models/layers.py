@@ -24,6 +24,7 @@ ACTIVATIONS = {
     "tanh": nn.Tanh,
     "sigmoid": nn.Sigmoid,
     "gelu": nn.GELU,
+    "silu": nn.SiLU,
     "elu": nn.ELU,
 }
 

@@ -9,17 +9,26 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from aelab.config import ConvLayerSpec as L
-from aelab.config import PRESET_NAMES, ConvSpec, MLPSpec
+from aelab.config import FRONTIER_CODE_SIZES, PRESET_NAMES, PRESET_RECIPES, ConvSpec, MLPSpec, ResSpec
 
 
 @dataclass(frozen=True)
 class Preset:
     """A named architecture: its spec, the image shape it was published for, and its source."""
 
-    spec: MLPSpec | ConvSpec
+    spec: MLPSpec | ConvSpec | ResSpec
     input_shape: tuple[int, int, int]
     source: str
     description: str
+
+    @property
+    def recipe(self) -> str:
+        """The training recipe it gets by default (:data:`aelab.config.RECIPES`)."""
+        return PRESET_RECIPES[self.name]
+
+    @property
+    def name(self) -> str:
+        return next(n for n, p in PRESETS.items() if p is self)
 
 
 PRESETS: dict[str, Preset] = {
@@ -76,4 +85,25 @@ PRESETS: dict[str, Preset] = {
         1x28x28 -> 16x14x14 -> z 4x7x7 -> 16x14x14 -> 1x28x28""",
     ),
 }
+RES_CHANNELS, RES_BLOCKS = [16, 32], 0
+RES_HIDDEN = {2: [256, 64], 3: [256, 64]}
+"""The body of aelab's res-* presets and their fully-connected layers (default [256]), chosen by short
+screening runs and an ablation on Fashion-MNIST (BENCHMARKS.md, 'aelab's presets and recipe')."""
+for _size in FRONTIER_CODE_SIZES:
+    _hidden = RES_HIDDEN.get(_size, [256])
+    _fc = " -> ".join(map(str, _hidden))
+    PRESETS[f"res-{_size}"] = Preset(
+        ResSpec(channels=RES_CHANNELS, blocks=RES_BLOCKS, hidden=_hidden, code_size=_size),
+        (1, 28, 28),
+        "aelab (res family: conv body, fully-connected bottleneck; aelab recipe)",
+        f"""Conv 3x3 s2 1->16, BN/SiLU, Conv 3x3 s2 16->32, BN/SiLU, flatten 1568, Linear/SiLU {_fc},
+        Linear -> {_size}; mirrored decoder (Linears, ConvTranspose 4x4 s2 with BN/SiLU), sigmoid. Trained by
+        default with the aelab recipe: AdamW, warm-up + cosine decay, gradient clipping, batch 128, 20 epochs
+        (within the training time of the tutorial's conv-64). The res family has residual blocks too
+        (``blocks``); one per stage was 4% better at code 64 in the same time (BENCHMARKS.md).
+
+        1x28x28 -> 16x14x14 -> 32x7x7 -> {_fc} -> z {_size} -> {" -> ".join(map(str, _hidden[::-1]))}
+        -> 32x7x7 -> 16x14x14 -> 1x28x28""",
+    )
+
 assert tuple(PRESETS) == PRESET_NAMES, "aelab.config.PRESET_NAMES must list the presets of this table"

@@ -52,7 +52,7 @@ def train_layerwise(model: AutoEncoder, dataset: ImageDataset, config: TrainingC
     enc, dec = [e for e, _ in pairs], [d for _, d in reversed(pairs)]
     n = len(pairs)
     check_trainable(model, dataset, config)  # refuse a non-mirrored model before training anything
-    stage_cfg = config.model_copy(update={"epochs": config.layerwise_epochs, "layerwise_epochs": None})
+    stage_cfg = config.model_copy(update={"epochs": config.layerwise_epochs, "layerwise_epochs": None, "ema_decay": None})
     results = []
     try:
         for k in range(1, n):

@@ -1,14 +1,18 @@
 """The training loop: whole dataset on the device, no per-sample work, one host sync per epoch.
 
+Per step: forward, loss, backward, optional gradient-norm clipping, optimizer step, learning-rate schedule
+step, optional EMA update of the weights (:mod:`aelab.training.recipe`); none of them reads a value back.
+
 Each epoch draws one random permutation (from a seeded generator) and slices it into batches that index
 the uint8 image tensor already on the device; each batch is converted to float in [0, 1] there. Losses
-are summed on the device and read back once per epoch. A checkpoint (weights, optimizer, epoch, RNG
-states, history) is written atomically after every epoch, so a cut run resumes and ends with the same
+are summed on the device and read back once per epoch. A checkpoint (weights, optimizer, schedule, EMA, epoch,
+RNG states, history) is written atomically after every epoch, so a cut run resumes and ends with the same
 weights as an uncut one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 import warnings
@@ -27,6 +31,10 @@ from aelab.errors import AelabError, ConfigError, TrainingDivergedError
 from aelab.models.autoencoder import AutoEncoder
 from aelab.training.checkpoint import load_checkpoint, save_checkpoint
 from aelab.training.flat import FlatParameters, can_flatten
+from aelab.training.recipe import WeightEMA, make_optimizer, make_scheduler, recompute_batchnorm
+
+EMA_BN_IMAGES = 4096
+"""Training images (the first ones) on which BatchNorm statistics are recomputed for the averaged weights."""
 
 CHECKPOINT_NAME = "checkpoint.pt"
 
@@ -40,6 +48,8 @@ class History:
     val_loss: list[float] = field(default_factory=list)
     train_penalty: list[float] = field(default_factory=list)
     """The sparsity penalty (L1/KL, weighted) per epoch; 0 without one. The optimized loss is the sum."""
+    lr: list[float] = field(default_factory=list)
+    """The learning rate of the last optimizer step of each epoch."""
     epoch_seconds: list[float] = field(default_factory=list)
     """Seconds spent in the training steps of each epoch (no validation, snapshots or checkpoints)."""
     snapshots: dict[int, torch.Tensor] = field(default_factory=dict)
@@ -49,7 +59,7 @@ class History:
 
     def to_state(self) -> dict:
         return {"train_loss": list(self.train_loss), "val_loss": list(self.val_loss),
-                "train_penalty": list(self.train_penalty),
+                "train_penalty": list(self.train_penalty), "lr": list(self.lr),
                 "epoch_seconds": list(self.epoch_seconds),
                 "snapshots": {str(k): v for k, v in self.snapshots.items()},
                 "snapshot_originals": self.snapshot_originals}
@@ -57,7 +67,8 @@ class History:
     @classmethod
     def from_state(cls, state: dict) -> "History":
         return cls(train_loss=list(state["train_loss"]), val_loss=list(state["val_loss"]),
-                   train_penalty=list(state["train_penalty"]), epoch_seconds=list(state["epoch_seconds"]),
+                   train_penalty=list(state["train_penalty"]), lr=list(state.get("lr", [])),
+                   epoch_seconds=list(state["epoch_seconds"]),
                    snapshots={int(k): v for k, v in state["snapshots"].items()},
                    snapshot_originals=state["snapshot_originals"])
 
@@ -92,17 +103,9 @@ def _loss_fn(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
         return F.mse_loss
     if name == "mse_sum":
         return lambda out, x: (out - x).pow(2).sum() / x.shape[0]
+    if name == "l1":
+        return F.l1_loss
     return F.binary_cross_entropy
-
-
-def _make_optimizer(params: list[torch.Tensor], cfg: TrainingConfig) -> torch.optim.Optimizer:
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=True,
-                               weight_decay=cfg.weight_decay)
-    try:
-        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
-    except (RuntimeError, TypeError):
-        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
 
 
 def _to_uint8(x: torch.Tensor) -> torch.Tensor:
@@ -155,8 +158,10 @@ def train(model: AutoEncoder, dataset: ImageDataset, config: TrainingConfig | No
     Args:
         model: the autoencoder; trained in place and returned in the result.
         dataset: in-memory dataset (uint8 ``(N, C, H, W)`` splits); its image shape must be the model's.
-        config: optimizer, loss, epochs, batch size, device (defaults: the Covalent tutorial's settings:
-            Adam lr 1e-3, MSE, batch 64, 50 epochs).
+        config: optimizer, schedule, clipping, EMA, loss, epochs, batch size, device (defaults: the Covalent
+            tutorial's settings: Adam lr 1e-3, constant rate, MSE, batch 64, 50 epochs). The learning-rate
+            schedule steps after every optimizer step (:mod:`aelab.training.recipe`); with ``ema_decay`` the
+            validation loss, the snapshots and the returned model use the averaged weights.
         seed: seeds the batch order (and dropout); with the same model init, same seed -> same result.
         run_dir: where ``checkpoint.pt`` is written after each epoch; None = no checkpoints.
         resume: continue from ``run_dir/checkpoint.pt`` when it exists.
@@ -192,7 +197,13 @@ def train(model: AutoEncoder, dataset: ImageDataset, config: TrainingConfig | No
         p.grad = None  # gradients left from an earlier call mean nothing here (each step starts from zero)
     # One buffer for all parameters: one optimizer kernel per step instead of per-tensor bookkeeping.
     flat = FlatParameters(trainable) if not cfg.compile and can_flatten(trainable) else None
-    optimizer = _make_optimizer([flat.param] if flat is not None else trainable, cfg)
+    params = [flat.param] if flat is not None else trainable
+    optimizer = make_optimizer(params, cfg)
+    n = len(dataset.train)
+    bs = min(cfg.batch_size, n)
+    steps = math.ceil(n / bs)
+    scheduler = make_scheduler(optimizer, cfg, steps)  # before the optimizer state is loaded: it sets the lr
+    ema = WeightEMA(params, cfg.ema_decay) if cfg.ema_decay is not None else None
     loss_fn = _loss_fn(cfg.loss)
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
@@ -210,6 +221,10 @@ def train(model: AutoEncoder, dataset: ImageDataset, config: TrainingConfig | No
                              "training config; use a new run name or the same settings")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
+        if ema is not None:
+            ema.load_state_dict(state["ema"])
+        if scheduler is not None:
+            scheduler.load_state_dict(state["scheduler"])
         generator.set_state(state["generator"].cpu())
         torch.set_rng_state(state["torch_rng"].cpu())
         if device.type == "cuda" and state.get("cuda_rng") is not None:
@@ -223,10 +238,9 @@ def train(model: AutoEncoder, dataset: ImageDataset, config: TrainingConfig | No
     snap_x = snap_src.images[: cfg.snapshot_size].to(device)
     if history.snapshot_originals is None:
         history.snapshot_originals = snap_x.cpu().clone()
-    n = train_x.shape[0]
-    bs = min(cfg.batch_size, n)
-    steps = math.ceil(n / bs)
     corruption = cfg.corruption
+    bn_batches = [to_unit_float(train_x[i:i + cfg.eval_batch_size]).contiguous(memory_format=memory_format)
+                  for i in range(0, min(n, EMA_BN_IMAGES), cfg.eval_batch_size)] if ema is not None else []
 
     bar = None
     if progress:
@@ -258,7 +272,14 @@ def train(model: AutoEncoder, dataset: ImageDataset, config: TrainingConfig | No
                     loss = loss + out.penalty
                 optimizer.zero_grad(set_to_none=flat is None)  # a flat buffer's gradient views must stay
                 loss.backward()
+                if cfg.clip_grad_norm is not None:
+                    torch.nn.utils.clip_grad_norm_(params, cfg.clip_grad_norm)
+                lr_used = optimizer.param_groups[0]["lr"]  # a Python float: no sync
                 optimizer.step()
+                if scheduler is not None:
+                    scheduler.step()
+                if ema is not None:
+                    ema.update()
             train_loss, train_penalty = (float(v) for v in (torch.stack([total, total_penalty]) / n).cpu())
             # (the one host sync of the epoch)
             history.epoch_seconds.append(time.perf_counter() - t0)
@@ -270,14 +291,18 @@ def train(model: AutoEncoder, dataset: ImageDataset, config: TrainingConfig | No
             model.eval()
             history.train_loss.append(train_loss)
             history.train_penalty.append(train_penalty)
-            history.val_loss.append(_mean_loss(model, val_x, loss_fn, cfg.eval_batch_size, autocast))
-            if epoch % cfg.log_interval == 0 or epoch == cfg.epochs:
-                with torch.no_grad(), autocast():
-                    history.snapshots[epoch] = _to_uint8(model.reconstruct(to_unit_float(snap_x)))
+            history.lr.append(float(lr_used))
+            with ema.swapped(model, bn_batches) if ema is not None else contextlib.nullcontext():  # the average
+                history.val_loss.append(_mean_loss(model, val_x, loss_fn, cfg.eval_batch_size, autocast))
+                if epoch % cfg.log_interval == 0 or epoch == cfg.epochs:
+                    with torch.no_grad(), autocast():
+                        history.snapshots[epoch] = _to_uint8(model.reconstruct(to_unit_float(snap_x)))
             if ckpt_path is not None:
                 save_checkpoint({
                     "signature": signature, "epoch": epoch, "model": model.state_dict(),
                     "optimizer": optimizer.state_dict(), "generator": generator.get_state(),
+                    "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                    "ema": ema.state_dict() if ema is not None else None,
                     "torch_rng": torch.get_rng_state(),
                     "cuda_rng": torch.cuda.get_rng_state() if device.type == "cuda" else None,
                     "history": history.to_state(),
@@ -289,6 +314,10 @@ def train(model: AutoEncoder, dataset: ImageDataset, config: TrainingConfig | No
     finally:
         if bar is not None:
             bar.stop()
+    if ema is not None:
+        ema.copy_to()  # the trained model is the average, with its own BatchNorm statistics
+        with torch.no_grad():
+            recompute_batchnorm(model, bn_batches)
     model.eval()
     seconds = sum(history.epoch_seconds)
     return TrainResult(model=model, history=history, device=str(device), epochs=cfg.epochs, train_seconds=seconds,

@@ -1,0 +1,102 @@
+"""aelab's res family: shapes and parameter counts by hand, spec errors, and the frontier command."""
+
+import json
+
+import pytest
+import torch
+from conftest import error_line, write_idx_dataset
+from torch import nn
+from typer.testing import CliRunner
+
+from aelab.cli import app
+from aelab.config import FRONTIER_CODE_SIZES, ModelConfig, ResSpec
+from aelab.errors import ModelError
+from aelab.models import PRESETS, build_model
+from aelab.models.resnet import ResBlock
+
+
+def conv(c_in, c_out, k):
+    return c_in * c_out * k * k + c_out
+
+
+def bn(c):
+    return 2 * c
+
+
+@pytest.mark.parametrize("size", FRONTIER_CODE_SIZES)
+def test_res_presets_shapes_and_parameters(size):
+    m = build_model(f"res-{size}")
+    flat = 32 * 7 * 7  # the 32x7x7 map after two stride-2 stages
+    hidden = [256, 64] if size <= 3 else [256]  # the small codes get a second fully-connected layer
+    chain = [flat, *hidden, size]
+    fully_connected = sum(a * b + b for a, b in zip(chain[:-1], chain[1:])) \
+        + sum(a * b + b for a, b in zip(chain[::-1][:-1], chain[::-1][1:]))
+    convs = conv(1, 16, 3) + bn(16) + conv(16, 32, 3) + bn(32) + bn(32) + conv(32, 16, 4) + bn(16) + conv(16, 1, 4)
+    assert convs == 13_457  # (a ConvTranspose's bias has out-channels entries, as conv() counts)
+    assert m.num_parameters() == convs + fully_connected
+    if size == 64:
+        assert m.num_parameters() == 851_185
+    x = torch.rand(3, 1, 28, 28)
+    out = m(x)
+    assert m.code_shape == (size,) and out.code.shape == (3, size)
+    assert out.reconstruction.shape == (3, 1, 28, 28)
+    assert 0 <= out.reconstruction.min() and out.reconstruction.max() <= 1
+    assert PRESETS[f"res-{size}"].recipe == "aelab"
+
+
+@pytest.mark.parametrize("upsample, norm", [("transpose", "batch"), ("nearest", "group"), ("pixel_shuffle", "none")])
+def test_res_spec_variants(upsample, norm):
+    spec = ResSpec(channels=[8, 16, 16], blocks=[1, 0, 2], code_size=5, upsample=upsample, norm=norm, activation="gelu")
+    m = build_model(ModelConfig(spec=spec), (3, 32, 32))
+    assert m(torch.rand(2, 3, 32, 32)).reconstruction.shape == (2, 3, 32, 32)
+    blocks = [b for b in m.modules() if isinstance(b, ResBlock)]
+    assert len(blocks) == 2 * 3  # encoder and decoder alike
+    norms = [x for x in m.modules() if isinstance(x, (nn.BatchNorm2d, nn.GroupNorm))]
+    assert (len(norms) > 0) == (norm != "none")
+    if norm == "group":
+        assert all(g.num_groups == 8 for g in norms)
+
+
+def test_res_block_keeps_its_input_for_the_skip():
+    block = ResBlock(4, "none", "relu")
+    x = torch.randn(2, 4, 5, 5)
+    kept = x.clone()
+    y = block(x)
+    assert torch.equal(x, kept)  # an in-place activation on x would change the skip
+    assert torch.allclose(y, kept + block.body(kept))
+
+
+def test_res_spec_errors():
+    with pytest.raises(ValueError, match="blocks: got 3 numbers for 2 stages"):
+        ResSpec(channels=[8, 16], blocks=[1, 1, 1])
+    with pytest.raises(ModelError, match="divisible by 8; the images are 28x28"):
+        build_model(ModelConfig(spec=ResSpec(channels=[8, 16, 32])), (1, 28, 28))
+
+
+runner = CliRunner()
+
+
+def test_frontier_command(tmp_path):
+    data = write_idx_dataset(tmp_path / "fmnist", n_train=120, n_test=40)
+    args = ["frontier", "--code-sizes", "2,3", "--epochs", "1", "--data-dir", str(data), "--no-analysis",
+            "--runs-dir", str(tmp_path / "runs"), "--no-progress", "--name", "f"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "runs" / "f" / "metrics.json").read_text())
+    assert [r["model"] for r in metrics["runs"]] == ["res-2", "res-3", "linear-3"]
+    assert [r["code_size"] for r in metrics["runs"]] == [2, 3, 3]
+    assert [b["model"] for b in metrics["baselines"]][:2] == ["PCA (2 components)", "PCA (3 components)"]
+    assert (tmp_path / "runs" / "f" / "rate_distortion.png").is_file()
+    report = (tmp_path / "runs" / "f" / "report.html").read_text()
+    assert "<h2>Rate-distortion</h2>" in report and 'alt="rate_distortion.png"' in report
+    runs = (tmp_path / "runs" / "f" / "experiment.yaml").read_text()
+    assert "res-2" in runs and "optimizer" not in runs  # the recipe is the preset's, not written out
+
+
+def test_frontier_refuses_unknown_code_sizes(tmp_path):
+    result = runner.invoke(app, ["frontier", "--code-sizes", "2,5", "--runs-dir", str(tmp_path / "runs")])
+    assert result.exit_code == 2
+    assert "--code-sizes: got 2,5; allowed: one or more of 2,3,10,16,32,64" in error_line(result)
+    result = runner.invoke(app, ["frontier", "--code-sizes", "two", "--runs-dir", str(tmp_path / "runs")])
+    assert result.exit_code == 2 and "--code-sizes: got 'two'" in error_line(result)
+    assert not (tmp_path / "runs").exists()
