@@ -31,8 +31,9 @@ def test_compare_on_real_fashion_mnist(tmp_path):
     grid = Image.open(exp / "reconstructions_epoch_003.png")
     assert grid.size[0] > 300 and grid.size[1] > 200
     html = (exp / "report.html").read_text()
-    # loss curves + 3 grids + 7 analyses per run
-    assert html.count("data:image/png;base64,") == 1 + 3 + 2 * 7
+    # loss curves + 3 grids + rate-distortion (code sizes 3 and 64) + 7 analyses per run
+    assert html.count("data:image/png;base64,") == 1 + 3 + 1 + 2 * 7
+    assert (exp / "rate_distortion.png").is_file()
     assert "PCA (3 components)" in html and "PCA (64 components)" in html
     listing = subprocess.run([sys.executable, "-m", "aelab", "runs", "--runs-dir", str(tmp_path)], capture_output=True,
                              text=True, timeout=120)
