@@ -170,18 +170,21 @@ def test_compare_writes_every_analysis_and_pca_rows(run_dir):
     from aelab.figures.analyses import ANALYSES
 
     names = [a.name for a in ANALYSES if a.in_report and a.name != "anomaly-scores"]  # that one: one-class runs only
-    assert names == ["interpolate", "latent-map", "heatmap", "dictionary", "failures", "compression", "probe"]
+    assert names == ["interpolate", "latent-map", "heatmap", "dictionary", "failures", "compression", "probe",
+                     "generate", "traverse", "manifold"]
     assert [a.name for a in ANALYSES if a.applies is not None] == ["probe", "anomaly-scores"]
+    # traversals need a code vector (linear-3's, not conv-pool's 4x7x7 map); the manifold a 2-D code (neither)
+    wanted = {"linear-3": names[:-1], "conv-pool": names[:-2]}
     for model in ("linear-3", "conv-pool"):
-        for name in names:
-            assert (_run_folder(path, model) / "analysis" / f"{name}.png").is_file(), (name, model)
+        found = sorted(p.stem for p in (_run_folder(path, model) / "analysis").glob("*.png"))
+        assert found == sorted(wanted[model]), model
     metrics = json.loads((path / "metrics.json").read_text())
     assert [r["code_size"] for r in metrics["baselines"] if "PCA" in r["model"]] == [3, 196]
     assert [r["model"] for r in metrics["runs"]] == ["linear-3", "conv-pool"]
     html = (path / "report.html").read_text()
     assert "PCA (3 components)" in html and "Inside conv-pool" in html and "Feature dictionary" in html
-    # loss curves + 1 reconstruction grid (epoch 2) + rate-distortion (two code sizes) + 7 analyses per run
-    assert html.count("data:image/png;base64,") == 1 + 1 + 1 + 2 * 7
+    # loss curves + 1 reconstruction grid (epoch 2) + rate-distortion (two code sizes) + 9 + 8 analyses
+    assert html.count("data:image/png;base64,") == 1 + 1 + 1 + 9 + 8
 
 
 def test_analysis_commands_on_a_run(run_dir):

@@ -36,10 +36,17 @@ from aelab.errors import ConfigError
 DATASET_NAMES = ("fashion-mnist", "mnist", "cifar10", "digits", "folder", "array")
 PRESET_RECIPES = {"linear-3": "tutorial", "linear-10": "tutorial", "conv-64": "tutorial", "cifar-conv": "tutorial",
                   "fc-64": "tutorial", "conv-pool": "tutorial", "res-2": "aelab", "res-3": "aelab",
-                  "res-10": "aelab", "res-16": "aelab", "res-32": "aelab", "res-64": "aelab"}
+                  "res-10": "aelab", "res-16": "aelab", "res-32": "aelab", "res-64": "aelab",
+                  "vae-2": "aelab", "vae-conv-16": "aelab", "cvae-conv-16": "aelab", "vqvae-conv": "aelab"}
 """Each preset of :mod:`aelab.models.presets` (which checks that its table has exactly these names) and the
 training recipe it gets by default (see :data:`RECIPES`)."""
 PRESET_NAMES = tuple(PRESET_RECIPES)
+PRESET_GENERATIVE: dict[str, dict[str, dict[str, Any]]] = {
+    "vae-2": {"variational": {}}, "vae-conv-16": {"variational": {}},
+    "cvae-conv-16": {"variational": {"conditional": True}}, "vqvae-conv": {"quantizer": {}}}
+"""The generative presets' ``variational`` / ``quantizer`` settings (fields of :class:`VariationalConfig` /
+:class:`QuantizerConfig` that differ from their defaults). A model config that names such a preset and gives
+some of these fields gets the preset's values for the rest, at validation time, so a stored config is complete."""
 FRONTIER_CODE_SIZES = (2, 3, 10, 16, 32, 64)
 """The code sizes ``aelab frontier`` trains aelab's presets (``res-<size>``) and PCA at."""
 COMPARE_PRESETS = ("linear-3", "conv-64")
@@ -255,6 +262,69 @@ class ResSpec(_Strict):
         return list(self.blocks) if isinstance(self.blocks, list) else [self.blocks] * len(self.channels)
 
 
+class VariationalConfig(_Strict):
+    """Make the autoencoder a variational one (Kingma & Welling 2014, "Auto-Encoding Variational Bayes").
+
+    The encoder outputs a mean and a log-variance per latent unit; training samples ``z = mu + sigma * eps``
+    (reparameterization) and minimizes the negative ELBO in nats per image: the decoder's negative
+    log-likelihood of the image plus ``beta`` times KL(q(z|x) || N(0, I)). ``beta`` > 1 is the beta-VAE
+    (Higgins et al. 2017); the warm-up ramps beta up from 0 (Bowman et al. 2016; cyclical: Fu et al. 2019);
+    free bits keep each unit's KL at no less than ``free_bits`` nats in the optimized loss (Kingma et al. 2016).
+    """
+
+    likelihood: Literal["bernoulli", "gaussian"] = "bernoulli"
+    """Decoder likelihood p(x|z): bernoulli (pixels in [0, 1] as probabilities; the common choice for MNIST-like
+    data) or gaussian (mean = the decoder's output, standard deviation ``sigma``)."""
+    sigma: Optional[float] = Field(None, gt=0)
+    """gaussian: the fixed standard deviation in pixel units, e.g. 0.1; None = learned (one value for all pixels)."""
+    beta: float = Field(1.0, ge=0)
+    """Weight of the KL term (1 = the VAE; > 1 the beta-VAE), >= 0."""
+    warmup_epochs: int = Field(0, ge=0)
+    """KL warm-up: beta ramps linearly from 0 to ``beta`` over this many epochs (per cycle with the cyclical
+    schedule); 0 = none."""
+    schedule: Literal["linear", "cyclical"] = "linear"
+    """linear (one ramp, then ``beta``) or cyclical (the training split into ``cycles`` cycles, each ramping over
+    its first ``warmup_epochs`` epochs)."""
+    cycles: int = Field(4, ge=1)
+    """Cycles of the cyclical schedule."""
+    free_bits: float = Field(0.0, ge=0)
+    """Free bits per latent unit (nats): the optimized KL term uses max(KL_j, free_bits) for each unit j, with
+    KL_j averaged over the batch; 0 = off. The reported ELBO always uses the true KL."""
+    conditional: bool = False
+    """Conditional VAE (Sohn et al. 2015): the one-hot class label enters the encoder (as extra input channels)
+    and the decoder (appended to the code); generation of a chosen class. Needs labelled data."""
+
+    @model_validator(mode="after")
+    def _sigma_needs_gaussian(self) -> "VariationalConfig":
+        if self.likelihood == "bernoulli" and self.sigma is not None:
+            raise ValueError("sigma: a bernoulli likelihood has no sigma; allowed: set likelihood: gaussian, or "
+                             "leave sigma out")
+        return self
+
+
+class QuantizerConfig(_Strict):
+    """Make the autoencoder a VQ-VAE (van den Oord et al. 2017, "Neural Discrete Representation Learning").
+
+    Each position of the encoder's last feature map (D channels) is replaced by the nearest of
+    ``codebook_size`` codebook vectors; gradients pass straight through to the encoder. The loss adds the
+    codebook term ||sg[z_e] - e||^2 (unless the codebook follows an EMA of its assigned vectors) and
+    ``commitment`` * ||z_e - sg[e]||^2. The code is a grid of indices: exactly h * w * log2(K) bits per image.
+    """
+
+    codebook_size: int = Field(256, ge=2)
+    """K, the number of codebook vectors (>= 2); each index costs log2(K) bits."""
+    commitment: float = Field(0.25, ge=0)
+    """beta, the weight of the commitment loss (0.25 in the paper)."""
+    ema: bool = True
+    """Update the codebook as an exponential moving average of the encoder vectors assigned to each entry
+    (the paper's appendix; Razavi et al. 2019) instead of by gradients."""
+    decay: float = Field(0.99, gt=0, lt=1)
+    """EMA decay of the codebook and of the usage counts."""
+    restart_threshold: float = Field(1.0, ge=0)
+    """Dead-code restarts: an entry whose EMA usage falls below this many assignments per batch is moved onto
+    a random encoder vector of the batch (training only); 0 = no restarts."""
+
+
 ModelSpec = Annotated[Union[MLPSpec, ConvSpec, ResSpec], Field(discriminator="type")]
 
 
@@ -376,11 +446,27 @@ class ModelConfig(_Strict):
     """Tie each decoder Linear to the transpose of its mirror encoder Linear (symmetric MLPs only)."""
     code_activation: Optional[Activation] = None
     """Overrides the code activation of the preset or spec (e.g. sigmoid for KL sparsity)."""
+    variational: Optional[VariationalConfig] = None
+    """A variational autoencoder (VAE, beta-VAE, conditional VAE): {beta: 4, warmup_epochs: 10, ...}; on a
+    generative preset, the fields given replace the preset's."""
+    quantizer: Optional[QuantizerConfig] = None
+    """A vector-quantized autoencoder (VQ-VAE) on a conv spec: {codebook_size: 256, commitment: 0.25, ...}; on a
+    generative preset, the fields given replace the preset's."""
 
     @model_validator(mode="before")
     @classmethod
     def _from_name(cls, value: Any) -> Any:
-        return {"preset": value} if isinstance(value, str) else value
+        if isinstance(value, str):
+            return {"preset": value}
+        if isinstance(value, dict) and value.get("preset") in PRESET_GENERATIVE:
+            value = dict(value)
+            for key, base in PRESET_GENERATIVE[value["preset"]].items():
+                given = value.get(key)
+                if isinstance(given, BaseModel):
+                    given = given.model_dump(exclude_unset=True)
+                if isinstance(given, dict):  # the preset's settings, with the fields given over them
+                    value[key] = {**base, **given}
+        return value
 
     @model_validator(mode="after")
     def _one_of(self) -> "ModelConfig":
@@ -388,6 +474,11 @@ class ModelConfig(_Strict):
             raise ValueError("give exactly one of 'preset' or 'spec'")
         if self.preset is not None and self.preset not in PRESET_NAMES:
             raise ValueError(f"preset: got {self.preset!r}; allowed: {', '.join(PRESET_NAMES)}")
+        if self.variational is not None and self.quantizer is not None:
+            raise ValueError("give at most one of 'variational' (VAE) or 'quantizer' (VQ-VAE)")
+        if (self.variational is not None or self.quantizer is not None) and (self.sparsity or self.tied):
+            raise ValueError("sparsity and tied weights are for deterministic autoencoders; allowed with "
+                             "variational / quantizer: neither")
         return self
 
     @property
@@ -405,6 +496,16 @@ class ModelConfig(_Strict):
             parts.append(f"{sp.kind}:{arg}")
         if self.tied:
             parts.append("tied")
+        preset = PRESET_GENERATIVE.get(self.preset or "", {})
+        for key, kind, cls in (("variational", "vae", VariationalConfig), ("quantizer", "vq", QuantizerConfig)):
+            given = getattr(self, key)
+            if given is None:
+                continue
+            if key not in preset:
+                parts.insert(1, kind)
+            base = cls(**preset.get(key, {}))  # what the preset (or the field defaults) would give
+            parts += [f"{k}:{getattr(given, k):g}" if isinstance(getattr(given, k), float) else f"{k}:{getattr(given, k)}"
+                      for k in cls.model_fields if getattr(given, k) != getattr(base, k)]
         return " ".join(str(p) for p in parts)
 
 

@@ -62,7 +62,11 @@ def encode_images(model, images: torch.Tensor, names: list[str], bits: int = 8, 
 
     Raises:
         ConfigError: bits not 8, 16 or 32.
+        AelabError: a conditional model.
     """
+    from aelab.apply import refuse_conditional
+
+    refuse_conditional(model, "encode")
     model.eval()
     device = next(model.parameters()).device
     codes = torch.cat([model.encode(to_unit_float(images[i:i + batch_size], device)).float().cpu()
@@ -79,6 +83,9 @@ def decode_codes(model, codes: CodeFile, batch_size: int = 1000) -> torch.Tensor
     Raises:
         AelabError: the codes were made by another model (fingerprint or shape differs; both named).
     """
+    from aelab.apply import refuse_conditional
+
+    refuse_conditional(model, "decode")
     check_model(model, codes)
     model.eval()
     device = next(model.parameters()).device

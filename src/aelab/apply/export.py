@@ -104,6 +104,9 @@ def export_model(model, folder: Path | str, fmt: str = "safetensors", check_imag
     if fmt not in FORMATS:
         raise ExportError(f"--format: got {fmt!r}; allowed: {', '.join(FORMATS)}")
     if fmt == "onnx":
+        from aelab.apply import refuse_conditional
+
+        refuse_conditional(model, "ONNX export")
         _onnx_modules()
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)

@@ -52,7 +52,11 @@ def score_images(model, images: torch.Tensor, names: list[str], validation: torc
 
     Raises:
         ConfigError: unknown score, percentile outside 0..100, or no validation images.
+        AelabError: a conditional model.
     """
+    from aelab.apply import refuse_conditional
+
+    refuse_conditional(model, "score")
     cut = threshold(reconstruction_scores(model, validation, score), percentile)
     mse = reconstruction_scores(model, images, "mse")
     ssim = reconstruction_scores(model, images, "ssim") if score == "ssim" else None

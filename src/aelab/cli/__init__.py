@@ -123,10 +123,10 @@ def _check_resume(resume: bool, name: Optional[str], runs_dir: Path) -> None:
 
 
 def _print_result(result) -> None:
-    from aelab.figures.report import columns, format_row
+    from aelab.figures.report import columns, format_row, generative_columns
 
     rows = result.rows
-    cols = columns(rows)
+    cols = columns(rows, generative=False)
     test = sorted({str(r["test_images"]) for r in rows})
     table = Table(title=f"{result.name}: test set ({', '.join(test) or '-'} images)")
     for _, label, _ in cols:
@@ -136,6 +136,14 @@ def _print_result(result) -> None:
     for row in result.baselines:
         table.add_row(*format_row(row, cols), style="dim" if row.get("baseline") else "cyan")
     console.print(table)
+    gen = generative_columns(rows)
+    if gen:  # a second table: likelihood bounds, codebook use and sample quality
+        table = Table(title=f"{result.name}: generative measures (nats per image; *not Inception FID)")
+        for _, label, _ in [("model", "model", "{}"), *gen]:
+            table.add_column(label, justify="left" if label == "model" else "right")
+        for row in rows:
+            table.add_row(*format_row(row, [("model", "model", "{}"), *gen]))
+        console.print(table)
     for r in result.records:
         if r["status"] == "failed":
             console.print(f"[red]failed[/] {r['name']} ({r['id']}): {r['error']}", highlight=False)
@@ -264,6 +272,18 @@ TUTORIAL = _param("tutorial", True, bool, "Also train the tutorial presets whose
 app.command("frontier")(_user_errors(command(_frontier, [CONFIG, SETS, NAME, RESUME, CODE_SIZES, TUTORIAL], _FLAGS)))
 
 
+def _kind(model) -> str:
+    """What a model is, for 'aelab models': autoencoder, VAE (likelihood), conditional VAE, VQ-VAE (K, D, grid)."""
+    if hasattr(model, "quantizer"):
+        d, h, w = model.code_shape
+        return (f"VQ-VAE: K={model.quantizer.size}, D={d}, {h}x{w} grid = {model.bits_per_image:g} bits "
+                f"({model.bits_per_image / 8:g} bytes)")
+    v = getattr(model, "variational", None)
+    if v is not None:
+        return f"{'conditional ' if v.conditional else ''}VAE ({v.likelihood}, beta {v.beta:g})"
+    return "autoencoder"
+
+
 @app.command("models")
 @_user_errors
 def list_models() -> None:
@@ -271,11 +291,11 @@ def list_models() -> None:
     from aelab.models import PRESETS, build_model
 
     table = Table(title="aelab presets")
-    for col in ("preset", "parameters", "input", "code", "compression", "recipe", "source"):
+    for col in ("preset", "kind", "parameters", "input", "code", "compression", "recipe", "source"):
         table.add_column(col, justify="right" if col in ("parameters", "compression") else "left")
     for name, preset in PRESETS.items():
         m = build_model(name)
-        table.add_row(name, f"{m.num_parameters():,}", "x".join(map(str, m.input_shape)),
+        table.add_row(name, _kind(m), f"{m.num_parameters():,}", "x".join(map(str, m.input_shape)),
                       "x".join(map(str, m.code_shape)), f"{m.compression_ratio:.1f}x", preset.recipe, preset.source)
     console.print(table)
 

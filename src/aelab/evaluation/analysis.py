@@ -7,6 +7,7 @@ Guide"), compression ("Convolutional Autoencoders").
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -198,12 +199,19 @@ def compression(model: AutoEncoder, dataset: ImageDataset, batch_size: int = 100
 
     8-bit quantization is :func:`aelab.evaluation.codes.quantize`: affine per code unit, with each unit's min and
     max over the test codes (those 2 x D float32 values are stored once, not per image): what ``aelab encode
-    --bits 8`` writes for the test split.
+    --bits 8`` writes for the test split. A VQ-VAE has one row: its index grid, ``h * w * log2(K) / 8`` bytes
+    (the codebook is stored once, with the model).
     """
     codes = encode_split(model, dataset.test, batch_size)
+    raw = dataset.test.images[0].numel()
+    if hasattr(model, "quantizer"):  # a VQ-VAE: its code is the index grid, exactly h * w * log2(K) bits
+        code_bytes = model.bits_per_image / 8
+        return [{"storage": f"indices (K={model.quantizer.size}, {math.log2(model.quantizer.size):g} bits each)",
+                 "code_bytes": code_bytes, "image_bytes": raw, "compression_ratio": raw / code_bytes,
+                 "psnr": decoded_psnr(model, dataset.test.images, codes, batch_size)}]
     q, low, scale = quantize(codes, 8)
     stored = {"float32": codes, "float16": codes.half().float(), "uint8": dequantize(q, low, scale)}
-    d, raw = model.code_size, dataset.test.images[0].numel()
+    d = model.code_size
     psnr = {name: decoded_psnr(model, dataset.test.images, z, batch_size) for name, z in stored.items()}
     rows = []
     for name, per_value in (("float32", 4), ("float16", 2), ("uint8", 1)):

@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from aelab.data.dataset import ImageSplit
@@ -46,7 +48,8 @@ def evaluate(model: AutoEncoder, split: ImageSplit, batch_size: int = 1000) -> d
     """Reconstruction quality of ``model`` on ``split``.
 
     Args:
-        model: the autoencoder (put in eval mode here); its device is used.
+        model: the autoencoder (put in eval mode here); its device is used. A conditional model gets the
+            split's labels; a VAE is measured through its posterior mean.
         split: uint8 images ``(N, C, H, W)``.
 
     Returns:
@@ -65,10 +68,13 @@ def evaluate(model: AutoEncoder, split: ImageSplit, batch_size: int = 1000) -> d
     sq_err = torch.zeros((), dtype=torch.float64, device=device)
     psnr_sum = torch.zeros((), dtype=torch.float64, device=device)
     active_sum = abs_sum = torch.zeros((), dtype=torch.float64, device=device)
-    ever_active = torch.zeros(model.code_size, dtype=torch.bool, device=device)
-    for _, x in split.batches(batch_size, device):
-        z = model.encode(x)
-        out = model.decode(z).float()
+    values = math.prod(model.code_shape)  # values per code (a VQ-VAE's code_size counts its indices)
+    ever_active = torch.zeros(values, dtype=torch.bool, device=device)
+    labels = split.labels.to(device) if model.conditional else None
+    for where, x in split.batches(batch_size, device):
+        y = labels[where] if labels is not None else None
+        z = model.encode(x, y)
+        out = model.decode(z, y).float()
         if images:
             out = out.clamp(0, 1)
             psnr_sum += psnr_per_image(out, x).sum(dtype=torch.float64)
@@ -83,7 +89,7 @@ def evaluate(model: AutoEncoder, split: ImageSplit, batch_size: int = 1000) -> d
     return {"mse": float(sq_err / n_values), "psnr": float(psnr_sum / n) if images else None,
             "ssim": float(ssim.compute()) if images else None,
             "images": n, "code_l0": float(active_sum / n), "dead_units": int((~ever_active).sum()),
-            "code_mean_abs": float(abs_sum / (n * model.code_size))}
+            "code_mean_abs": float(abs_sum / (n * values))}
 
 
 def mean_image_mse(train: ImageSplit, test: ImageSplit) -> float:

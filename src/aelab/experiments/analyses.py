@@ -94,6 +94,9 @@ def analyse_run(run: LoadedRun, name: str, params: dict | None = None):
     if entry.images_only and run.dataset.is_vectors:
         raise ConfigError(f"analysis {name!r} needs images, and run {run.label!r} was trained on vector data; allowed "
                           f"there: {', '.join(a.name for a in BY_NAME.values() if not a.images_only)}")
+    if not entry.fits(run.model):
+        raise ConfigError(f"analysis {name!r} does not apply to model {run.label!r} ({entry.why_not(run.model)}); "
+                          f"allowed for it: {', '.join(a.name for a in BY_NAME.values() if a.fits(run.model))}")
     outcome = entry.compute(run.model, run.dataset, run.label, p)
     run.folder.analysis_dir.mkdir(parents=True, exist_ok=True)
     if outcome.figure is not None:
@@ -103,9 +106,10 @@ def analyse_run(run: LoadedRun, name: str, params: dict | None = None):
     return outcome
 
 
-def run_analyses(run: LoadedRun, log: Callable[[str], None] = print) -> list[str]:
-    """Every analysis of the registry that belongs in the report and applies to the run's data. An analysis that
-    raises is logged and skipped (the trained run is kept); returns the errors, one line each."""
+def run_analyses(run: LoadedRun, log: Callable[[str], None] = print, metrics: dict | None = None) -> list[str]:
+    """Every analysis of the registry that belongs in the report and applies to the run's data and model. An
+    analysis that raises is logged and skipped (the trained run is kept); returns the errors, one line each.
+    What the analyses measure for the run's table (e.g. the Frechet distance of samples) goes into ``metrics``."""
     from aelab.figures.analyses import ANALYSES
 
     has_labels = len(set(run.dataset.test.labels.tolist())) > 1
@@ -114,9 +118,12 @@ def run_analyses(run: LoadedRun, log: Callable[[str], None] = print) -> list[str
     log(f"analysing {run.label}")
     for entry in ANALYSES:
         if entry.in_report and (has_labels or not entry.needs_labels) and \
-                (entry.applies is None or entry.applies(run.dataset)) and not (entry.images_only and vectors):
+                (entry.applies is None or entry.applies(run.dataset)) and not (entry.images_only and vectors) \
+                and entry.fits(run.model):
             try:
-                analyse_run(run, entry.name, entry.report_params)
+                outcome = analyse_run(run, entry.name, entry.report_params)
+                if metrics is not None:
+                    metrics.update(outcome.metrics)
             except Exception as exc:  # one analysis must not throw away a trained run
                 errors.append(f"analysis {entry.name} of {run.label} failed: {type(exc).__name__}: {exc}")
                 log(errors[-1])

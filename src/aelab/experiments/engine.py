@@ -42,7 +42,9 @@ def build_checked(config: RunConfig, dataset):
     from aelab.training.trainer import check_trainable
 
     torch.manual_seed(config.seed)
-    model = build_model(config.model, dataset.shape, vectors=dataset.is_vectors)
+    labelled = int(dataset.train.labels.unique().numel()) > 1 or dataset.normal_classes is not None
+    model = build_model(config.model, dataset.shape, vectors=dataset.is_vectors,
+                        classes=len(dataset.class_names) if labelled else 1)
     model.standardization = dataset.standardization
     check_trainable(model, dataset, config.training)
     return model
@@ -82,6 +84,12 @@ def train_run(config: RunConfig, folder: RunFolder, progress: bool = False, on_e
         "train_seconds": result.train_seconds, "images_per_second": result.images_per_second,
         "device": result.device, "resumed_from": result.resumed_from,
     }
+    if model.generative:  # a VAE's bounds and active units, a VQ-VAE's bits and codebook use
+        from aelab.evaluation.generative import codebook_metrics, variational_metrics
+
+        metrics.update(codebook_metrics(model, dataset.test) if hasattr(model, "quantizer") else
+                       variational_metrics(model, dataset.test, seed=config.seed))
+        metrics.update(code_l0=None, dead_units=None, code_mean_abs=None)  # sparsity measures: not for these
     if stages is not None:
         metrics["layerwise_final_loss"] = [s.history.train_loss[-1] for s in stages]
         save_figure(layerwise_curves([s.history for s in stages], label), folder.figure("layerwise"))
@@ -103,12 +111,21 @@ def train_run(config: RunConfig, folder: RunFolder, progress: bool = False, on_e
     quality = "" if test["psnr"] is None else f", PSNR {test['psnr']:.2f} dB, SSIM {test['ssim']:.4f}"
     log(f"{label}: test MSE {metrics['test_mse']:.5f}{quality} ({metrics['train_seconds']:.1f} s, "
         f"{metrics['images_per_second']:,.0f} images/s)")
+    if "test_nelbo" in metrics:
+        log(f"{label}: test -ELBO {metrics['test_nelbo']:.2f} nats (reconstruction {metrics['test_recon_nll']:.2f} + "
+            f"KL {metrics['test_kl']:.2f}); -IWAE (k={metrics['iwae_k']}) {metrics['test_iwae_nll']:.2f} vs -ELBO "
+            f"{metrics['test_nelbo_subset']:.2f} on {metrics['iwae_images']} images; {metrics['active_units']} of "
+            f"{metrics['latent_units']} latent units active")
+    if "bits_per_image" in metrics:
+        log(f"{label}: {metrics['bits_per_image']:g} bits per image, codebook perplexity {metrics['perplexity']:.1f} "
+            f"of {metrics['codebook_size']}, {metrics['dead_codes']} dead codes")
     if analyses:
         from aelab.experiments.analyses import LoadedRun, run_analyses
 
-        errors = run_analyses(LoadedRun(folder, config, dataset, model.eval()), log=log)
+        errors = run_analyses(LoadedRun(folder, config, dataset, model.eval()), log=log, metrics=metrics)
         if errors:  # kept with the run's record (aelab runs show ID); the run itself is done
             metrics["analysis_errors"] = errors
+        atomic_write_text(folder.metrics, json.dumps(metrics, indent=2))  # with what the analyses measured
     return metrics
 
 
@@ -164,6 +181,8 @@ def _tensorboard_logger(folder: RunFolder):
         writer.add_scalar("loss/train", history.train_loss[-1], epoch)
         if history.val_loss[-1] == history.val_loss[-1]:
             writer.add_scalar("loss/validation", history.val_loss[-1], epoch)
+        for key, values in history.terms.items():  # a VAE's KL and beta, a VQ-VAE's codebook perplexity
+            writer.add_scalar(f"terms/{key}", values[-1], epoch)
         if epoch in history.snapshots and history.snapshot_originals.dtype == torch.uint8:  # images only
             both = to_unit_float(torch.cat([history.snapshot_originals, history.snapshots[epoch]]))
             writer.add_images("reconstructions (top: originals)", both, epoch, dataformats="NCHW")

@@ -337,6 +337,15 @@ def _rate_distortion(result: ExperimentResult, done: list[ResolvedRun], rows_by_
     return save_figure(rate_distortion(lines), result.folder.rate_distortion)
 
 
+def _loss_unit(config: RunConfig) -> str:
+    """What a run's training loss measures: a VAE's negative log-likelihood in nats, else the config's loss."""
+    from aelab.models.build import generative_settings
+
+    if generative_settings(config.model)[0] is not None:
+        return "-log p(x|z), nats per image"
+    return LOSS_NAMES[config.training.loss]
+
+
 def _write_outputs(result: ExperimentResult, runs: list[ResolvedRun], store: RunStore, log) -> None:
     from aelab.figures import loss_curves, reconstruction_grid, save_figure
     from aelab.figures.analyses import ANALYSES
@@ -375,7 +384,8 @@ def _write_outputs(result: ExperimentResult, runs: list[ResolvedRun], store: Run
     figures = []  # only what this call wrote: a figure left from an earlier definition of the experiment is not shown
     if histories:
         loss = {r.name: histories[r.id] for r in done if r.id in histories}
-        figures.append(save_figure(loss_curves(loss, LOSS_NAMES[done[0].config.training.loss]),
+        figures.append(save_figure(loss_curves(loss, LOSS_NAMES[done[0].config.training.loss],
+                                               {r.name: _loss_unit(r.config) for r in done}),
                                    result.folder.loss_curves))
     groups = _by_split([r for r in done if r.id in histories and
                         histories[r.id].snapshot_originals.dtype == torch.uint8])  # vector data has no pictures
@@ -394,7 +404,15 @@ def _write_outputs(result: ExperimentResult, runs: list[ResolvedRun], store: Run
                                                                ("denoising", "Denoising"))]
         analyses = [(a, f.analysis(a.name), f.analysis(a.name, ".json")) for a in ANALYSES if a.in_report]
         sections.append(RunSection(r.name, r.id, str(f.path.relative_to(root)), own, analyses))
+    compression = []  # each run's stored code: the 8-bit row, or a VQ-VAE's index grid
+    for r in done:
+        path = folders[r.id].analysis("compression", ".json")
+        if path.is_file():
+            stored = [row for row in json.loads(path.read_text()) if row["storage"] != "float32" and
+                      row["storage"] != "float16"]
+            compression += [{"model": r.name, **row} for row in stored[:1]]
     write_report(result.folder.report, f"aelab report: {result.name}", result.summary, result.rows,
                  result.baselines, metrics["failed"], figures[:1] if histories else [],
-                 figures[1:] if histories else figures, sections, result.folder.config.read_text(), rd_figure)
+                 figures[1:] if histories else figures, sections, result.folder.config.read_text(), rd_figure,
+                 compression)
     log(f"wrote {result.folder.path}/ : metrics.json, loss_curves.png, reconstructions_epoch_*.png, report.html")

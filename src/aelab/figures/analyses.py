@@ -31,6 +31,8 @@ class Outcome:
     """Table rows, formatted with the entry's ``columns``."""
     summary: str = ""
     """One line for the CLI (e.g. how many units are dead)."""
+    metrics: dict = field(default_factory=dict)
+    """Values for the run's row in the experiment table (e.g. the Frechet distance of its samples)."""
 
 
 Column = tuple[str, str, str]
@@ -58,6 +60,19 @@ class Analysis:
     """Run for the report only on datasets where this is true (None: every dataset)."""
     images_only: bool = False
     """Needs images (shows or measures them as pictures): skipped, with a note in the report, on vector data."""
+    conditional: bool = False
+    """Works on conditional models (which need the class label with every image and code)."""
+    refuses: Optional[Callable[[Any], Optional[str]]] = None
+    """Why a model does not fit this analysis (None: it fits), besides the conditional rule."""
+
+    def why_not(self, model) -> Optional[str]:
+        """Why ``model`` does not fit this analysis, or None when it does."""
+        if model.conditional and not self.conditional:
+            return "a conditional model needs the class label with every image and code"
+        return self.refuses(model) if self.refuses is not None else None
+
+    def fits(self, model) -> bool:
+        return self.why_not(model) is None
 
 
 # ------------------------------------------------------------------------------------------- parameters
@@ -120,6 +135,35 @@ class ProbeParams(_Params):
     """Labelled images per class, comma-separated: positive integers or 'all'."""
     seed: int = 0
     """Chooses the labelled images and seeds the classifiers."""
+
+
+class GenerateParams(_Params):
+    sampler: Literal["auto", "prior", "gmm", "categorical"] = "auto"
+    """auto (prior for a VAE, categorical for a VQ-VAE, gmm otherwise), prior (N(0, I); VAEs), gmm (a Gaussian
+    mixture of 10 components fitted to 10,000 training codes), categorical (a VQ-VAE's index frequencies per grid
+    position)."""
+    n: int = Field(64, ge=1)
+    """Samples in the figure (a conditional model: one row per class, ceil(n / classes) per row, at most 10)."""
+    seed: int = 0
+    """Seed of the samples."""
+    quality_samples: Optional[int] = Field(None, ge=2)
+    """Samples for the Frechet distance and class accuracy; default: as many as the test images."""
+
+
+class TraverseParams(_Params):
+    index: int = Field(0, ge=0)
+    """Test image whose code holds the other units."""
+    steps: int = Field(9, ge=2)
+    """Values per unit."""
+    units: int = Field(16, ge=1)
+    """Units shown, most-varying first."""
+
+
+class ManifoldParams(_Params):
+    steps: int = Field(15, ge=2)
+    """Grid points per latent axis."""
+    class_: Optional[str] = Field(None, alias="class")
+    """Conditional models: the class decoded (index or name); default class 0."""
 
 
 # -------------------------------------------------------------------------------------------- computing
@@ -259,6 +303,58 @@ def _anomaly(model, dataset, label, p: AnomalyParams) -> Outcome:
                    summary=f"ROC-AUC {r.roc_auc:.4f}, PR-AUC {r.pr_auc:.4f} (normal: {names}; score {p.score})")
 
 
+def _generate(model, dataset, label, p: GenerateParams) -> Outcome:
+    from aelab.evaluation.generative import generate
+    from aelab.figures.analysis import samples_figure
+
+    g = generate(model, dataset, p.sampler, p.n, p.seed, p.quality_samples)
+    row = {"sampler": g.sampler, "samples": g.samples, "frechet_distance": g.frechet,
+           "class_accuracy": g.class_accuracy, "classifier_accuracy": g.classifier_accuracy}
+    what = f"sampler {g.sampler}"
+    if g.frechet is not None:
+        what += f"; Frechet distance {g.frechet:.2f} (aelab classifier features, {g.samples:,} samples)"
+    if g.class_accuracy is not None:
+        what += f"; samples labelled as their class: {g.class_accuracy:.1%}"
+    names = dataset.class_names if model.conditional else None
+    metrics = {"sampler": g.sampler}
+    if g.frechet is not None:
+        metrics["frechet_distance"] = g.frechet
+    if g.class_accuracy is not None:
+        metrics["sample_class_accuracy"] = g.class_accuracy
+    return Outcome(samples_figure(g.grid, g.rows, f"{label}: samples\n" + what.replace("; ", "\n"), names),
+                   {**row, "per_class": [{"class": n, "accuracy": a} for n, a in zip(dataset.class_names, g.per_class)]},
+                   [row], summary=what, metrics=metrics)
+
+
+def _traverse(model, dataset, label, p: TraverseParams) -> Outcome:
+    from aelab.evaluation.generative import traversals
+    from aelab.figures.analysis import traversal_figure
+
+    images, units, values = traversals(model, dataset, p.index, p.steps, p.units)
+    return Outcome(traversal_figure(images, units, values, f"{label}: latent traversals around test image {p.index}"),
+                   {"index": p.index, "units": units, "values": values.round(4).tolist()})
+
+
+def _manifold(model, dataset, label, p: ManifoldParams) -> Outcome:
+    from aelab.evaluation import analysis as A
+    from aelab.evaluation.generative import manifold
+    from aelab.figures.analysis import manifold_figure
+
+    cls = A.resolve_class(dataset, p.class_) if p.class_ is not None else None
+    images, u, v = manifold(model, dataset, p.steps, cls)
+    how = "prior quantiles" if getattr(model, "variational", None) is not None else "1st-99th percentile of test codes"
+    return Outcome(manifold_figure(images, u, v, f"{label}: decoded 2-D latent grid ({how})"),
+                   {"steps": p.steps, "u": u.round(4).tolist(), "v": v.round(4).tolist()})
+
+
+def _vector_code(model):
+    return None if len(model.code_shape) == 1 else f"its code is a {'x'.join(map(str, model.code_shape))} map"
+
+
+def _no_codebook(model):
+    return "its code is a grid of codebook indices" if hasattr(model, "quantizer") else None
+
+
 # ------------------------------------------------------------------------------------------- the registry
 ANALYSES: list[Analysis] = [
     Analysis("interpolate", "Latent interpolation",
@@ -271,7 +367,7 @@ ANALYSES: list[Analysis] = [
              "Codes of a batch of test images as an image (samples x units), unit activity, dead units in red.",
              HeatmapParams, _heatmap),
     Analysis("dictionary", "Feature dictionary", "What each code unit decodes to: g(a e_j) - g(0).",
-             DictionaryParams, _dictionary),
+             DictionaryParams, _dictionary, refuses=_no_codebook),
     Analysis("failures", "Where it fails", "Per-class test MSE and the worst-reconstructed test images.",
              FailuresParams, _failures, [("class", "class", "{}"), ("images", "images", "{:,}"),
                                          ("mse", "MSE", "{:.5f}")], images_only=True),
@@ -302,6 +398,25 @@ ANALYSES: list[Analysis] = [
               ("threshold", "threshold", "{:.5f}"), ("normal_flagged", "normal flagged", "{:.3f}"),
               ("anomalies_flagged", "anomalies flagged", "{:.3f}")],
              needs_labels=True, applies=lambda dataset: dataset.normal_classes is not None),
+    Analysis("generate", "Generated samples",
+             "Images decoded from sampled codes: the prior N(0, I) of a VAE, a Gaussian mixture fitted to the training "
+             "codes of any other model, a VQ-VAE's index frequencies per position; a conditional model draws one row "
+             "per class. Sample quality: the Frechet distance between generated and test images in the 128 features "
+             "of a small CNN that aelab trains on the same dataset (NOT the Inception FID: comparable only between "
+             "aelab runs on this dataset; lower is better), and for conditional models the share of samples of class "
+             "c that this classifier labels c.", GenerateParams, _generate,
+             [("sampler", "sampler", "{}"), ("samples", "samples", "{:,}"),
+              ("frechet_distance", "Frechet distance", "{:.2f}"), ("class_accuracy", "class accuracy", "{:.3f}"),
+              ("classifier_accuracy", "classifier test accuracy", "{:.3f}")],
+             images_only=True, conditional=True),
+    Analysis("traverse", "Latent traversals",
+             "Each latent unit (rows, most-varying first) swept over its range (2nd-98th percentile of the test "
+             "codes; a VAE's at least -2..2) with the other units held at a test image's code.", TraverseParams,
+             _traverse, images_only=True, conditional=True, refuses=_vector_code),
+    Analysis("manifold", "Decoded latent manifold",
+             "A grid of 2-D latent points decoded: a VAE's prior quantiles, or the range of another model's test "
+             "codes.", ManifoldParams, _manifold, images_only=True, conditional=True,
+             refuses=lambda m: None if m.code_shape == (2,) else "its code does not have exactly 2 values"),
 ]
 """Every analysis, in report order."""
 

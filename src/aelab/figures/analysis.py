@@ -188,3 +188,60 @@ def anomaly_figure(result, images: torch.Tensor, class_names: list[str], labels:
                 a.set_ylabel(f"{name}\nanomalous", fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def _tile(images: torch.Tensor, rows: int, cols: int) -> np.ndarray:
+    """float ``(rows * cols, C, H, W)`` in [0, 1] (missing tiles blank) -> one ``(rows*H, cols*W[, C])`` array."""
+    n, c, h, w = images.shape
+    canvas = torch.zeros(rows * cols, c, h, w)
+    canvas[:n] = images[: rows * cols].float()
+    grid = canvas.view(rows, cols, c, h, w).permute(0, 3, 1, 4, 2).reshape(rows * h, cols * w, c).numpy()
+    return grid[..., 0] if c == 1 else np.clip(grid, 0, 1)
+
+
+def samples_figure(images: torch.Tensor, rows: int, title: str = "", row_names: list[str] | None = None) -> Figure:
+    """Generated images ``(N, C, H, W)`` in [0, 1] as a grid of ``rows`` rows (one per class with ``row_names``)."""
+    cols = math.ceil(len(images) / rows)
+    fig, ax = plt.subplots(figsize=(0.75 * cols + (1.6 if row_names else 0.4), 0.75 * rows + 0.8))
+    ax.imshow(_tile(images, rows, cols), cmap="gray", vmin=0, vmax=1)
+    h = images.shape[2]
+    ax.set_xticks([])
+    ax.set_yticks([h * (r + 0.5) for r in range(rows)] if row_names else [])
+    if row_names:
+        ax.set_yticklabels(row_names[:rows], fontsize=8)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def traversal_figure(images: torch.Tensor, units: list[int], values: np.ndarray, title: str = "") -> Figure:
+    """Traversals ``(U, S, C, H, W)``: one row per latent unit (labelled with its index and range)."""
+    u, s = images.shape[:2]
+    fig, ax = plt.subplots(figsize=(0.75 * s + 1.8, 0.75 * u + 0.8))
+    ax.imshow(_tile(images.reshape(u * s, *images.shape[2:]), u, s), cmap="gray", vmin=0, vmax=1)
+    h = images.shape[3]
+    ax.set_xticks([])
+    ax.set_yticks([h * (r + 0.5) for r in range(u)])
+    ax.set_yticklabels([f"z{unit} [{values[r][0]:.1f}, {values[r][-1]:.1f}]" for r, unit in enumerate(units)],
+                       fontsize=7)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def manifold_figure(images: torch.Tensor, u: np.ndarray, v: np.ndarray, title: str = "") -> Figure:
+    """A decoded latent grid ``(S, S, C, H, W)``; x: the first unit's values, y: the second's (top = largest)."""
+    s = images.shape[0]
+    fig, ax = plt.subplots(figsize=(7.5, 7.5))
+    ax.imshow(_tile(images.reshape(s * s, *images.shape[2:]), s, s), cmap="gray", vmin=0, vmax=1)
+    h = images.shape[3]
+    ticks = [h * (i + 0.5) for i in range(s)]
+    ax.set_xticks(ticks[::2])
+    ax.set_xticklabels([f"{x:.1f}" for x in u[::2]], fontsize=7)
+    ax.set_yticks(ticks[::2])
+    ax.set_yticklabels([f"{y:.1f}" for y in v[::2]], fontsize=7)
+    ax.set_xlabel("z0")
+    ax.set_ylabel("z1")
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig

@@ -12,25 +12,31 @@ import torch  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 
-def loss_curves(histories: dict, loss_name: str = "MSE per pixel") -> Figure:
-    """Train (solid) and validation (dashed) loss per epoch of each model, log scale.
+def loss_curves(histories: dict, loss_name: str = "MSE per pixel", units: dict[str, str] | None = None) -> Figure:
+    """Train (solid) and validation (dashed) loss per epoch of each model, log scale; one panel per unit when
+    the models' losses have different units (e.g. a VAE's nats per image beside MSE per pixel).
 
     Args:
         histories: label -> :class:`aelab.training.History`.
+        units: label -> the unit of that model's loss (default: ``loss_name`` for all).
     """
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    units = {label: (units or {}).get(label, loss_name) for label in histories}
+    panels = list(dict.fromkeys(units.values()))
+    fig, axes = plt.subplots(1, len(panels), figsize=(7 * len(panels), 4.2), squeeze=False)
     for i, (label, h) in enumerate(histories.items()):
+        ax = axes[0][panels.index(units[label])]
         color = f"C{i}"
         epochs = range(1, len(h.train_loss) + 1)
         ax.plot(epochs, h.train_loss, color=color, label=f"{label} train")
         if any(v == v for v in h.val_loss):  # not all NaN
             ax.plot(epochs, h.val_loss, color=color, linestyle="--", label=f"{label} validation")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel(f"loss ({loss_name})")
-    ax.set_yscale("log")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
-    ax.set_title("Training and validation loss")
+    for ax, unit in zip(axes[0], panels):
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(f"loss ({unit})")
+        ax.set_yscale("log")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend()
+        ax.set_title("Training and validation loss")
     fig.tight_layout()
     return fig
 

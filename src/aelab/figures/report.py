@@ -24,12 +24,30 @@ METRIC_COLUMNS = [
 ]
 DENOISING_COLUMNS = [("noisy_psnr", "noisy PSNR", "{:.2f}"), ("denoised_psnr", "denoised PSNR", "{:.2f}")]
 ANOMALY_COLUMNS = [("normal", "normal class", "{}"), ("roc_auc", "ROC-AUC", "{:.4f}"), ("pr_auc", "PR-AUC", "{:.4f}")]
+VARIATIONAL_COLUMNS = [("test_nelbo", "-ELBO (nats)", "{:.2f}"), ("test_iwae_nll", "-IWAE bound (nats)", "{:.2f}"),
+                       ("test_kl", "KL (nats)", "{:.2f}"), ("active_units", "active units", "{}")]
+CODEBOOK_COLUMNS = [("bits_per_image", "bits/image", "{:g}"), ("perplexity", "codebook perplexity", "{:.1f}"),
+                    ("dead_codes", "dead codes", "{}")]
+SAMPLE_COLUMNS = [("frechet_distance", "Frechet distance*", "{:.2f}"),
+                  ("sample_class_accuracy", "samples of their class", "{:.3f}")]
+
+COMPRESSION_COLUMNS = [("model", "model", "{}"), ("storage", "code stored as", "{}"),
+                       ("code_bytes", "bytes per image", "{:g}"), ("compression_ratio", "ratio", "{:.1f}x"),
+                       ("psnr", "PSNR (dB)", "{:.2f}")]
 
 
-def columns(rows: list[dict]) -> list[tuple[str, str, str]]:
-    """The table columns for these rows (denoising and anomaly columns only when a row has them)."""
+def generative_columns(rows: list[dict]) -> list[tuple[str, str, str]]:
+    """The VAE, VQ-VAE and sample-quality columns that some of these rows have."""
+    return [c for group in (VARIATIONAL_COLUMNS, CODEBOOK_COLUMNS, SAMPLE_COLUMNS) for c in group
+            if any(r.get(c[0]) is not None for r in rows)]
+
+
+def columns(rows: list[dict], generative: bool = True) -> list[tuple[str, str, str]]:
+    """The table columns for these rows (denoising, anomaly and, with ``generative``, the generative columns
+    only when a row has them)."""
     extra = DENOISING_COLUMNS if any("noisy_psnr" in r for r in rows) else []
     extra += ANOMALY_COLUMNS if any("roc_auc" in r for r in rows) else []
+    extra += generative_columns(rows) if generative else []
     return METRIC_COLUMNS[:7] + extra + METRIC_COLUMNS[7:]
 
 
@@ -78,10 +96,12 @@ LOADED = ("<script>window.addEventListener('load',function(){var i=Array.prototy
 
 def write_report(path: Path, title: str, summary: str, rows: list[dict], baselines: list[dict], failed: list[dict],
                  loss_curves: list[Path], reconstructions: list[Path], sections: list[RunSection],
-                 config_text: str, rate_distortion: Path | None = None) -> Path:
+                 config_text: str, rate_distortion: Path | None = None,
+                 compression: list[dict] | None = None) -> Path:
     """Write the report to ``path`` atomically and return it. ``loss_curves`` holds the loss figure (or
     nothing), ``reconstructions`` the reconstruction figures, in order; ``rate_distortion`` the figure of
-    error against code size, when the runs have several code sizes."""
+    error against code size, when the runs have several code sizes; ``compression`` one row per run of its
+    stored code (bytes per image and PSNR)."""
     cols = columns(rows)
     parts = ["<!doctype html><html><head><meta charset='utf-8'>", f"<title>{html.escape(title)}</title>", STYLE,
              LOADED, "</head><body>", f"<h1>{html.escape(title)}</h1>", f"<p>{html.escape(summary)}</p>",
@@ -89,6 +109,18 @@ def write_report(path: Path, title: str, summary: str, rows: list[dict], baselin
              "<p>PCA rows: scikit-learn PCA fitted on the training images with as many components as the code has "
              "values. Mean image: predicting the mean training image for every test image. PSNR is computed per "
              "image and averaged over the test set.</p>"]
+    if any("test_nelbo" in r or "frechet_distance" in r for r in rows):
+        parts.append("<p>VAEs: -ELBO and KL in nats per image on the whole test set (the reconstruction columns use "
+                     "the posterior mean); the -IWAE bound (k importance samples) is on the first test images, and "
+                     "at most the -ELBO of those same images (in metrics.json). A latent unit is active when the "
+                     "variance of its posterior mean over the test set exceeds 0.01. *Frechet distance: between "
+                     "generated and test images in the features of a small CNN that aelab trains on this dataset; "
+                     "it is not the Inception FID and is comparable only between aelab runs on the same data.</p>")
+    if compression:
+        parts += ["<h2>Compression: bytes per image and quality</h2>", "<p>Each run's code as it would be stored: "
+                  "deterministic codes quantized to 8 bits per value (per-unit affine), a VQ-VAE's grid of codebook "
+                  "indices at log2(K) bits each; PSNR of the images decoded from that code.</p>",
+                  _table(compression, COMPRESSION_COLUMNS)]
     if rate_distortion is not None:
         parts += ["<h2>Rate-distortion</h2>", "<p>Test MSE and PSNR against code size: one line per family of "
                   "models (PCA at the same code sizes; the tutorials' presets; aelab's res-* presets; your own "

@@ -29,12 +29,16 @@ class AEOutput(NamedTuple):
     Attributes:
         reconstruction: ``(N, C, H, W)``, same dtype as the input (in [0, 1] with a sigmoid output).
         code: ``(N, *code_shape)``: the code after the sparsity operation (top-k etc.).
-        penalty: scalar tensor, the weighted L1/KL sparsity penalty, or None when the model has none.
+        penalty: scalar tensor added to the loss: the weighted L1/KL sparsity penalty, a VAE's beta * KL, a
+            VQ-VAE's codebook + commitment loss; None when the model has none.
+        terms: scalar tensors the trainer averages over each epoch and keeps in ``History.terms`` (a VAE's KL
+            and beta, a VQ-VAE's perplexity); None for none.
     """
 
     reconstruction: torch.Tensor
     code: torch.Tensor
     penalty: Optional[torch.Tensor]
+    terms: Optional[dict] = None
 
 
 class AutoEncoder(nn.Module):
@@ -75,25 +79,39 @@ class AutoEncoder(nn.Module):
         with them before :meth:`encode` (kept in ``config.json``)."""
 
     # ------------------------------------------------------------------------------------------ verbs
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
+    # ``y`` (int64 class labels ``(N,)``) is used by conditional models only (see ``conditional``).
+    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """Codes ``(N, *code_shape)`` of images ``x`` ``(N, C, H, W)`` (after the sparsity operation)."""
         return self.sparsity(self.encoder(x))
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
+    def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """Images ``(N, C, H, W)`` decoded from codes ``z`` ``(N, *code_shape)``."""
         return self.decoder(z)
 
-    def forward(self, x: torch.Tensor) -> AEOutput:
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> AEOutput:
         """Reconstruction, code and penalty of ``x`` ``(N, C, H, W)`` in one pass (see :class:`AEOutput`)."""
         z = self.encode(x)
         return AEOutput(self.decoder(z), z, None if self.penalty is None else self.penalty(z))
 
     @torch.no_grad()
-    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+    def reconstruct(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """Reconstruction ``(N, C, H, W)`` of ``x`` without gradients (eval mode is the caller's choice)."""
-        return self.decoder(self.encode(x))
+        return self.decode(self.encode(x, y), y)
 
     # ------------------------------------------------------------------------------- training needs
+    conditional = False
+    """True when the model takes class labels ``y`` with the images (a conditional VAE)."""
+    generative = False
+    """True for models trained as generative models (VAE, VQ-VAE), whose test metrics include their own bounds."""
+
+    def reconstruction_loss(self, out: AEOutput, x: torch.Tensor, loss_fn) -> torch.Tensor:
+        """The data term of the loss for a batch: ``loss_fn(reconstruction, x)`` (the training config's loss);
+        a VAE uses its decoder's negative log-likelihood instead (nats per image)."""
+        return loss_fn(out.reconstruction.float(), x)
+
+    def start_epoch(self, epoch: int, epochs: int) -> None:
+        """Called by the trainer before epoch ``epoch`` (1-based) of ``epochs`` (a VAE sets its KL weight)."""
+
     def check_batch_size(self, batch_size: int) -> None:
         """Refuse a batch size the model cannot train with (lifetime top-k keeps k values per unit per batch).
 
@@ -186,6 +204,8 @@ class AutoEncoder(nn.Module):
                 "model": self.config.model_dump(mode="json", exclude_none=True),
                 "input_shape": list(self.input_shape), "code_shape": list(self.code_shape),
                 "parameters": self.num_parameters(), "vectors": self.vectors}
+        if self.conditional:
+            meta["classes"] = int(getattr(self, "classes"))
         if self.standardization is not None:
             meta["standardization"] = {"mean": self.standardization[0].tolist(), "std": self.standardization[1].tolist()}
         atomic_write(directory / WEIGHTS_NAME, lambda f: f.write(save(tensors)))

@@ -7,9 +7,11 @@ Sources are the tutorials in ``shared/references`` (see its README). Parameter c
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 from aelab.config import ConvLayerSpec as L
-from aelab.config import FRONTIER_CODE_SIZES, PRESET_NAMES, PRESET_RECIPES, ConvSpec, MLPSpec, ResSpec
+from aelab.config import (FRONTIER_CODE_SIZES, PRESET_GENERATIVE, PRESET_NAMES, PRESET_RECIPES, ConvSpec, MLPSpec,
+                          QuantizerConfig, ResSpec, VariationalConfig)
 
 
 @dataclass(frozen=True)
@@ -20,6 +22,10 @@ class Preset:
     input_shape: tuple[int, int, int]
     source: str
     description: str
+    variational: Optional[VariationalConfig] = None
+    """A generative preset's VAE settings (a model config's ``variational`` fields replace these)."""
+    quantizer: Optional[QuantizerConfig] = None
+    """A VQ-VAE preset's quantizer settings (a model config's ``quantizer`` fields replace these)."""
 
     @property
     def recipe(self) -> str:
@@ -106,4 +112,51 @@ for _size in FRONTIER_CODE_SIZES:
         -> 32x7x7 -> 16x14x14 -> 1x28x28""",
     )
 
+PRESETS["vae-2"] = Preset(
+    MLPSpec(hidden=[512, 256], code_size=2),
+    (1, 28, 28),
+    "aelab (VAE: Kingma & Welling 2014, their MNIST MLP with a 2-D latent for the manifold plot)",
+    """VAE, Bernoulli likelihood. Encoder 784-512-256 -> 4 (mean and log-variance of a 2-D latent), ReLU;
+    decoder 2-256-512-784, sigmoid.
+
+        x(784) -> 512 -> 256 -> (mu, log sigma^2)(2) -> z(2) -> 256 -> 512 -> 784 -> sigmoid""",
+    variational=VariationalConfig(),
+)
+_VAE_BODY = ResSpec(channels=RES_CHANNELS, blocks=RES_BLOCKS, hidden=[256], code_size=16)
+PRESETS["vae-conv-16"] = Preset(
+    _VAE_BODY,
+    (1, 28, 28),
+    "aelab (VAE on the res-16 body; Kingma & Welling 2014)",
+    """VAE, Bernoulli likelihood, 16-D latent, on the res-16 body: Conv 3x3 s2 1->16, BN/SiLU, Conv 3x3 s2 16->32,
+    BN/SiLU, Linear 1568 -> 256 -> 32 (mean and log-variance); decoder 16 -> 256 -> 1568 -> ConvTranspose x2, sigmoid.
+
+        1x28x28 -> 16x14x14 -> 32x7x7 -> 256 -> (mu, log sigma^2)(16) -> z(16) -> 256 -> 32x7x7 -> 16x14x14 -> 1x28x28""",
+    variational=VariationalConfig(),
+)
+PRESETS["cvae-conv-16"] = Preset(
+    _VAE_BODY,
+    (1, 28, 28),
+    "aelab (conditional VAE, Sohn et al. 2015, on the res-16 body)",
+    """As vae-conv-16, conditioned on the class: the one-hot label enters the encoder as 10 extra input channels
+    and the decoder appended to the latent (16 + 10 values). Generates a chosen class.
+
+        [x 1x28x28 ; y 10x28x28] -> ... -> (mu, log sigma^2)(16) -> [z(16) ; y(10)] -> 256 -> ... -> 1x28x28""",
+    variational=VariationalConfig(**PRESET_GENERATIVE["cvae-conv-16"]["variational"]),
+)
+PRESETS["vqvae-conv"] = Preset(
+    ConvSpec(layers=[L(channels=32, kernel=4, stride=2, padding=1), L(channels=64, kernel=4, stride=2, padding=1),
+                     L(channels=64, kernel=3, padding=1), L(channels=16, kernel=1)], batchnorm=True),
+    (1, 28, 28),
+    "aelab (VQ-VAE: van den Oord et al. 2017, EMA codebook, dead-code restarts)",
+    """VQ-VAE with K = 256 codebook vectors of D = 16 on a 7x7 grid: 49 indices of 8 bits = 49 bytes per image.
+    Encoder Conv 4x4 s2 1->32, Conv 4x4 s2 32->64, Conv 3x3 64->64, Conv 1x1 64->16 (BN/ReLU between);
+    mirrored ConvTranspose decoder, sigmoid.
+
+        1x28x28 -> 32x14x14 -> 64x7x7 -> 64x7x7 -> z_e 16x7x7 -> nearest of 256 -> z_q 16x7x7 -> ... -> 1x28x28""",
+    quantizer=QuantizerConfig(),
+)
+
+assert all((p.variational is not None, p.quantizer is not None) == ("variational" in PRESET_GENERATIVE.get(n, {}),
+                                                                   "quantizer" in PRESET_GENERATIVE.get(n, {}))
+           for n, p in PRESETS.items()), "aelab.config.PRESET_GENERATIVE must list the generative presets"
 assert tuple(PRESETS) == PRESET_NAMES, "aelab.config.PRESET_NAMES must list the presets of this table"

@@ -50,6 +50,9 @@ class History:
     """The sparsity penalty (L1/KL, weighted) per epoch; 0 without one. The optimized loss is the sum."""
     lr: list[float] = field(default_factory=list)
     """The learning rate of the last optimizer step of each epoch."""
+    terms: dict[str, list[float]] = field(default_factory=dict)
+    """The model's extra terms averaged over each epoch's training images (see ``AEOutput.terms``): a VAE's
+    ``kl`` (nats per image) and ``beta``, a VQ-VAE's ``perplexity``."""
     epoch_seconds: list[float] = field(default_factory=list)
     """Seconds spent in the training steps of each epoch (no validation, snapshots or checkpoints)."""
     snapshots: dict[int, torch.Tensor] = field(default_factory=dict)
@@ -60,6 +63,7 @@ class History:
     def to_state(self) -> dict:
         return {"train_loss": list(self.train_loss), "val_loss": list(self.val_loss),
                 "train_penalty": list(self.train_penalty), "lr": list(self.lr),
+                "terms": {k: list(v) for k, v in self.terms.items()},
                 "epoch_seconds": list(self.epoch_seconds),
                 "snapshots": {str(k): v for k, v in self.snapshots.items()},
                 "snapshot_originals": self.snapshot_originals}
@@ -68,6 +72,7 @@ class History:
     def from_state(cls, state: dict) -> "History":
         return cls(train_loss=list(state["train_loss"]), val_loss=list(state["val_loss"]),
                    train_penalty=list(state["train_penalty"]), lr=list(state.get("lr", [])),
+                   terms={k: list(v) for k, v in state.get("terms", {}).items()},
                    epoch_seconds=list(state["epoch_seconds"]),
                    snapshots={int(k): v for k, v in state["snapshots"].items()},
                    snapshot_originals=state["snapshot_originals"])
@@ -113,15 +118,16 @@ def _to_uint8(x: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def _mean_loss(model: nn.Module, images: torch.Tensor, loss_fn, batch: int, autocast) -> float:
+def _mean_loss(model: AutoEncoder, images: torch.Tensor, labels: torch.Tensor | None, loss_fn, batch: int,
+               autocast) -> float:
     if images.shape[0] == 0:
         return float("nan")
     total = torch.zeros((), device=images.device)
     for start in range(0, images.shape[0], batch):
         xb = to_unit_float(images[start:start + batch])
         with autocast():
-            out = model(xb).reconstruction
-        total += loss_fn(out.float(), xb) * xb.shape[0]
+            out = model(xb, labels[start:start + batch]) if labels is not None else model(xb)
+        total += model.reconstruction_loss(out, xb, loss_fn) * xb.shape[0]
     return float(total / images.shape[0])
 
 
@@ -145,6 +151,9 @@ def check_trainable(model: AutoEncoder, dataset: ImageDataset, config: TrainingC
         raise ConfigError("training.corruption: vector data is standardized, not in [0, 1], so clipping the corrupted "
                           "input would destroy it; set training.corruption.clip=false")
     model.check_batch_size(min(config.batch_size, len(dataset.train)))
+    if config.layerwise_epochs and model.generative:
+        raise ConfigError(f"training.layerwise_epochs: model {model.name!r} is generative (VAE / VQ-VAE), and greedy "
+                          "layer-wise pretraining is for deterministic autoencoders; allowed for it: null")
     if config.layerwise_epochs:
         for k in range(1, len(model.stages())):
             model.stage_model(k)
@@ -236,6 +245,10 @@ def train(model: AutoEncoder, dataset: ImageDataset, config: TrainingConfig | No
     val_x = dataset.val.images.to(device)
     snap_src = dataset.test if len(dataset.test) else dataset.train
     snap_x = snap_src.images[: cfg.snapshot_size].to(device)
+    conditional = model.conditional  # a conditional VAE sees the class labels with the images
+    train_y = dataset.train.labels.to(device) if conditional else None
+    val_y = dataset.val.labels.to(device) if conditional else None
+    snap_y = snap_src.labels[: cfg.snapshot_size].to(device) if conditional else None
     if history.snapshot_originals is None:
         history.snapshot_originals = snap_x.cpu().clone()
     corruption = cfg.corruption
@@ -257,19 +270,23 @@ def train(model: AutoEncoder, dataset: ImageDataset, config: TrainingConfig | No
                 torch.cuda.synchronize()
             t0 = time.perf_counter()
             perm = torch.randperm(n, generator=generator).to(device, non_blocking=True)
+            model.start_epoch(epoch, cfg.epochs)
             total = torch.zeros((), device=device)
             total_penalty = torch.zeros((), device=device)
+            term_totals: dict[str, torch.Tensor] = {}
             for i in range(steps):
                 idx = perm[i * bs:(i + 1) * bs]
                 xb = to_unit_float(train_x.index_select(0, idx)).contiguous(memory_format=memory_format)
                 x_in = corrupt(xb, corruption) if corruption is not None else xb
                 with autocast():
-                    out = step_model(x_in)
-                loss = loss_fn(out.reconstruction.float(), xb)
+                    out = step_model(x_in, train_y.index_select(0, idx)) if conditional else step_model(x_in)
+                loss = model.reconstruction_loss(out, xb, loss_fn)
                 total += loss.detach() * idx.shape[0]
                 if out.penalty is not None:
                     total_penalty += out.penalty.detach() * idx.shape[0]
                     loss = loss + out.penalty
+                for key, value in (out.terms or {}).items():
+                    term_totals[key] = term_totals.get(key, 0) + value.detach().float() * idx.shape[0]
                 optimizer.zero_grad(set_to_none=flat is None)  # a flat buffer's gradient views must stay
                 loss.backward()
                 if cfg.clip_grad_norm is not None:
@@ -280,7 +297,9 @@ def train(model: AutoEncoder, dataset: ImageDataset, config: TrainingConfig | No
                     scheduler.step()
                 if ema is not None:
                     ema.update()
-            train_loss, train_penalty = (float(v) for v in (torch.stack([total, total_penalty]) / n).cpu())
+            term_names = list(term_totals)
+            train_loss, train_penalty, *term_values = (
+                float(v) for v in (torch.stack([total, total_penalty, *term_totals.values()]) / n).cpu())
             # (the one host sync of the epoch)
             history.epoch_seconds.append(time.perf_counter() - t0)
             if not (math.isfinite(train_loss) and math.isfinite(train_penalty)):
@@ -292,11 +311,13 @@ def train(model: AutoEncoder, dataset: ImageDataset, config: TrainingConfig | No
             history.train_loss.append(train_loss)
             history.train_penalty.append(train_penalty)
             history.lr.append(float(lr_used))
+            for key, value in zip(term_names, term_values):
+                history.terms.setdefault(key, []).append(value)
             with ema.swapped(model, bn_batches) if ema is not None else contextlib.nullcontext():  # the average
-                history.val_loss.append(_mean_loss(model, val_x, loss_fn, cfg.eval_batch_size, autocast))
+                history.val_loss.append(_mean_loss(model, val_x, val_y, loss_fn, cfg.eval_batch_size, autocast))
                 if epoch % cfg.log_interval == 0 or epoch == cfg.epochs:
                     with torch.no_grad(), autocast():
-                        history.snapshots[epoch] = _to_uint8(model.reconstruct(to_unit_float(snap_x)))
+                        history.snapshots[epoch] = _to_uint8(model.reconstruct(to_unit_float(snap_x), snap_y))
             if ckpt_path is not None:
                 save_checkpoint({
                     "signature": signature, "epoch": epoch, "model": model.state_dict(),
