@@ -355,6 +355,8 @@ def test_generative_runs_report_and_bad_input(tmp_path, idx_dir):
     (["--model", "res-16", "--set", "model.quantizer.codebook_size=16"],
      "a quantizer (VQ-VAE) needs a conv spec whose code is a feature map"),
     (["--model", "vae-2", "--set", "model.sparsity=topk:1"], "sparsity and tied weights are for deterministic"),
+    (["--model", "cvae-conv-16", "--denoise", "gaussian:0.2"], "training.corruption: model 'cvae-conv-16' is conditional"),
+    (["--model", "vae-2", "--layerwise", "2"], "training.layerwise_epochs: model 'vae-2' is generative"),
 ])
 def test_bad_generative_config_is_one_error_line(tmp_path, idx_dir, args, expected):
     r = runner.invoke(app, ["train", *args, "--dataset", "mnist", "--data-dir", str(idx_dir), "--runs-dir",
@@ -420,3 +422,8 @@ def test_preset_settings_fill_the_fields_not_given_and_survive_the_store():
     assert ModelConfig(preset="vqvae-conv", quantizer={"codebook_size": 64}).label == "vqvae-conv codebook_size:64"
     assert ModelConfig(spec={"type": "mlp"}, variational={"beta": 2}).label == "mlp vae beta:2"
     assert build_model(ModelConfig(preset="vqvae-conv", quantizer={"codebook_size": 64})).quantizer.size == 64
+    from aelab.experiments.experiment import family
+
+    assert family(RunConfig(model=ModelConfig(preset="vqvae-conv"))) == "VQ-VAEs (code size = indices)"
+    assert family(RunConfig(model=m)) == "VAEs (posterior mean)"
+    assert family(RunConfig(model=ModelConfig(preset="res-16"))) == "aelab presets"

@@ -200,7 +200,15 @@ def frontier(config: ExperimentConfig | None = None, code_sizes: list[int] | tup
 
 
 def family(config: RunConfig) -> str:
-    """The line a run belongs to in the rate-distortion figure: aelab presets, tutorial presets or your models."""
+    """The line a run belongs to in the rate-distortion figure: VAEs, VQ-VAEs (code size: indices per image),
+    aelab presets, tutorial presets or your models."""
+    from aelab.models.build import generative_settings
+
+    variational, quantizer = generative_settings(config.model)
+    if variational is not None:
+        return "VAEs (posterior mean)"
+    if quantizer is not None:
+        return "VQ-VAEs (code size = indices)"
     if config.model.preset is None:
         return "your models"
     return FAMILIES[PRESET_RECIPES[config.model.preset]]

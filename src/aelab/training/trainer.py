@@ -137,7 +137,8 @@ def check_trainable(model: AutoEncoder, dataset: ImageDataset, config: TrainingC
 
     Raises:
         AelabError: the model's input shape is not the data's.
-        ConfigError: BCE loss on a model whose output is not a sigmoid; clipped corruption of vector data.
+        ConfigError: BCE loss on a model whose output is not a sigmoid; clipped corruption of vector data;
+            layer-wise training of a generative model; denoising or one-class data with a conditional model.
         ModelError: a batch too small for the model's sparsity (lifetime top-k), or layer-wise training of a
             model whose decoder does not mirror its encoder.
     """
@@ -151,6 +152,11 @@ def check_trainable(model: AutoEncoder, dataset: ImageDataset, config: TrainingC
         raise ConfigError("training.corruption: vector data is standardized, not in [0, 1], so clipping the corrupted "
                           "input would destroy it; set training.corruption.clip=false")
     model.check_batch_size(min(config.batch_size, len(dataset.train)))
+    if model.conditional and (config.corruption is not None or dataset.normal_classes is not None):
+        key = "training.corruption" if config.corruption is not None else "data.normal_classes"
+        raise ConfigError(f"{key}: model {model.name!r} is conditional, and aelab's denoising and anomaly measures "
+                          "reconstruct images without their labels; allowed for it: null (an unconditional model "
+                          "for denoising or anomaly detection)")
     if config.layerwise_epochs and model.generative:
         raise ConfigError(f"training.layerwise_epochs: model {model.name!r} is generative (VAE / VQ-VAE), and greedy "
                           "layer-wise pretraining is for deterministic autoencoders; allowed for it: null")
