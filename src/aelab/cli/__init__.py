@@ -138,7 +138,8 @@ def _print_result(result) -> None:
     console.print(table)
     gen = generative_columns(rows)
     if gen:  # a second table: likelihood bounds, codebook use and sample quality
-        table = Table(title=f"{result.name}: generative measures (nats per image; *not Inception FID)")
+        units = "nats per image; " if any(c[0] == "test_nelbo" for c in gen) else ""
+        table = Table(title=f"{result.name}: generative measures ({units}*not Inception FID)")
         for _, label, _ in [("model", "model", "{}"), *gen]:
             table.add_column(label, justify="left" if label == "model" else "right")
         for row in rows:
@@ -274,12 +275,15 @@ app.command("frontier")(_user_errors(command(_frontier, [CONFIG, SETS, NAME, RES
 
 def _kind(model) -> str:
     """What a model is, for 'aelab models': autoencoder, VAE (likelihood), conditional VAE, VQ-VAE (K, D, grid)."""
-    if hasattr(model, "quantizer"):
+    from aelab.models.quantizer import VQAutoEncoder
+    from aelab.models.variational import VariationalAutoEncoder
+
+    if isinstance(model, VQAutoEncoder):
         d, h, w = model.code_shape
         return (f"VQ-VAE: K={model.quantizer.size}, D={d}, {h}x{w} grid = {model.bits_per_image:g} bits "
                 f"({model.bits_per_image / 8:g} bytes)")
-    v = getattr(model, "variational", None)
-    if v is not None:
+    if isinstance(model, VariationalAutoEncoder):
+        v = model.variational
         return f"{'conditional ' if v.conditional else ''}VAE ({v.likelihood}, beta {v.beta:g})"
     return "autoencoder"
 

@@ -71,6 +71,11 @@ class ImageDataset:
         return self.train.images.dtype != torch.uint8
 
     @property
+    def labelled(self) -> bool:
+        """True when the training split has two or more classes (an image folder without sub-folders has one)."""
+        return int(self.train.labels.unique().numel()) > 1
+
+    @property
     def shape(self) -> tuple[int, int, int]:
         """Image shape ``(C, H, W)``."""
         return tuple(self.train.images.shape[1:])  # type: ignore[return-value]

@@ -18,6 +18,7 @@ from aelab.data.dataset import ImageDataset, ImageSplit, to_unit_float
 from aelab.errors import AelabError
 from aelab.evaluation.codes import decoded_psnr, dequantize, encode_split, quantize
 from aelab.models.autoencoder import AutoEncoder
+from aelab.models.quantizer import VQAutoEncoder
 
 
 def _device(model: AutoEncoder) -> torch.device:
@@ -204,7 +205,7 @@ def compression(model: AutoEncoder, dataset: ImageDataset, batch_size: int = 100
     """
     codes = encode_split(model, dataset.test, batch_size)
     raw = dataset.test.images[0].numel()
-    if hasattr(model, "quantizer"):  # a VQ-VAE: its code is the index grid, exactly h * w * log2(K) bits
+    if isinstance(model, VQAutoEncoder):  # a VQ-VAE: its code is the index grid, exactly h * w * log2(K) bits
         code_bytes = model.bits_per_image / 8
         return [{"storage": f"indices (K={model.quantizer.size}, {math.log2(model.quantizer.size):g} bits each)",
                  "code_bytes": code_bytes, "image_bytes": raw, "compression_ratio": raw / code_bytes,

@@ -86,7 +86,7 @@ def reference_classifier(dataset: ImageDataset) -> Classifier:
     from aelab.errors import AelabError
     from aelab.io import atomic_write, atomic_write_text
 
-    if dataset.is_vectors or int(dataset.train.labels.unique().numel()) < 2:
+    if dataset.is_vectors or not dataset.labelled:
         raise AelabError(f"sample quality needs labelled images to train aelab's classifier; {dataset.name} "
                          "has vectors or a single class")
     model = Classifier(dataset.shape, len(dataset.class_names))

@@ -26,6 +26,7 @@ import torch
 from aelab.data.dataset import ImageDataset, ImageSplit, to_unit_float
 from aelab.errors import AelabError
 from aelab.models.autoencoder import AutoEncoder
+from aelab.models.quantizer import VQAutoEncoder
 from aelab.models.variational import LOG_2PI, VariationalAutoEncoder, kl_normal
 
 SAMPLERS = ("auto", "prior", "gmm", "categorical")
@@ -42,22 +43,26 @@ def _normal_log_density(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor)
 
 
 # ----------------------------------------------------------------------------------------- bounds
+def _elbo_terms(model: VariationalAutoEncoder, x: torch.Tensor, y: torch.Tensor | None, mu: torch.Tensor,
+                logvar: torch.Tensor, eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    z = mu + eps.to(mu) * (0.5 * logvar).exp()
+    return model.log_likelihood(model.decode(z, y), x), kl_normal(mu, logvar).flatten(1).sum(1)
+
+
 @torch.no_grad()
 def elbo(model: VariationalAutoEncoder, x: torch.Tensor, y: torch.Tensor | None = None,
          eps: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Per image ``(N,)``: ``log p(x | z)`` with ``z = mu + sigma * eps`` (``eps`` ``(N, *code_shape)``; None:
     drawn from torch's generator) and the closed-form KL, both in nats. ELBO = the first minus the second."""
     mu, logvar = model.posterior(x, y)
-    if eps is None:
-        eps = torch.randn_like(mu)
-    z = mu + eps.to(mu) * (0.5 * logvar).exp()
-    return model.log_likelihood(model.decode(z, y), x), kl_normal(mu, logvar).flatten(1).sum(1)
+    return _elbo_terms(model, x, y, mu, logvar, torch.randn_like(mu) if eps is None else eps)
 
 
 @torch.no_grad()
 def iwae_bound(model: VariationalAutoEncoder, x: torch.Tensor, y: torch.Tensor | None = None, k: int = 64,
                eps: torch.Tensor | None = None) -> torch.Tensor:
-    """The importance-weighted lower bound on log p(x), per image ``(N,)``, nats.
+    """The importance-weighted lower bound on log p(x), per image ``(N,)``, nats. The k samples of all N images
+    are decoded in one batch of k * N.
 
     Args:
         eps: ``(k, N, *code_shape)`` standard normal draws (None: drawn from torch's generator).
@@ -65,52 +70,64 @@ def iwae_bound(model: VariationalAutoEncoder, x: torch.Tensor, y: torch.Tensor |
     mu, logvar = model.posterior(x, y)
     if eps is None:
         eps = torch.randn(k, *mu.shape, device=mu.device)
-    log_w = []
-    for i in range(k):
-        z = mu + eps[i].to(mu) * (0.5 * logvar).exp()
-        log_w.append(model.log_likelihood(model.decode(z, y), x) + _normal_log_density(z, torch.zeros_like(z),
-                     torch.zeros_like(z)) - _normal_log_density(z, mu, logvar))
-    return torch.logsumexp(torch.stack(log_w), 0) - math.log(k)
+    k, n = eps.shape[:2]
+    z = (mu + eps.to(mu) * (0.5 * logvar).exp()).flatten(0, 1)  # (k * N, *code_shape), sample-major
+    reps = (k,) + (1,) * (x.dim() - 1)
+    log_lik = model.log_likelihood(model.decode(z, None if y is None else y.repeat(k)), x.repeat(reps))
+    log_w = log_lik + _normal_log_density(z, torch.zeros_like(z), torch.zeros_like(z)) \
+        - _normal_log_density(z, mu.repeat((k,) + (1,) * (mu.dim() - 1)), logvar.repeat((k,) + (1,) * (mu.dim() - 1)))
+    return torch.logsumexp(log_w.view(k, n), 0) - math.log(k)
 
 
 @torch.no_grad()
 def variational_metrics(model: VariationalAutoEncoder, split: ImageSplit, k: int = 64, iwae_images: int = 1000,
                         seed: int = 0, batch_size: int = 500) -> dict:
     """Test-set measures of a VAE (nats per image): ``test_nelbo`` (-ELBO), ``test_recon_nll``, ``test_kl`` on the
-    whole split; ``test_iwae_nll`` (-IWAE bound, k samples) and ``test_nelbo_subset`` (-ELBO) on its first
-    ``iwae_images`` images; ``active_units`` (of ``latent_units``). Seeded: same numbers for the same model."""
+    whole split; ``test_iwae_nll`` (-IWAE bound, k samples) and ``test_nelbo_subset`` (the -ELBO of the same
+    images, from the same pass as ``test_nelbo``) on its first ``iwae_images`` images; ``active_units`` (of
+    ``latent_units``). Seeded: same numbers for the same model."""
     model.eval()
     device = _device(model)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
         labels = split.labels.to(device) if model.conditional else None
-        nll = kl = 0.0
-        means = []
+        log_lik, kl, means = [], [], []
         for where, x in split.batches(batch_size, device):
             y = labels[where] if labels is not None else None
-            ll, kl_i = elbo(model, x, y)
-            nll += float(-ll.sum())
-            kl += float(kl_i.sum())
-            means.append(model.encode(x, y).flatten(1).double().cpu())
-        n = len(split)
-        sub = min(iwae_images, n)
-        iw = el = 0.0
-        for start in range(0, sub, max(1, batch_size // 10)):
-            stop = min(sub, start + max(1, batch_size // 10))
+            mu, logvar = model.posterior(x, y)
+            ll, kl_i = _elbo_terms(model, x, y, mu, logvar, torch.randn_like(mu))
+            log_lik.append(ll.double())
+            kl.append(kl_i.double())
+            means.append(mu.flatten(1).double())
+        log_lik, kl = torch.cat(log_lik), torch.cat(kl)
+        n, sub = len(split), min(iwae_images, len(split))
+        step = max(1, batch_size // 10)  # images per IWAE batch: k times as many decodes
+        iw = []
+        for start in range(0, sub, step):
+            stop = min(sub, start + step)
             x = to_unit_float(split.images[start:stop], device)
-            y = labels[start:stop] if labels is not None else None
-            iw += float(iwae_bound(model, x, y, k).sum())
-            ll, kl_i = elbo(model, x, y)
-            el += float((ll - kl_i).sum())
-    variances = torch.cat(means).var(0)
-    return {"test_nelbo": (nll + kl) / n, "test_recon_nll": nll / n, "test_kl": kl / n,
-            "test_iwae_nll": -iw / sub, "test_nelbo_subset": -el / sub, "iwae_k": k, "iwae_images": sub,
-            "active_units": int((variances > ACTIVE_THRESHOLD).sum()), "latent_units": int(variances.numel()),
-            "latent_variances": [round(float(v), 5) for v in variances]}
+            iw.append(iwae_bound(model, x, labels[start:stop] if labels is not None else None, k).double())
+        iw = torch.cat(iw)
+    variances = torch.cat(means).var(0).cpu()
+    nelbo = -(log_lik - kl)
+    return {"test_nelbo": float(nelbo.mean()), "test_recon_nll": float(-log_lik.mean()), "test_kl": float(kl.mean()),
+            "test_iwae_nll": float(-iw.mean()), "test_nelbo_subset": float(nelbo[:sub].mean()), "iwae_k": k,
+            "iwae_images": sub, "active_units": int((variances > ACTIVE_THRESHOLD).sum()),
+            "latent_units": int(variances.numel()), "latent_variances": [round(float(v), 5) for v in variances]}
+
+
+def generative_metrics(model: AutoEncoder, split: ImageSplit, seed: int = 0) -> dict:
+    """A generative model's own test measures: :func:`codebook_metrics` of a VQ-VAE, :func:`variational_metrics`
+    of a VAE; {} for any other model."""
+    if isinstance(model, VQAutoEncoder):
+        return codebook_metrics(model, split)
+    if isinstance(model, VariationalAutoEncoder):
+        return variational_metrics(model, split, seed=seed)
+    return {}
 
 
 @torch.no_grad()
-def codebook_metrics(model, split: ImageSplit, batch_size: int = 1000) -> dict:
+def codebook_metrics(model: VQAutoEncoder, split: ImageSplit, batch_size: int = 1000) -> dict:
     """A VQ-VAE's code on ``split``: ``bits_per_image`` (exact: h * w * log2 K), ``code_bytes``,
     ``perplexity`` (exp of the entropy of index use over the split; K at most), ``dead_codes`` (entries never
     used), ``codebook_size``."""
@@ -165,13 +182,9 @@ class Sampler:
         return torch.cat(out)
 
 
-def _is_vq(model: AutoEncoder) -> bool:
-    return hasattr(model, "quantizer")
-
-
 def default_sampler(model: AutoEncoder) -> str:
     """prior for a VAE, categorical for a VQ-VAE, gmm for any other model."""
-    return "prior" if isinstance(model, VariationalAutoEncoder) else "categorical" if _is_vq(model) else "gmm"
+    return "prior" if isinstance(model, VariationalAutoEncoder) else "categorical" if isinstance(model, VQAutoEncoder) else "gmm"
 
 
 def fit_sampler(model: AutoEncoder, dataset: ImageDataset, kind: str = "auto", components: int = 10,
@@ -191,7 +204,7 @@ def fit_sampler(model: AutoEncoder, dataset: ImageDataset, kind: str = "auto", c
         raise AelabError(f"model {model.name!r} was trained on vector data; sampling generates images: allowed: "
                          "image models")
     kind = default_sampler(model) if kind == "auto" else kind
-    vq = _is_vq(model)
+    vq = isinstance(model, VQAutoEncoder)
     if kind == "prior" and not isinstance(model, VariationalAutoEncoder):
         raise AelabError(f"sampler prior: model {model.name!r} is not a VAE, so its codes have no prior; allowed for "
                          f"it: {'categorical' if vq else 'gmm (a Gaussian mixture fitted to its training codes)'}")
@@ -263,7 +276,7 @@ def generate(model: AutoEncoder, dataset: ImageDataset, sampler: str = "auto", n
     """
     s = fit_sampler(model, dataset, sampler, seed=seed)
     classes = len(dataset.class_names)
-    labelled = int(dataset.train.labels.unique().numel()) > 1
+    labelled = dataset.labelled
     if model.conditional:
         cols = min(10, max(1, math.ceil(n / classes)))
         y = torch.arange(classes).repeat_interleave(cols)

@@ -42,7 +42,7 @@ def build_checked(config: RunConfig, dataset):
     from aelab.training.trainer import check_trainable
 
     torch.manual_seed(config.seed)
-    labelled = int(dataset.train.labels.unique().numel()) > 1 or dataset.normal_classes is not None
+    labelled = dataset.labelled or dataset.normal_classes is not None
     model = build_model(config.model, dataset.shape, vectors=dataset.is_vectors,
                         classes=len(dataset.class_names) if labelled else 1)
     model.standardization = dataset.standardization
@@ -85,10 +85,9 @@ def train_run(config: RunConfig, folder: RunFolder, progress: bool = False, on_e
         "device": result.device, "resumed_from": result.resumed_from,
     }
     if model.generative:  # a VAE's bounds and active units, a VQ-VAE's bits and codebook use
-        from aelab.evaluation.generative import codebook_metrics, variational_metrics
+        from aelab.evaluation.generative import generative_metrics
 
-        metrics.update(codebook_metrics(model, dataset.test) if hasattr(model, "quantizer") else
-                       variational_metrics(model, dataset.test, seed=config.seed))
+        metrics.update(generative_metrics(model, dataset.test, seed=config.seed))
         metrics.update(code_l0=None, dead_units=None, code_mean_abs=None)  # sparsity measures: not for these
     if stages is not None:
         metrics["layerwise_final_loss"] = [s.history.train_loss[-1] for s in stages]

@@ -416,9 +416,8 @@ def _write_outputs(result: ExperimentResult, runs: list[ResolvedRun], store: Run
     for r in done:
         path = folders[r.id].analysis("compression", ".json")
         if path.is_file():
-            stored = [row for row in json.loads(path.read_text()) if row["storage"] != "float32" and
-                      row["storage"] != "float16"]
-            compression += [{"model": r.name, **row} for row in stored[:1]]
+            compression += [{"model": r.name, **row} for row in json.loads(path.read_text())
+                            if row["storage"] not in ("float32", "float16")]
     write_report(result.folder.report, f"aelab report: {result.name}", result.summary, result.rows,
                  result.baselines, metrics["failed"], figures[:1] if histories else [],
                  figures[1:] if histories else figures, sections, result.folder.config.read_text(), rd_figure,

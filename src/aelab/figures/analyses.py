@@ -342,7 +342,9 @@ def _manifold(model, dataset, label, p: ManifoldParams) -> Outcome:
 
     cls = A.resolve_class(dataset, p.class_) if p.class_ is not None else None
     images, u, v = manifold(model, dataset, p.steps, cls)
-    how = "prior quantiles" if getattr(model, "variational", None) is not None else "1st-99th percentile of test codes"
+    from aelab.models.variational import VariationalAutoEncoder
+
+    how = "prior quantiles" if isinstance(model, VariationalAutoEncoder) else "1st-99th percentile of test codes"
     return Outcome(manifold_figure(images, u, v, f"{label}: decoded 2-D latent grid ({how})"),
                    {"steps": p.steps, "u": u.round(4).tolist(), "v": v.round(4).tolist()})
 
@@ -352,7 +354,9 @@ def _vector_code(model):
 
 
 def _no_codebook(model):
-    return "its code is a grid of codebook indices" if hasattr(model, "quantizer") else None
+    from aelab.models.quantizer import VQAutoEncoder
+
+    return "its code is a grid of codebook indices" if isinstance(model, VQAutoEncoder) else None
 
 
 # ------------------------------------------------------------------------------------------- the registry

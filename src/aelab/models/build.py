@@ -66,9 +66,9 @@ def _build_generative(builder, spec, input_shape, config: ModelConfig, variation
                          f"this data has {classes}: allowed: a dataset with classes (a folder with one sub-folder "
                          "per class), or variational.conditional: false")
     c, h, w = input_shape
-    encoder, _, _ = builder(_with_code(spec, 2 * d), (c + k, h, w))
+    encoder, _, encoded = builder(_with_code(spec, 2 * d), (c + k, h, w))  # means and log-variances: 2d
     _, decoder, _ = builder(_with_code(spec, d + k), input_shape)
-    _, _, code_shape = builder(_with_code(spec, d), input_shape)
+    code_shape = (d, *encoded[1:])
     return VariationalAutoEncoder(encoder, decoder, input_shape, code_shape, config.label, variational, k)
 
 
