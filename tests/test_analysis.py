@@ -13,7 +13,9 @@ from aelab.cli import app
 from aelab.config import DataConfig, MLPSpec, ModelConfig
 from aelab.data import ImageDataset, ImageSplit, load_dataset
 from aelab.errors import AelabError
-from aelab.evaluation import analysis as A
+from aelab.evaluation import latent as A
+from aelab.evaluation.compression import compression
+from aelab.evaluation.failures import failures
 from aelab.evaluation.pca import fit_pca, pca_baseline, pca_reconstruct
 from aelab.evaluation.probes import WorkshopCNN, WorkshopMLP, labelled_subset, probe_table
 from aelab.models import AutoEncoder, build_model
@@ -70,7 +72,7 @@ def test_compression_byte_counts_are_exact():
     imgs = torch.randint(0, 256, (20, 1, 28, 28), dtype=torch.uint8)
     ds = ImageDataset("t", ImageSplit(imgs[:12], torch.zeros(12, dtype=torch.long)), ImageSplit(imgs[:0], torch.zeros(0, dtype=torch.long)),
                       ImageSplit(imgs[12:], torch.zeros(8, dtype=torch.long)))
-    rows = A.compression(model, ds)
+    rows = compression(model, ds)
     assert [(r["storage"], r["code_bytes"], r["image_bytes"]) for r in rows] == [
         ("float32", 256, 784), ("float16", 128, 784), ("uint8", 64, 784)]
     assert [r["compression_ratio"] for r in rows] == [784 / 256, 784 / 128, 784 / 64]
@@ -112,7 +114,7 @@ def test_code_heatmap_marks_dead_units(digits):
 def test_failures_per_class_and_worst(digits):
     torch.manual_seed(0)
     model = build_model(ModelConfig(spec=MLPSpec(hidden=[8], code_size=2)), digits.shape)
-    f = A.failures(model, digits, k=5)
+    f = failures(model, digits, k=5)
     assert sum(c for _, c, _ in f.per_class) == len(digits.test)
     assert f.worst_mse == sorted(f.worst_mse, reverse=True) and len(f.worst) == 5
     x = digits.test.floats()
@@ -167,12 +169,13 @@ def _run_folder(path, label):
 
 def test_compare_writes_every_analysis_and_pca_rows(run_dir):
     path, _ = run_dir
-    from aelab.figures.analyses import ANALYSES
+    from aelab.analyses import ANALYSES
 
     names = [a.name for a in ANALYSES if a.in_report and a.name != "anomaly-scores"]  # that one: one-class runs only
     assert names == ["interpolate", "latent-map", "heatmap", "dictionary", "failures", "compression", "probe",
                      "generate", "traverse", "manifold"]
-    assert [a.name for a in ANALYSES if a.applies is not None] == ["probe", "anomaly-scores"]
+    assert [a.name for a in ANALYSES if "train_classes" in a.report_needs or "one_class" in a.report_needs] == [
+        "probe", "anomaly-scores"]
     # traversals need a code vector (linear-3's, not conv-pool's 4x7x7 map); the manifold a 2-D code (neither)
     wanted = {"linear-3": names[:-1], "conv-pool": names[:-2]}
     for model in ("linear-3", "conv-pool"):

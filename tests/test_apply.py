@@ -21,7 +21,7 @@ from aelab.config import ExperimentConfig, ModelConfig
 from aelab.data import ImageDataset, ImageSplit
 from aelab.errors import AelabError
 from aelab.evaluation.anomaly import reconstruction_scores, separate, threshold
-from aelab.evaluation.codes import dequantize, quantize
+from aelab.evaluation.compression import dequantize, quantize
 from aelab.models import AutoEncoder
 
 runner = CliRunner()
@@ -103,8 +103,8 @@ def test_every_preset_exports_to_onnx_within_1e_4(tmp_path):
     for i, config in enumerate(configs):
         torch.manual_seed(i)
         model = aelab.build_model(config).eval()
-        if model.conditional:  # needs a label with every image: refused, nothing written
-            with pytest.raises(AelabError, match="ONNX export: model 'cvae-conv-16' is a conditional VAE"):
+        if model.lacks("unlabelled"):  # needs a label with every image: refused, nothing written
+            with pytest.raises(AelabError, match="ONNX export: model 'cvae-conv-16' cannot be used without class"):
                 export_model(model, tmp_path / str(i), "onnx")
             assert not (tmp_path / str(i)).exists()
             continue
@@ -131,7 +131,7 @@ def test_cli_encode_decode_score_export_and_bad_input(digits_run, tmp_path):
     rows = list(csv.DictReader((tmp_path / "s.csv").open()))
     assert len(rows) == len(codes.names) and set(rows[0]) == {"image", "label", "mse", "anomalous"}
     run = aelab.load(digits_run / "model")
-    from aelab.experiments.analyses import open_runs
+    from aelab.experiments.finished import open_runs
 
     data = open_runs(digits_run)[0].dataset
     cut = float(np.percentile(reconstruction_scores(run, data.val.images).numpy(), 90))

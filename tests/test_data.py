@@ -137,11 +137,16 @@ def test_image_folder_errors(tmp_path):
     (root / "notes.txt").write_text("hi")
     with pytest.raises(DataError, match="'notes.txt' is not an image; allowed: .png, .jpg, .jpeg"):
         load_dataset(DataConfig(name="folder", data_dir=root))
-    bad = tmp_path / "bad"
-    _png(bad / "a.png", 1)
+    bad = tmp_path / "bad"  # an unreadable image is skipped and named; none readable is an error
+    (bad / "b.png").parent.mkdir()
     (bad / "b.png").write_bytes(b"not a png")
-    with pytest.raises(DataError, match="cannot read 'b.png'"):
+    with pytest.raises(DataError, match="none of its 1 images can be read .*b.png"):
         load_dataset(DataConfig(name="folder", data_dir=bad))
+    for i in range(4):
+        _png(bad / f"ok{i}.png", 10 * i)
+    ds = load_dataset(DataConfig(name="folder", data_dir=bad))
+    assert len(ds.train) + len(ds.val) + len(ds.test) == 4
+    assert len(ds.notes) == 1 and "skipped 1 file(s) that cannot be read: b.png (" in ds.notes[0]
 
 
 @pytest.mark.skipif(not has_real_fashion_mnist(), reason="needs Debian's dataset-fashion-mnist (.ci/run installs it)")

@@ -15,7 +15,9 @@ from aelab.cli import app
 from aelab.config import DataConfig, ModelConfig, QuantizerConfig, TrainingConfig, VariationalConfig
 from aelab.data import ImageDataset, ImageSplit, load_dataset
 from aelab.errors import AelabError, ConfigError, ModelError
-from aelab.evaluation import generative as G
+from aelab.evaluation import generation as G
+from aelab.evaluation import latent as L
+from aelab.models import bounds as B
 from aelab.models import build_model
 from aelab.models.quantizer import VectorQuantizer
 from aelab.models.variational import VariationalAutoEncoder, beta_at
@@ -56,7 +58,7 @@ def test_elbo_of_a_tiny_vae_equals_the_hand_computation():
     model = tiny_vae()
     x = torch.tensor([[[[0.3, 0.8]]], [[[1.0, 0.0]]]])
     eps = torch.tensor([[0.7], [-1.2]])
-    log_lik, kl = G.elbo(model, x, eps=eps)
+    log_lik, kl = B.elbo(model, x, eps=eps)
     for i, (x0, x1) in enumerate([(0.3, 0.8), (1.0, 0.0)]):
         *_, ll, k = hand_terms(x0, x1, float(eps[i]))
         assert float(log_lik[i]) == pytest.approx(ll, abs=1e-5)
@@ -92,13 +94,13 @@ def test_iwae_with_one_sample_is_the_one_sample_elbo_and_more_samples_are_tighte
     mu, logvar, z, m, ll, _ = hand_terms(0.3, 0.8, 0.7)
     log_prior = -0.5 * (math.log(2 * math.pi) + z ** 2)
     log_q = -0.5 * (math.log(2 * math.pi) + logvar + (z - mu) ** 2 / math.exp(logvar))
-    assert float(G.iwae_bound(model, x, k=1, eps=eps)[0]) == pytest.approx(ll + log_prior - log_q, abs=1e-5)
+    assert float(B.iwae_bound(model, x, k=1, eps=eps)[0]) == pytest.approx(ll + log_prior - log_q, abs=1e-5)
     # in expectation IWAE(k=1) is the ELBO; IWAE(k=64) is at least as high (tighter)
     torch.manual_seed(0)
     xs = torch.rand(200, 1, 1, 2)
-    elbo = float(torch.stack([(lambda t: t[0] - t[1])(G.elbo(model, xs)) for _ in range(50)]).mean())
-    iw1 = float(torch.stack([G.iwae_bound(model, xs, k=1) for _ in range(50)]).mean())
-    iw64 = float(G.iwae_bound(model, xs, k=64).mean())
+    elbo = float(torch.stack([(lambda t: t[0] - t[1])(B.elbo(model, xs)) for _ in range(50)]).mean())
+    iw1 = float(torch.stack([B.iwae_bound(model, xs, k=1) for _ in range(50)]).mean())
+    iw64 = float(B.iwae_bound(model, xs, k=64).mean())
     assert iw1 == pytest.approx(elbo, abs=0.02)
     assert iw64 > elbo
 
@@ -254,11 +256,12 @@ def test_samplers_shapes_seeding_and_refusals():
     grids = cat.codes(4)
     assert cat.kind == "categorical" and grids.shape == (4, 7, 7) and cat.frequencies.shape == (49, 256)
     assert torch.allclose(cat.frequencies.sum(1), torch.ones(49))
-    with pytest.raises(AelabError, match="sampler prior: model 'conv-64' is not a VAE, so its codes have no prior"):
+    with pytest.raises(AelabError, match=r"sampler prior: model 'conv-64' \(autoencoder\) cannot sample that way; "
+                                         "allowed for it: gmm"):
         G.fit_sampler(ae, ds, "prior")
-    with pytest.raises(AelabError, match="sampler gmm: the codes of model 'vqvae-conv' are grids of codebook indices"):
+    with pytest.raises(AelabError, match="sampler gmm: model 'vqvae-conv' .* allowed for it: categorical"):
         G.fit_sampler(vq, ds, "gmm")
-    with pytest.raises(AelabError, match="sampler categorical: model 'vae-conv-16' has no codebook"):
+    with pytest.raises(AelabError, match="sampler categorical: model 'vae-conv-16' .* allowed for it: prior, gmm"):
         G.fit_sampler(vae, ds, "categorical")
 
 
@@ -296,17 +299,17 @@ def test_active_units_and_traversals_and_manifold():
         enc[1].weight[0, 4 * 28 + 4] = 1.0  # pixel (4, 4): bright only for class 1's bar ... and class 0's
         enc[1].weight[0, 20 * 28 + 4] = 1.0
     model = VariationalAutoEncoder(enc, dec, (1, 28, 28), (2,), "two", VariationalConfig())
-    m = G.variational_metrics(model, ds.test, k=4, iwae_images=10)
+    m = B.variational_metrics(model, ds.test, k=4, iwae_images=10)
     assert m["active_units"] == 1 and m["latent_units"] == 2 and m["latent_variances"][1] == 0.0
     assert m["test_iwae_nll"] <= m["test_nelbo_subset"] + 1e-6
-    images, units, values = G.traversals(model, ds, index=3, steps=5, units=2)
+    images, units, values = L.traversals(model, ds, index=3, steps=5, units=2)
     assert images.shape == (2, 5, 1, 28, 28) and units[0] == 0
     assert values[1][0] == pytest.approx(-2.0) and values[1][-1] == pytest.approx(2.0)  # the prior's range at least
-    grid, u, v = G.manifold(model, ds, steps=5)
+    grid, u, v, _ = L.manifold(model, ds, steps=5)
     assert grid.shape == (5, 5, 1, 28, 28)
     assert u.tolist() == pytest.approx([-1.6449, -0.5978, 0.0, 0.5978, 1.6449], abs=1e-4) and v[0] == pytest.approx(1.6449, abs=1e-4)
     with pytest.raises(AelabError, match="the decoded manifold needs a 2-D code"):
-        G.manifold(build_model("vae-conv-16"), ds)
+        L.manifold(build_model("vae-conv-16"), ds)
 
 
 # ------------------------------------------------------------------------------------------- CLI and runs
@@ -335,7 +338,7 @@ def test_generative_runs_report_and_bad_input(tmp_path, idx_dir):
     # sampler asked of a model without that kind of code: one error line, exit 2
     r = runner.invoke(app, ["generate", str(folders["vqvae-conv"]), "--sampler", "gmm"])
     assert r.exit_code == 2
-    assert "sampler gmm: the codes of model 'vqvae-conv' are grids of codebook indices" in error_line(r)
+    assert "sampler gmm: model 'vqvae-conv' (VQ-VAE" in error_line(r) and "allowed for it: categorical" in error_line(r)
     r = runner.invoke(app, ["manifold", str(folders["cvae-conv-16"])])
     assert r.exit_code == 2 and "does not have exactly 2 values" in error_line(r)
     r = runner.invoke(app, ["interpolate", str(folders["cvae-conv-16"])])
@@ -422,8 +425,10 @@ def test_preset_settings_fill_the_fields_not_given_and_survive_the_store():
     assert ModelConfig(preset="vqvae-conv", quantizer={"codebook_size": 64}).label == "vqvae-conv codebook_size:64"
     assert ModelConfig(spec={"type": "mlp"}, variational={"beta": 2}).label == "mlp vae beta:2"
     assert build_model(ModelConfig(preset="vqvae-conv", quantizer={"codebook_size": 64})).quantizer.size == 64
-    from aelab.experiments.experiment import family
+    from aelab.models import family_of
 
-    assert family(RunConfig(model=ModelConfig(preset="vqvae-conv"))) == "VQ-VAEs (code size = indices)"
-    assert family(RunConfig(model=m)) == "VAEs (posterior mean)"
-    assert family(RunConfig(model=ModelConfig(preset="res-16"))) == "aelab presets"
+    vq = ModelConfig(preset="vqvae-conv")
+    assert family_of(vq).figure_line(vq.filled()) == "VQ-VAEs (code size = indices)"
+    assert family_of(m).figure_line(m.filled()) == "VAEs (posterior mean)"
+    res = ModelConfig(preset="res-16")
+    assert family_of(res).figure_line(res.filled()) == "aelab presets"

@@ -112,13 +112,13 @@ def test_training_with_topk_and_penalties_runs(tmp_path):
 
 def test_evaluate_reports_the_same_code_statistics_as_code_sparsity():
     from aelab.data import ImageSplit
-    from aelab.evaluation import encode_split, evaluate
+    from aelab.evaluation import encode_all, evaluate
 
     torch.manual_seed(0)
     m = build_model(ModelConfig(spec=MLPSpec(hidden=[], code_size=12), sparsity="topk:3"), (1, 8, 8))
     split = ImageSplit(torch.randint(0, 256, (50, 1, 8, 8), dtype=torch.uint8), torch.zeros(50, dtype=torch.long))
     got = evaluate(m, split, batch_size=7)
-    want = code_sparsity(encode_split(m, split))
+    want = code_sparsity(encode_all(m, split.images))
     assert got["code_l0"] == pytest.approx(want["l0"]) == pytest.approx(3.0)
     assert got["dead_units"] == want["dead_units"]
     assert got["code_mean_abs"] == pytest.approx(want["mean_abs"], rel=1e-6)

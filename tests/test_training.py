@@ -156,8 +156,8 @@ def test_compile_is_used_with_a_penalty(digits, monkeypatch):
     calls = []
 
     def fake_compile(model):
-        def step(x):
-            out = model(x)
+        def step(x, y=None):
+            out = model(x, y)
             calls.append(out.penalty is not None)
             return out
         return step

@@ -48,14 +48,14 @@ def test_topk_sparse_autoencoder_on_vectors_from_the_cli_and_the_api(features, t
     assert r.exit_code == 0, r.output
     metrics = json.loads((tmp_path / "runs" / "v" / "metrics.json").read_text())
     [row] = metrics["runs"]
-    mean_row = [b for b in metrics["baselines"] if b.get("baseline")][0]
+    mean_row = [b for b in metrics["baselines"] if b.get("kind") == "mean-image"][0]
     assert row["code_l0"] == 8.0 and row["test_psnr"] is None and row["test_ssim"] is None
     assert row["test_mse"] < 0.5 * mean_row["test_mse"]  # standardized: the mean row leaves ~1 per feature
     assert "Vector data: no PSNR/SSIM and no image analyses (interpolate, failures, compression, generate, traverse, manifold)" in metrics["summary"]
     [run] = [p for p in (tmp_path / "runs" / "v").iterdir() if p.is_dir()]
     assert sorted(p.name for p in (run / "analysis").glob("*.png")) == ["dictionary.png", "heatmap.png"]
     model = aelab.load(run / "model")
-    assert model.vectors and model.input_shape == (1, 1, 256) and model.standardization[0].shape == (256,)
+    assert model.data_range is None and model.input_shape == (1, 1, 256) and model.standardization[0].shape == (256,)
     assert not model.sigmoid_output  # standardized features are unbounded: a linear reconstruction
 
     res = aelab.run_experiment(ExperimentConfig(name="api", data={"name": "array", "data_dir": str(features)},

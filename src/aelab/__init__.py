@@ -7,9 +7,10 @@ The Python API mirrors the CLI::
     print(result.rows)
     model = aelab.load(result.run_dirs[1] / "model")                                        # a trained model
 
-Data flows one way: :mod:`aelab.data` -> :mod:`aelab.models` -> :mod:`aelab.training` ->
-:mod:`aelab.evaluation` -> :mod:`aelab.figures`; :mod:`aelab.experiments` orchestrates them. Names are
-imported on first use, so ``import aelab`` (and ``aelab --help``) stays fast.
+Data flows one way: :mod:`aelab.config` -> :mod:`aelab.data` -> :mod:`aelab.models` -> :mod:`aelab.training` /
+:mod:`aelab.evaluation` -> :mod:`aelab.figures` -> :mod:`aelab.analyses` / :mod:`aelab.experiments` /
+:mod:`aelab.apply` -> :mod:`aelab.cli`. Names are imported on first use, so ``import aelab`` (and
+``aelab --help``) stays fast.
 """
 
 __version__ = "0.1.0"
@@ -25,7 +26,8 @@ _LAZY = {
     "train": "aelab.training", "evaluate": "aelab.evaluation",
     "compare": "aelab.experiments.experiment", "anomaly": "aelab.experiments.experiment",
     "frontier": "aelab.experiments.experiment", "run_experiment": "aelab.experiments.experiment",
-    "load_experiment": "aelab.experiments.experiment", "analyse": "aelab.experiments.analyses",
+    "load_experiment": "aelab.experiments.experiment", "report": "aelab.experiments.experiment",
+    "analyse": "aelab.experiments.finished", "open_runs": "aelab.experiments.finished",
     "RunFolder": "aelab.experiments.folders", "ExperimentFolder": "aelab.experiments.folders",
 }
 __all__ = sorted(_LAZY)

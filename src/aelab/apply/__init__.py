@@ -3,14 +3,16 @@ decode them back, and anomaly scores of images. Built on :func:`aelab.load` and 
 ``aelab export``, ``encode``, ``decode`` and ``score`` are thin layers over these functions."""
 
 
-def refuse_conditional(model, what: str) -> None:
-    """Refuse ``what`` (a command) for a conditional model, which needs a class label with every image and code.
+def refuse_unlabelled(model, what: str) -> None:
+    """Refuse ``what`` (a command) for a model that cannot encode and decode without class labels (a conditional
+    VAE: every image and code needs its label).
 
     Raises:
-        AelabError: the model is conditional.
+        AelabError: the model lacks it (the model says why).
     """
-    if model.conditional:
+    reason = model.lacks("unlabelled")
+    if reason is not None:
         from aelab.errors import AelabError
 
-        raise AelabError(f"{what}: model {model.name!r} is a conditional VAE and needs the class label with every "
-                         "image and code; allowed: unconditional models (generate its images with 'aelab generate')")
+        raise AelabError(f"{what}: model {model.name!r} cannot be used without class labels ({reason}); allowed: "
+                         "unconditional models (generate its images with 'aelab generate')")

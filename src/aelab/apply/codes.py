@@ -21,9 +21,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from aelab.data.dataset import to_unit_float
+from aelab.data.dataset import to_uint8
 from aelab.errors import AelabError
-from aelab.evaluation.codes import decoded_psnr, dequantize, quantize
+from aelab.evaluation.batches import encode_all
+from aelab.evaluation.compression import decoded_quality, dequantize, quantize
 from aelab.io import atomic_write
 
 FORMAT = "aelab-codes-1"
@@ -64,15 +65,12 @@ def encode_images(model, images: torch.Tensor, names: list[str], bits: int = 8, 
         ConfigError: bits not 8, 16 or 32.
         AelabError: a conditional model.
     """
-    from aelab.apply import refuse_conditional
+    from aelab.apply import refuse_unlabelled
 
-    refuse_conditional(model, "encode")
-    model.eval()
-    device = next(model.parameters()).device
-    codes = torch.cat([model.encode(to_unit_float(images[i:i + batch_size], device)).float().cpu()
-                       for i in range(0, len(images), batch_size)])
-    q, low, scale = quantize(codes.flatten(1), bits)
-    return CodeFile(q.view(codes.shape), low, scale, bits, list(names), model.fingerprint(), model.input_shape)
+    refuse_unlabelled(model, "encode")
+    q, low, scale = quantize(encode_all(model, images, None, batch_size), bits)
+    return CodeFile(q.view(len(images), *model.code_shape), low, scale, bits, list(names), model.fingerprint(),
+                    model.input_shape)
 
 
 @torch.no_grad()
@@ -83,37 +81,23 @@ def decode_codes(model, codes: CodeFile, batch_size: int = 1000) -> torch.Tensor
     Raises:
         AelabError: the codes were made by another model (fingerprint or shape differs; both named).
     """
-    from aelab.apply import refuse_conditional
+    from aelab.apply import refuse_unlabelled
 
-    refuse_conditional(model, "decode")
+    refuse_unlabelled(model, "decode")
     check_model(model, codes)
     model.eval()
-    device = next(model.parameters()).device
     z = codes.dequantized()
-    out = [model.decode(z[i:i + batch_size].to(device)).float().cpu() for i in range(0, len(z), batch_size)]
+    out = [model.clamp(model.decode(z[i:i + batch_size].to(model.device)).float()).cpu()
+           for i in range(0, len(z), batch_size)]
     out = torch.cat(out) if out else torch.zeros(0, *model.input_shape)
-    return out if model.vectors else out.clamp(0, 1).mul(255).round().to(torch.uint8)
-
-
-def round_trip_psnr(model, images: torch.Tensor, codes: CodeFile, batch_size: int = 1000) -> float:
-    """PSNR (dB, per image, averaged) of the images decoded from ``codes`` (before rounding to 8 bits) against
-    the original uint8 ``images`` (:func:`aelab.evaluation.codes.decoded_psnr`, as ``aelab compression``); for
-    vector data, the MSE of the standardized rows: what the compression costs."""
-    if not model.vectors:
-        return decoded_psnr(model, images, codes.dequantized(), batch_size)
-    z, total = codes.dequantized(), 0.0
-    device = next(model.parameters()).device
-    with torch.no_grad():
-        for i in range(0, len(images), batch_size):
-            x = to_unit_float(images[i:i + batch_size], device)
-            total += float((model.decode(z[i:i + batch_size].to(device)).float() - x).pow(2).flatten(1).mean(1).sum())
-    return total / max(len(images), 1)
+    return out if model.data_range is None else to_uint8(out)
 
 
 def round_trip_quality(model, images: torch.Tensor, codes: CodeFile) -> str:
-    """The round trip's quality in words: ``PSNR 24.10 dB`` (images) or ``MSE 0.0123`` (standardized rows)."""
-    value = round_trip_psnr(model, images, codes)
-    return f"MSE {value:.5g} (standardized features)" if model.vectors else f"PSNR {value:.2f} dB"
+    """The round trip's quality in words (:func:`aelab.evaluation.compression.decoded_quality`, as ``aelab
+    compression`` measures it): ``PSNR 24.10 dB`` (images) or ``MSE 0.0123`` (standardized vector rows)."""
+    value = decoded_quality(model, images, codes.dequantized())
+    return f"PSNR {value:.2f} dB" if model.data_range is not None else f"MSE {value:.5g} (standardized features)"
 
 
 def write_rows(rows: torch.Tensor, model, folder: Path | str) -> Path:

@@ -7,6 +7,10 @@ onnxruntime.
 
     encoder.onnx: images float32 (batch, C, H, W) in [0, 1] -> code float32 (batch, *code_shape)
     decoder.onnx: code float32 (batch, *code_shape)       -> reconstruction float32 (batch, C, H, W)
+
+Both carry metadata (``onnx.load(path).metadata_props``): ``aelab.preprocessing`` (JSON: how an input is made
+from an image file: mode, size, resize filter, background for transparency, scaling, layout), ``aelab.input_shape``,
+``aelab.code_shape``, ``aelab.name``.
 """
 
 from __future__ import annotations
@@ -65,7 +69,7 @@ def _onnx_modules():
 
 
 def _export_onnx(module: nn.Module, example: torch.Tensor, path: Path, input_name: str, output_name: str,
-                 what: str) -> None:
+                 what: str, metadata: dict[str, str]) -> None:
     onnx, _ = _onnx_modules()
     batch = torch.export.Dim("batch", min=1)
     try:
@@ -75,6 +79,9 @@ def _export_onnx(module: nn.Module, example: torch.Tensor, path: Path, input_nam
                                         output_names=[output_name],
                                         dynamic_shapes={"x": {0: batch}}, verbose=False)
             program.save(str(path))
+        proto = onnx.load(str(path))
+        onnx.helper.set_model_props(proto, metadata)
+        onnx.save(proto, str(path))
         onnx.checker.check_model(str(path), full_check=True)
     except Exception as exc:  # the exporter raises many types; the first line names the unsupported operation
         first = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
@@ -104,9 +111,9 @@ def export_model(model, folder: Path | str, fmt: str = "safetensors", check_imag
     if fmt not in FORMATS:
         raise ExportError(f"--format: got {fmt!r}; allowed: {', '.join(FORMATS)}")
     if fmt == "onnx":
-        from aelab.apply import refuse_conditional
+        from aelab.apply import refuse_unlabelled
 
-        refuse_conditional(model, "ONNX export")
+        refuse_unlabelled(model, "ONNX export")
         _onnx_modules()
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -122,8 +129,10 @@ def export_model(model, folder: Path | str, fmt: str = "safetensors", check_imag
             with torch.no_grad():
                 code = model.encode(x)
                 out = model.decode(code)
-            _export_onnx(_Verb(model, "encode"), x[:2], tmp / "encoder.onnx", "images", "code", "encoder")
-            _export_onnx(_Verb(model, "decode"), code[:2], tmp / "decoder.onnx", "code", "reconstruction", "decoder")
+            meta = onnx_metadata(model)
+            _export_onnx(_Verb(model, "encode"), x[:2], tmp / "encoder.onnx", "images", "code", "encoder", meta)
+            _export_onnx(_Verb(model, "decode"), code[:2], tmp / "decoder.onnx", "code", "reconstruction", "decoder",
+                         meta)
             result.max_abs_diff = {"encoder": _ort_diff(tmp / "encoder.onnx", x, code),
                                    "decoder": _ort_diff(tmp / "decoder.onnx", code, out)}
             worst = max(result.max_abs_diff.values())
@@ -137,6 +146,23 @@ def export_model(model, folder: Path | str, fmt: str = "safetensors", check_imag
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return result
+
+
+def onnx_metadata(model) -> dict[str, str]:
+    """What the ONNX files carry besides the graph (``metadata_props``, strings): the model's name, input and code
+    shapes, and the preprocessing that makes an input from an image file (JSON, see
+    :func:`aelab.data.preprocessing`; for vector data the per-feature standardization instead)."""
+    import json
+
+    meta = {"aelab.name": model.name, "aelab.input_shape": json.dumps(list(model.input_shape)),
+            "aelab.code_shape": json.dumps(list(model.code_shape)),
+            "aelab.inputs": "encoder: images float32 (batch, C, H, W) in [0, 1]; decoder: code float32 (batch, *code)"}
+    if model.preprocessing is not None:
+        meta["aelab.preprocessing"] = json.dumps(model.preprocessing)
+    if model.standardization is not None:
+        mean, std = model.standardization
+        meta["aelab.standardization"] = json.dumps({"mean": mean.tolist(), "std": std.tolist()})
+    return meta
 
 
 def _ort_diff(path: Path, inputs: torch.Tensor, expected: torch.Tensor) -> float:

@@ -54,9 +54,9 @@ def score_images(model, images: torch.Tensor, names: list[str], validation: torc
         ConfigError: unknown score, percentile outside 0..100, or no validation images.
         AelabError: a conditional model.
     """
-    from aelab.apply import refuse_conditional
+    from aelab.apply import refuse_unlabelled
 
-    refuse_conditional(model, "score")
+    refuse_unlabelled(model, "score")
     cut = threshold(reconstruction_scores(model, validation, score), percentile)
     mse = reconstruction_scores(model, images, "mse")
     ssim = reconstruction_scores(model, images, "ssim") if score == "ssim" else None

@@ -17,6 +17,7 @@ from typing import Any, Callable, Literal, Optional, Union
 
 import typer
 from pydantic import BaseModel
+from rich.markup import escape
 
 from aelab.config import DataConfig, RunConfig, RunOptions, TrainingConfig
 
@@ -71,7 +72,8 @@ def field_flag(key: str, name: str, field, panel: str) -> Flag:
         help_text += f" (default: {'on' if default else 'off'})"
     else:
         decls = [f"--{flag}"]
-    option = typer.Option(None, *decls, help=help_text, show_default=False, rich_help_panel=panel)
+    option = typer.Option(None, *decls, help=escape(help_text), show_default=False,  # type: ignore[call-overload]
+                          rich_help_panel=panel)
     return Flag(key, inspect.Parameter(param_name, inspect.Parameter.KEYWORD_ONLY, default=option,
                                        annotation=Optional[kind]))
 
@@ -96,9 +98,9 @@ def option_flags() -> list[Flag]:
     return [field_flag(name, name, field, "Execution") for name, field in RunOptions.model_fields.items()]
 
 
-def command(fn: Callable, extra: list[inspect.Parameter], flags: list[Flag]) -> Callable:
+def command(fn: Callable, extra: list[inspect.Parameter], flags: list[Flag], with_given: bool = True) -> Callable:
     """``fn`` with a signature typer reads: ``extra`` parameters, then one per flag. ``fn`` receives the extra
-    parameters by name and ``given``: dotted key -> value of every flag that was used."""
+    parameters by name and (``with_given``) ``given``: dotted key -> value of every flag that was used."""
     names = [p.name for p in extra] + [f.param.name for f in flags]
     if len(set(names)) != len(names):
         raise RuntimeError(f"two CLI options share a name: {sorted({n for n in names if names.count(n) > 1})}")
@@ -110,7 +112,7 @@ def command(fn: Callable, extra: list[inspect.Parameter], flags: list[Flag]) -> 
             if value is not None:
                 given[f.key] = list(value) if isinstance(value, tuple) else str(value) if isinstance(value, Path) \
                     else value
-        return fn(given=given, **kwargs)
+        return fn(given=given, **kwargs) if with_given else fn(**kwargs)
 
     wrapper.__signature__ = inspect.Signature(extra + [f.param for f in flags])  # type: ignore[attr-defined]
     wrapper.__doc__ = fn.__doc__

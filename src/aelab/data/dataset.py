@@ -16,6 +16,11 @@ def to_unit_float(images: torch.Tensor, device: torch.device | str | None = None
     return images.to(device).float().div_(255.0)
 
 
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """Float images in [0, 1] (any shape, any device) -> uint8 0..255 on the CPU (clamped, rounded)."""
+    return images.float().clamp(0, 1).mul(255).round().to(torch.uint8).cpu()
+
+
 @dataclass
 class ImageSplit:
     """One split.
@@ -64,6 +69,8 @@ class ImageDataset:
     """One-class training: the classes train and validation were restricted to (the test split has all)."""
     standardization: tuple[torch.Tensor, torch.Tensor] | None = None
     """Vector data: the per-feature (mean, std) ``(D,)`` of the raw training features, already applied."""
+    notes: list[str] = field(default_factory=list)
+    """What reading the data skipped or changed, one line each (unreadable files, squashed images)."""
 
     @property
     def is_vectors(self) -> bool:

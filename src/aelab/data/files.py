@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from aelab.data.folder import IMAGE_SUFFIXES
+from aelab.data.images import GREY_MODES, IMAGE_SUFFIXES, open_image, to_array
 from aelab.errors import DataError
 
 SPLITS = ("train", "val", "test")
@@ -53,36 +53,25 @@ def _files(arg: str) -> list[Path]:
     return [path]
 
 
-def read_file(path: Path, shape: tuple[int, int, int], resize: bool) -> np.ndarray:
-    """One image file as uint8 ``(C, H, W)`` of ``shape``; converted (channels) and resized (bilinear) only with
-    ``resize``.
+def read_file(path: Path, shape: tuple[int, int, int], resize: bool, background: str | None = None) -> np.ndarray:
+    """One image file as uint8 ``(C, H, W)`` of ``shape``, read as training read its images
+    (:mod:`aelab.data.images`: transparency onto ``background``); converted (channels) and resized (bilinear) only
+    with ``resize``.
 
     Raises:
         DataError: unreadable, or of another shape without ``resize`` (both shapes named).
     """
-    from PIL import Image, UnidentifiedImageError
-
     c, h, w = shape
-    try:
-        with Image.open(path) as im:
-            im.load()
-            image = im.copy()
-    except (UnidentifiedImageError, OSError) as exc:
-        raise DataError(f"cannot read {str(path)!r} as an image ({exc})") from None
-    channels = 1 if image.mode in ("L", "1", "I;16", "I") else 3
-    if image.mode not in ("L", "RGB"):
-        image = image.convert("L" if channels == 1 else "RGB")
-    if (channels, image.height, image.width) != (c, h, w):
-        if not resize:
-            raise DataError(f"image {str(path)!r} is {_shape((channels, image.height, image.width))} (CxHxW) but the "
-                            f"model takes {_shape(shape)}; give --resize to convert and resize it")
-        image = image.convert("L" if c == 1 else "RGB").resize((w, h), Image.BILINEAR)
-    arr = np.asarray(image, dtype=np.uint8)
-    return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
+    image = open_image(path)
+    channels = 1 if image.mode in GREY_MODES else 3
+    if (channels, image.height, image.width) != (c, h, w) and not resize:
+        raise DataError(f"image {str(path)!r} is {_shape((channels, image.height, image.width))} (CxHxW) but the "
+                        f"model takes {_shape(shape)}; give --resize to convert and resize it")
+    return to_array(image, "L" if c == 1 else "RGB", (h, w), background)
 
 
 def read_images(args: list[str], shape: tuple[int, int, int], resize: bool = False, dataset=None,
-                limit: int | None = None, standardization=None) -> NamedImages:
+                limit: int | None = None, standardization=None, background: str | None = None) -> NamedImages:
     """Read the images the arguments name (see the module doc), in order.
 
     Args:
@@ -92,6 +81,7 @@ def read_images(args: list[str], shape: tuple[int, int, int], resize: bool = Fal
         dataset: a callable returning the run's :class:`~aelab.data.ImageDataset` (loaded only for ``split:``).
         limit: keep only the first N images.
         standardization: (mean, std) of a model of vector data: arguments are then feature files.
+        background: the colour transparent pixels are composited onto (the model's; None: white).
 
     Raises:
         DataError: no argument, a missing or non-image file, an unknown split, or an image of another shape.
@@ -123,7 +113,7 @@ def read_images(args: list[str], shape: tuple[int, int, int], resize: bool = Fal
             labels.append(row_labels)
         else:
             files = _files(arg)
-            chunks.append(torch.from_numpy(np.stack([read_file(p, shape, resize) for p in files])))
+            chunks.append(torch.from_numpy(np.stack([read_file(p, shape, resize, background) for p in files])))
             names += [str(p) for p in files]
             labels.append(torch.full((len(files),), -1, dtype=torch.long))
     images = torch.cat(chunks)[:limit]

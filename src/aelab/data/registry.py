@@ -108,6 +108,7 @@ def load_dataset(config: DataConfig | None = None, seed: int = 0) -> ImageDatase
     training split (after the validation split); ``dataset.standardization`` holds them.
     """
     config = config or DataConfig()
+    notes: list[str] = []
     if config.name in ("fashion-mnist", "mnist", "cifar10"):
         train_x, train_y, test_x, test_y, classes, source = _load_torchvision(config)
         train, test = ImageSplit(train_x, train_y), ImageSplit(test_x, test_y)
@@ -123,9 +124,10 @@ def load_dataset(config: DataConfig | None = None, seed: int = 0) -> ImageDatase
         else:
             if config.data_dir is None:
                 raise DataError("dataset 'folder' needs --data-dir: a folder of PNG/JPEG images")
-            images, labels, classes = load_image_folder(Path(config.data_dir).expanduser(), config.resize,
-                                                        config.grayscale)
+            images, labels, classes, report = load_image_folder(Path(config.data_dir), config.resize,
+                                                                config.grayscale, config.background)
             source = str(config.data_dir)
+            notes = [report.summary()] if report.summary() else []
         if len(images) < 3:
             raise DataError(f"dataset {config.name!r} has {len(images)} images; at least 3 are needed "
                             "(train, validation, test)")
@@ -143,7 +145,7 @@ def load_dataset(config: DataConfig | None = None, seed: int = 0) -> ImageDatase
         train, val, test = (ImageSplit(standardize(s.images, *scaling), s.labels) for s in (train, val, test))
     dataset = ImageDataset(name=config.name, train=train, val=val, test=test,
                            class_names=list(CLASS_NAMES.get(config.name, classes)), source=source,
-                           standardization=scaling)
+                           standardization=scaling, notes=notes)
     return dataset if config.normal_classes is None else only_classes(dataset, config.normal_classes)
 
 
@@ -170,7 +172,7 @@ def only_classes(dataset: ImageDataset, classes: list[int]) -> ImageDataset:
         raise DataError(f"--normal-class {','.join(map(str, classes))}: dataset {dataset.name!r} has no training "
                         "images of these classes")
     return ImageDataset(dataset.name, train, restrict(dataset.val), dataset.test, dataset.class_names,
-                        dataset.source, list(classes), dataset.standardization)
+                        dataset.source, list(classes), dataset.standardization, dataset.notes)
 
 
 _LOADED: dict[str, ImageDataset] = {}

@@ -1,6 +1,10 @@
-"""Test-set metrics: MSE, PSNR, SSIM, the mean-image baseline, code sparsity and denoising."""
+"""Measures of trained models, by topic: reconstruction (:mod:`.reconstruction`), the latent space
+(:mod:`.latent`), where a model fails (:mod:`.failures`), compression (:mod:`.compression`), generation
+(:mod:`.generation`), anomaly scores (:mod:`.anomaly`), features with few labels (:mod:`.probes`), and the
+baselines (:mod:`.pca`, the mean image). :mod:`.batches` runs a whole split through a model. Drawing is in
+:mod:`aelab.figures`; a model family's own measures are its ``test_measures`` hook."""
 
-from aelab.evaluation.codes import code_sparsity, denoising_metrics, encode_split
-from aelab.evaluation.metrics import evaluate, mean_image_mse
+from aelab.evaluation.batches import encode_all, per_image_mse
+from aelab.evaluation.reconstruction import code_sparsity, denoising_metrics, evaluate, mean_image_mse
 
-__all__ = ["evaluate", "mean_image_mse", "code_sparsity", "denoising_metrics", "encode_split"]
+__all__ = ["code_sparsity", "denoising_metrics", "encode_all", "evaluate", "mean_image_mse", "per_image_mse"]

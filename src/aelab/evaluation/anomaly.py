@@ -16,9 +16,10 @@ from dataclasses import dataclass
 
 import torch
 
-from aelab.data.dataset import ImageSplit, to_unit_float
+from aelab.data.dataset import ImageSplit
 from aelab.errors import ConfigError
-from aelab.evaluation.metrics import ssim_kernel
+from aelab.evaluation.batches import batches, per_image_mse
+from aelab.evaluation.reconstruction import ssim_kernel
 from aelab.models.autoencoder import AutoEncoder
 
 SCORE_KINDS = ("mse", "ssim")
@@ -44,19 +45,14 @@ def reconstruction_scores(model: AutoEncoder, images: torch.Tensor, kind: str = 
 
     if kind not in SCORE_KINDS:
         raise ConfigError(f"--score: got {kind!r}; allowed: {', '.join(SCORE_KINDS)}")
+    if kind == "mse":
+        return per_image_mse(model, images, None, batch_size)
     model.eval()
-    device = next(model.parameters()).device
     out = []
-    for start in range(0, len(images), batch_size):
-        x = to_unit_float(images[start:start + batch_size], device)
-        rec = model.reconstruct(x).float()
-        rec = rec if model.vectors else rec.clamp(0, 1)
-        if kind == "mse":
-            out.append((rec - x).pow(2).flatten(1).mean(1).double().cpu())
-        else:
-            ssim = structural_similarity_index_measure(rec, x, data_range=1.0, reduction="none",
-                                                       kernel_size=ssim_kernel(*x.shape[-2:]))
-            out.append((1.0 - ssim).double().cpu())
+    for _, x, _ in batches(model, images, None, batch_size):
+        ssim = structural_similarity_index_measure(model.reconstruct(x), x, data_range=1.0, reduction="none",
+                                                   kernel_size=ssim_kernel(*x.shape[-2:]))
+        out.append((1.0 - ssim).double().cpu())
     return torch.cat(out) if out else torch.zeros(0, dtype=torch.float64)
 
 

@@ -5,7 +5,7 @@ A small CNN trained on the dataset's training split (Adam 1e-3, batch 128, 3 epo
     x (N,C,H,W) -> Conv 3x3 32 -> ReLU -> MaxPool 2 -> Conv 3x3 64 -> ReLU -> MaxPool 2 -> flatten
       -> Linear 128 -> ReLU = features (N, 128) -> Linear -> class logits (N, classes)
 
-Its 128 features are what :func:`aelab.evaluation.generative.frechet_distance` compares: a Frechet distance in
+Its 128 features are what :func:`aelab.evaluation.generation.frechet_distance` compares: a Frechet distance in
 *this* network's feature space, which is not the Inception FID and is comparable only between aelab runs on
 the same dataset. The trained network is cached per training split (a SHA-256 of its images and labels) in
 aelab's data cache (``$AELAB_DATA`` or ``~/.cache/aelab``), under ``classifiers/``.

@@ -12,7 +12,7 @@ from sklearn.decomposition import PCA
 
 from aelab.data.dataset import ImageSplit
 from aelab.errors import AelabError
-from aelab.evaluation.metrics import psnr_per_image
+from aelab.evaluation.reconstruction import psnr_per_image
 
 
 def _flat(split: ImageSplit) -> np.ndarray:
@@ -50,7 +50,7 @@ def pca_baseline(train: ImageSplit, test: ImageSplit, n_components: int, seed: i
     x = test.floats()
     per_image = (recon - x).pow(2).flatten(1).mean(1)
     psnr = psnr_per_image(recon, x).mean() if test.images.dtype == torch.uint8 else None
-    return {"model": f"PCA ({n_components} components)", "code_size": n_components,
+    return {"model": f"PCA ({n_components} components)", "kind": "pca", "code_size": n_components,
             "compression_ratio": x[0].numel() / n_components, "parameters": int(pca.components_.size + pca.mean_.size),
             "test_mse": float(per_image.mean()), "test_psnr": None if psnr is None else float(psnr),
             "explained_variance": float(pca.explained_variance_ratio_.sum())}

@@ -27,7 +27,7 @@ from torch import nn
 
 from aelab.data.dataset import ImageDataset, ImageSplit, to_unit_float
 from aelab.errors import AelabError
-from aelab.evaluation.codes import encode_split
+from aelab.evaluation.batches import encode_all
 from aelab.models.autoencoder import AutoEncoder
 
 
@@ -117,9 +117,9 @@ def probe_table(model: AutoEncoder, dataset: ImageDataset, labels_per_class: lis
         parameter counts ``mlp_parameters``, ``cnn_parameters`` when ``scratch``), accuracies in [0, 1], and
         ``helps`` (bool).
     """
-    device = next(model.parameters()).device
-    train_codes = encode_split(model, dataset.train).numpy()
-    test_codes = encode_split(model, dataset.test).numpy()
+    device = model.device
+    train_codes = encode_all(model, dataset.train.images, dataset.train.labels).numpy()
+    test_codes = encode_all(model, dataset.test.images, dataset.test.labels).numpy()
     n_classes = int(max(dataset.train.labels.max(), dataset.test.labels.max())) + 1
     rows = []
     for n in labels_per_class:

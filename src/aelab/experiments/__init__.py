@@ -1,3 +1,4 @@
-"""Orchestration: experiments of runs. One run engine (:mod:`.engine`), its folders (:mod:`.folders`), the
-run store (:mod:`.store`), experiment files -> runs (:mod:`.spec`), executors and the report
-(:mod:`.experiment`), analyses of finished runs (:mod:`.analyses`)."""
+"""Orchestration: experiments of runs. Experiment files -> runs (:mod:`.spec`), the run store (:mod:`.store`), run
+and experiment folders (:mod:`.folders`), the one run engine (:mod:`.engine`), executors (:mod:`.executors`),
+experiments and their commands (:mod:`.experiment`), what an experiment writes over its runs
+(:mod:`.outputs`), and finished runs opened from their folders (:mod:`.finished`)."""

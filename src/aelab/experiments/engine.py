@@ -15,13 +15,16 @@ import json
 import time
 import traceback
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from aelab.config import RunConfig, dump_yaml
 from aelab.errors import AelabError
 from aelab.experiments.folders import RunFolder, store_path
 from aelab.experiments.store import RunStore
 from aelab.io import atomic_write_text
+
+Log = Callable[[str], None]
+
 
 def dataset_for(config: RunConfig):
     """The run's dataset, loaded once per process for each (data config, seed)."""
@@ -34,12 +37,12 @@ def build_checked(config: RunConfig, dataset):
     """Build the run's model (seeded) and refuse what training would refuse, before anything is written.
 
     Raises:
-        ModelError / ConfigError / AelabError: see :func:`aelab.training.trainer.check_trainable`.
+        ModelError / ConfigError / AelabError: see :func:`aelab.training.check_trainable`.
     """
     import torch
 
     from aelab.models import build_model
-    from aelab.training.trainer import check_trainable
+    from aelab.training import check_trainable
 
     torch.manual_seed(config.seed)
     labelled = dataset.labelled or dataset.normal_classes is not None
@@ -50,52 +53,54 @@ def build_checked(config: RunConfig, dataset):
     return model
 
 
-def train_run(config: RunConfig, folder: RunFolder, progress: bool = False, on_epoch=None,
-              analyses: bool = True, log: Callable[[str], None] = lambda m: None) -> dict:
-    """Train, evaluate and save one run into ``folder`` (resuming from its checkpoint); return its metrics row."""
-    from aelab.evaluation import denoising_metrics, evaluate
-    from aelab.figures import layerwise_curves, reconstruction_grid, save_figure
-    from aelab.training import save_checkpoint, train
+def _fit(config: RunConfig, folder: RunFolder, model, dataset, progress: bool, callbacks: list):
+    """Train (layer-wise first when asked), resuming from the folder's checkpoints; (result, stage results)."""
+    from aelab.training import train
     from aelab.training.layerwise import train_layerwise
 
-    dataset = dataset_for(config)
-    model = build_checked(config, dataset)
-    folder.path.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(folder.config, dump_yaml(config))
-    label = config.label
-    stages = None
+    options = dict(seed=config.seed, run_dir=folder.checkpoint_dir, resume=True, progress=progress,
+                   callbacks=callbacks)
     if config.training.layerwise_epochs:
-        stages = train_layerwise(model, dataset, config.training, seed=config.seed, run_dir=folder.checkpoint_dir,
-                                 resume=True, progress=progress, on_epoch=on_epoch).stages
-        result = stages[-1]
-    else:
-        result = train(model, dataset, config.training, seed=config.seed, run_dir=folder.checkpoint_dir,
-                       resume=True, progress=progress, on_epoch=on_epoch)
-    model.save(folder.model_dir)
-    save_checkpoint({"history": result.history.to_state()}, folder.history)
+        stages = train_layerwise(model, dataset, config.training, **options).stages
+        return stages[-1], stages
+    return train(model, dataset, config.training, **options), None
+
+
+def _row(config: RunConfig, model, dataset, result) -> dict:
+    """The run's metrics row: identity, test reconstruction, code statistics, timing, and the family's own
+    test measures (its ``test_measures`` hook)."""
+    from aelab.evaluation import evaluate
+
     test = evaluate(model, dataset.test, batch_size=config.training.eval_batch_size)
     h = result.history
-    metrics = {
-        "model": label, "parameters": model.num_parameters(), "code_size": model.code_size,
-        "code_shape": list(model.code_shape), "compression_ratio": model.compression_ratio,
+    row = {
+        "model": config.label, "kind": "run", "family": model.family, "line": model.figure_line(config.model.filled()),
+        "loss_unit": model.loss_unit(config.training.loss), "parameters": model.num_parameters(),
+        "code_size": model.code_size, "code_shape": list(model.code_shape), "compression_ratio": model.compression_ratio,
         "test_mse": test["mse"], "test_psnr": test["psnr"], "test_ssim": test["ssim"], "test_images": test["images"],
         "code_l0": test["code_l0"], "dead_units": test["dead_units"], "code_mean_abs": test["code_mean_abs"],
         "final_train_loss": h.train_loss[-1], "final_val_loss": h.val_loss[-1], "epochs": result.epochs,
         "train_seconds": result.train_seconds, "images_per_second": result.images_per_second,
         "device": result.device, "resumed_from": result.resumed_from,
     }
-    if model.generative:  # a VAE's bounds and active units, a VQ-VAE's bits and codebook use
-        from aelab.evaluation.generative import generative_metrics
+    row.update(model.test_measures(dataset.test, seed=config.seed))
+    return row
 
-        metrics.update(generative_metrics(model, dataset.test, seed=config.seed))
-        metrics.update(code_l0=None, dead_units=None, code_mean_abs=None)  # sparsity measures: not for these
+
+def _extras(config: RunConfig, folder: RunFolder, model, dataset, stages, row: dict) -> None:
+    """What some trainings add to the row and the folder: layer-wise curves, denoising quality, one-class ROC."""
+    from aelab.figures import layerwise_curves, reconstruction_grid, save_figure
+
+    label = config.label
     if stages is not None:
-        metrics["layerwise_final_loss"] = [s.history.train_loss[-1] for s in stages]
+        row["layerwise_final_loss"] = [s.history.train_loss[-1] for s in stages]
         save_figure(layerwise_curves([s.history for s in stages], label), folder.figure("layerwise"))
     corruption = config.training.corruption
     if corruption is not None:
+        from aelab.evaluation import denoising_metrics
+
         den, examples = denoising_metrics(model, dataset.test, corruption, seed=config.seed)
-        metrics.update(den)
+        row.update(den)
         what = f"gaussian std {corruption.std}" if corruption.kind == "gaussian" else \
             f"{corruption.kind} {corruption.fraction:g}"
         save_figure(reconstruction_grid(examples[0], {"corrupted": examples[1], "denoised": examples[2]},
@@ -104,33 +109,63 @@ def train_run(config: RunConfig, folder: RunFolder, progress: bool = False, on_e
         from aelab.evaluation.anomaly import separate
 
         r = separate(model, dataset.test, dataset.val, config.data.normal_classes)
-        metrics.update({"normal": ", ".join(dataset.class_names[c] for c in config.data.normal_classes),
-                        "roc_auc": r.roc_auc, "pr_auc": r.pr_auc})
-    atomic_write_text(folder.metrics, json.dumps(metrics, indent=2))
-    quality = "" if test["psnr"] is None else f", PSNR {test['psnr']:.2f} dB, SSIM {test['ssim']:.4f}"
-    log(f"{label}: test MSE {metrics['test_mse']:.5f}{quality} ({metrics['train_seconds']:.1f} s, "
-        f"{metrics['images_per_second']:,.0f} images/s)")
-    if "test_nelbo" in metrics:
-        log(f"{label}: test -ELBO {metrics['test_nelbo']:.2f} nats (reconstruction {metrics['test_recon_nll']:.2f} + "
-            f"KL {metrics['test_kl']:.2f}); -IWAE (k={metrics['iwae_k']}) {metrics['test_iwae_nll']:.2f} vs -ELBO "
-            f"{metrics['test_nelbo_subset']:.2f} on {metrics['iwae_images']} images; {metrics['active_units']} of "
-            f"{metrics['latent_units']} latent units active")
-    if "bits_per_image" in metrics:
-        log(f"{label}: {metrics['bits_per_image']:g} bits per image, codebook perplexity {metrics['perplexity']:.1f} "
-            f"of {metrics['codebook_size']}, {metrics['dead_codes']} dead codes")
-    if analyses:
-        from aelab.experiments.analyses import LoadedRun, run_analyses
+        row.update({"normal": ", ".join(dataset.class_names[c] for c in config.data.normal_classes),
+                    "roc_auc": r.roc_auc, "pr_auc": r.pr_auc})
 
-        errors = run_analyses(LoadedRun(folder, config, dataset, model.eval()), log=log, metrics=metrics)
-        if errors:  # kept with the run's record (aelab runs show ID); the run itself is done
-            metrics["analysis_errors"] = errors
-        atomic_write_text(folder.metrics, json.dumps(metrics, indent=2))  # with what the analyses measured
-    return metrics
+
+def _summary(row: dict) -> str:
+    quality = "" if row["test_psnr"] is None else f", PSNR {row['test_psnr']:.2f} dB, SSIM {row['test_ssim']:.4f}"
+    line = (f"{row['model']}: test MSE {row['test_mse']:.5f}{quality} ({row['train_seconds']:.1f} s, "
+            f"{row['images_per_second']:,.0f} images/s)")
+    from aelab.models.table import family_measures
+
+    own = [f"{m.heading} {m.format(row)}" for m in family_measures() if row.get(m.key) is not None]
+    return line + (f"; {', '.join(own)}" if own else "")
+
+
+def train_run(config: RunConfig, folder: RunFolder, progress: bool = False, callbacks: list | None = None,
+              analyses: bool = True, log: Log = lambda m: None) -> dict:
+    """Train, evaluate and save one run into ``folder`` (resuming from its checkpoint); return its metrics row."""
+    from aelab.data import preprocessing
+
+    dataset = dataset_for(config)
+    model = build_checked(config, dataset)
+    folder.path.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(folder.config, dump_yaml(config))
+    result, stages = _fit(config, folder, model, dataset, progress, list(callbacks or []))
+    prep = None if dataset.is_vectors else preprocessing(dataset.shape, config.data.resize is not None,
+                                                        config.data.background)
+    model.save(folder.model_dir, prep)
+    from aelab.training import save_checkpoint
+
+    save_checkpoint({"history": result.history.to_state()}, folder.history)
+    row = _row(config, model, dataset, result)
+    _extras(config, folder, model, dataset, stages, row)
+    atomic_write_text(folder.metrics, json.dumps(row, indent=2))
+    log(_summary(row))
+    if analyses:
+        from aelab.analyses import analyse_all
+
+        measured, errors, skipped = analyse_all(model.eval(), dataset, config.label, folder.analysis_dir, log=log)
+        row.update(measured)
+        row["analyses_skipped"] = skipped
+        if errors:  # kept with the run's record (aelab runs show ID) and listed in the report
+            row["analysis_errors"] = errors
+        atomic_write_text(folder.metrics, json.dumps(row, indent=2))  # with what the analyses measured
+    return row
+
+
+def failure_message(exc: Exception) -> str:
+    """A failed run's error in one line: the exception (aelab's own errors say what to do), plus where it came
+    from for anything else."""
+    message = f"{type(exc).__name__}: {exc}"
+    if not isinstance(exc, AelabError):
+        message += " | " + traceback.format_exc(limit=3).strip().splitlines()[-2].strip()
+    return " ".join(message.split())
 
 
 def execute_run(root: str, run_id: str, retry_failed: bool = False, threads: int = 0, tensorboard: bool = False,
-                analyses: bool = True, progress: bool = False, on_epoch=None,
-                log: Callable[[str], None] = lambda m: None) -> str:
+                analyses: bool = True, progress: bool = False, on_epoch=None, log: Log = lambda m: None) -> str:
     """Claim run ``run_id`` of the store under ``root``, run it, record done (with metrics) or failed.
 
     Args:
@@ -144,6 +179,8 @@ def execute_run(root: str, run_id: str, retry_failed: bool = False, threads: int
     """
     import torch
 
+    from aelab.training.callbacks import OnEpoch, TensorBoard
+
     if threads:
         torch.set_num_threads(threads)
     with RunStore(store_path(root)) as store:
@@ -152,39 +189,13 @@ def execute_run(root: str, run_id: str, retry_failed: bool = False, threads: int
         record = store.get(run_id)
         config = RunConfig.model_validate(record["config"])
         folder = RunFolder(Path(root) / record["folder"])
-        hooks = [h for h in (on_epoch, _tensorboard_logger(folder) if tensorboard else None) if h is not None]
+        callbacks: list[Any] = [OnEpoch(on_epoch)] if on_epoch is not None else []
+        callbacks += [TensorBoard(folder.tensorboard)] if tensorboard else []
         t0 = time.time()
         try:
-            metrics = train_run(config, folder, progress, (lambda e, h: [f(e, h) for f in hooks]) if hooks else None,
-                                analyses, log)
+            metrics = train_run(config, folder, progress, callbacks, analyses, log)
         except Exception as exc:  # a failed run is recorded and does not stop the others
-            message = f"{type(exc).__name__}: {exc}"
-            if not isinstance(exc, AelabError):
-                message += " | " + traceback.format_exc(limit=3).strip().splitlines()[-2].strip()
-            store.fail(run_id, message, time.time() - t0)
+            store.fail(run_id, failure_message(exc), time.time() - t0)
             return "failed"
         store.finish(run_id, metrics, time.time() - t0)
         return "done"
-
-
-def _tensorboard_logger(folder: RunFolder):
-    from torch.utils.tensorboard import SummaryWriter
-
-    from aelab.data import to_unit_float
-
-    writer = SummaryWriter(str(folder.tensorboard))
-
-    def on_epoch(epoch: int, history) -> None:
-        import torch
-
-        writer.add_scalar("loss/train", history.train_loss[-1], epoch)
-        if history.val_loss[-1] == history.val_loss[-1]:
-            writer.add_scalar("loss/validation", history.val_loss[-1], epoch)
-        for key, values in history.terms.items():  # a VAE's KL and beta, a VQ-VAE's codebook perplexity
-            writer.add_scalar(f"terms/{key}", values[-1], epoch)
-        if epoch in history.snapshots and history.snapshot_originals.dtype == torch.uint8:  # images only
-            both = to_unit_float(torch.cat([history.snapshot_originals, history.snapshots[epoch]]))
-            writer.add_images("reconstructions (top: originals)", both, epoch, dataformats="NCHW")
-        writer.flush()
-
-    return on_epoch

@@ -53,6 +53,11 @@ class RunFolder:
         return self.path / "run.yaml"
 
     @property
+    def checkpoint(self) -> Path:
+        """The last finished epoch's checkpoint (what a cut run resumes from)."""
+        return self.path / "checkpoint.pt"
+
+    @property
     def checkpoint_dir(self) -> Path:
         """Where the trainer writes ``checkpoint.pt`` (and layer-wise ``stage_k/``)."""
         return self.path

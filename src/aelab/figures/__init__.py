@@ -1,11 +1,16 @@
-"""Matplotlib figures, the analysis registry and the self-contained HTML report.
+"""Drawing only: matplotlib figures of what :mod:`aelab.evaluation` computes, and the self-contained HTML report.
 
-Names are imported on first use, so importing :mod:`aelab.figures.analyses` (the registry, read by the CLI
-at start-up) does not import matplotlib.
+* :mod:`.canvas`: the backend, image helpers, saving;
+* :mod:`.curves`: loss curves, layer-wise stages, rate-distortion;
+* :mod:`.grids`: figures made of images (interpolation, samples, traversals, reconstructions, ...);
+* :mod:`.charts`: latent map, code heatmap, failures, compression, probes, anomaly scores;
+* :mod:`.report`: the HTML report.
+
+Names are imported on first use, so importing this package does not import matplotlib.
 """
 
-_LAZY = {"layerwise_curves": "plots", "loss_curves": "plots", "rate_distortion": "plots", "reconstruction_grid": "plots",
-         "save_figure": "plots"}
+_LAZY = {"layerwise_curves": "curves", "loss_curves": "curves", "rate_distortion": "curves",
+         "reconstruction_grid": "grids", "save_figure": "canvas"}
 __all__ = list(_LAZY)
 
 

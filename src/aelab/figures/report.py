@@ -1,8 +1,9 @@
 """One self-contained HTML report per experiment (images embedded as base64, no network needed).
 
-The report renders what it is handed: the comparison table (runs, PCA and mean-image baselines), the loss
-curves of all runs, the reconstruction figures, and for each run its own figures and the analyses of the
-registry (:data:`aelab.figures.analyses.ANALYSES`) that exist on disk.
+The report renders what it is handed: the comparison table (runs, PCA and mean-image baselines; its columns
+from :mod:`aelab.models.measures`), the loss curves of all runs, the reconstruction figures, and for each run its
+own figures, the analyses (:data:`aelab.analyses.ANALYSES`) that exist on disk, and those that did not run, with
+why.
 """
 
 from __future__ import annotations
@@ -10,66 +11,30 @@ from __future__ import annotations
 import base64
 import html
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from aelab.io import atomic_write_text
+from aelab.models.measures import Measure, is_baseline
+from aelab.models.table import columns
 
-METRIC_COLUMNS = [
-    ("model", "model", "{}"), ("parameters", "parameters", "{:,}"), ("code_size", "code size", "{}"),
-    ("compression_ratio", "compression", "{:.1f}x"), ("test_mse", "test MSE", "{:.5f}"),
-    ("test_psnr", "PSNR (dB)", "{:.2f}"), ("test_ssim", "SSIM", "{:.4f}"),
-    ("code_l0", "L0", "{:.1f}"), ("dead_units", "dead", "{}"),
-    ("train_seconds", "train time (s)", "{:.1f}"), ("images_per_second", "images/s", "{:,.0f}"),
-]
-DENOISING_COLUMNS = [("noisy_psnr", "noisy PSNR", "{:.2f}"), ("denoised_psnr", "denoised PSNR", "{:.2f}")]
-ANOMALY_COLUMNS = [("normal", "normal class", "{}"), ("roc_auc", "ROC-AUC", "{:.4f}"), ("pr_auc", "PR-AUC", "{:.4f}")]
-VARIATIONAL_COLUMNS = [("test_nelbo", "-ELBO (nats)", "{:.2f}"), ("test_iwae_nll", "-IWAE bound (nats)", "{:.2f}"),
-                       ("test_kl", "KL (nats)", "{:.2f}"), ("active_units", "active units", "{}")]
-CODEBOOK_COLUMNS = [("bits_per_image", "bits/image", "{:g}"), ("perplexity", "codebook perplexity", "{:.1f}"),
-                    ("dead_codes", "dead codes", "{}")]
-SAMPLE_COLUMNS = [("frechet_distance", "Frechet distance*", "{:.2f}"),
-                  ("sample_class_accuracy", "samples of their class", "{:.3f}")]
-
-COMPRESSION_COLUMNS = [("model", "model", "{}"), ("storage", "code stored as", "{}"),
-                       ("code_bytes", "bytes per image", "{:g}"), ("compression_ratio", "ratio", "{:.1f}x"),
-                       ("psnr", "PSNR (dB)", "{:.2f}")]
-
-
-def generative_columns(rows: list[dict]) -> list[tuple[str, str, str]]:
-    """The VAE, VQ-VAE and sample-quality columns that some of these rows have."""
-    return [c for group in (VARIATIONAL_COLUMNS, CODEBOOK_COLUMNS, SAMPLE_COLUMNS) for c in group
-            if any(r.get(c[0]) is not None for r in rows)]
-
-
-def columns(rows: list[dict], generative: bool = True) -> list[tuple[str, str, str]]:
-    """The table columns for these rows (denoising, anomaly and, with ``generative``, the generative columns
-    only when a row has them)."""
-    extra = DENOISING_COLUMNS if any("noisy_psnr" in r for r in rows) else []
-    extra += ANOMALY_COLUMNS if any("roc_auc" in r for r in rows) else []
-    extra += generative_columns(rows) if generative else []
-    return METRIC_COLUMNS[:7] + extra + METRIC_COLUMNS[7:]
-
-
-def format_row(row: dict, cols: list[tuple[str, str, str]] | None = None) -> list[str]:
-    """A row as the strings shown in tables ('-' where the row has no value)."""
-    out = []
-    for key, _, fmt in cols or METRIC_COLUMNS:
-        value = row.get(key)
-        out.append("-" if value is None else fmt.format(value))
-    return out
+COMPRESSION_COLUMNS = (Measure("model", "model"), Measure("storage", "code stored as"),
+                       Measure("code_bytes", "bytes per image", "{:g}"), Measure("compression_ratio", "ratio", "{:.1f}x"),
+                       Measure("psnr", "PSNR (dB)", "{:.2f}"))
 
 
 @dataclass
 class RunSection:
     """One run's part of the report: its figures ``(heading, png)`` and analyses ``(entry, png, json)``
-    (only files that exist are shown)."""
+    (only files that exist are shown), and the analyses that did not run, with why."""
 
     label: str
     run_id: str
     folder: str
     figures: list
     analyses: list
+    not_run: list = field(default_factory=list)
+    """One line per analysis that failed or does not apply (``name: why``)."""
 
 
 def _img(path: Path) -> str:
@@ -77,10 +42,10 @@ def _img(path: Path) -> str:
     return f'<img alt="{html.escape(path.name)}" src="data:image/png;base64,{data}">'
 
 
-def _table(rows: list[dict], cols: list[tuple[str, str, str]], html_id: str = "") -> str:
-    head = "".join(f"<th>{html.escape(label)}</th>" for _, label, _ in cols)
-    body = "".join(f"<tr{' class=baseline' if r.get('baseline') or 'PCA' in str(r.get('model')) else ''}>"
-                   + "".join(f"<td>{html.escape(v)}</td>" for v in format_row(r, cols)) + "</tr>" for r in rows)
+def _table(rows: list[dict], cols, html_id: str = "") -> str:
+    head = "".join(f"<th>{html.escape(m.heading)}</th>" for m in cols)
+    body = "".join(f"<tr{' class=baseline' if is_baseline(r) or str(r.get('model', '')).startswith('PCA') else ''}>"
+                   + "".join(f"<td>{html.escape(m.format(r))}</td>" for m in cols) + "</tr>" for r in rows)
     ident = f" id='{html_id}'" if html_id else ""
     return f"<table{ident}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
@@ -102,7 +67,7 @@ def write_report(path: Path, title: str, summary: str, rows: list[dict], baselin
     nothing), ``reconstructions`` the reconstruction figures, in order; ``rate_distortion`` the figure of
     error against code size, when the runs have several code sizes; ``compression`` one row per run of its
     stored code (bytes per image and PSNR)."""
-    cols = columns(rows)
+    cols = columns(rows + baselines)
     parts = ["<!doctype html><html><head><meta charset='utf-8'>", f"<title>{html.escape(title)}</title>", STYLE,
              LOADED, "</head><body>", f"<h1>{html.escape(title)}</h1>", f"<p>{html.escape(summary)}</p>",
              "<h2>Comparison on the test set</h2>", _table(rows + baselines, cols, "metrics"),
@@ -137,16 +102,19 @@ def write_report(path: Path, title: str, summary: str, rows: list[dict], baselin
     for s in sections:
         found = [(h, p) for h, p in s.figures if p.is_file()]
         analyses = [(a, png, js) for a, png, js in s.analyses if png.is_file()]
-        if not found and not analyses:
+        if not found and not analyses and not s.not_run:
             continue
         parts.append(f"<h2>Inside {html.escape(s.label)}</h2><p>run {s.run_id}, folder {html.escape(s.folder)}</p>")
+        if s.not_run:
+            parts.append("<p>Analyses not in this section:</p><ul>" + "".join(
+                f"<li class=failed>{html.escape(line)}</li>" for line in s.not_run) + "</ul>")
         for heading, png in found:
             parts += [f"<h3>{html.escape(heading)}</h3>", _img(png)]
         for entry, png, js in analyses:
             parts += [f"<h3>{html.escape(entry.title)}</h3>", f"<p>{html.escape(entry.text)}</p>", _img(png)]
             data = json.loads(js.read_text()) if js.is_file() else None
             if entry.columns and isinstance(data, list) and data:
-                parts.append(_table(data, [c for c in entry.columns if any(c[0] in r for r in data)]))
+                parts.append(_table(data, [c for c in entry.columns if any(c.key in r for r in data)]))
             elif entry.columns and isinstance(data, dict) and data.get("per_class"):
                 parts.append(_table(data["per_class"], entry.columns))
     parts += ["<h2>Configuration</h2>", f"<pre>{html.escape(config_text)}</pre>", "</body></html>"]

@@ -1,9 +1,20 @@
-"""The one autoencoder class: an encoder, a decoder, and the verbs around them.
+"""The autoencoder protocol: :class:`AutoEncoder`, the base of every model family, and what one forward pass
+gives (:class:`AEOutput`).
 
-The contract with the trainer: ``model(x)`` returns an :class:`AEOutput` (reconstruction, code, penalty), so
-one (optionally compiled) call gives everything the loss needs, whatever the variant (sparse, tied, ...).
-The trainer imports no model variant: what a variant needs from training it says through
-:meth:`AutoEncoder.check_batch_size` and :meth:`AutoEncoder.stages`.
+A model class says what it is and does, so that nothing outside :mod:`aelab.models` asks which class it holds:
+
+* its code: :attr:`~AutoEncoder.code_kind` (``vector``, ``map`` or ``indices``) and ``code_shape``;
+* its loss: :meth:`~AutoEncoder.loss_unit` (per-pixel error or nats per image) and
+  :meth:`~AutoEncoder.reconstruction_loss`;
+* its measures: :attr:`~AutoEncoder.measures` and the :meth:`~AutoEncoder.test_measures` hook the engine calls;
+* its samplers: :attr:`~AutoEncoder.samplers` (the first is the default) and :meth:`~AutoEncoder.prior`;
+* what it can and cannot do: :meth:`~AutoEncoder.lacks` names the reason (analyses and commands ask it), and
+  :meth:`~AutoEncoder.check_training` refuses a training it cannot do;
+* its labels: a batch is images and class labels ``(x, y)``; every verb takes ``y``, and the models that need
+  labels (a conditional VAE) use them.
+
+The base class is the deterministic autoencoder (optionally sparse or tied); the families are
+:mod:`.variational` (VAE), :mod:`.quantizer` (VQ-VAE) and those registered in :mod:`.families`.
 """
 
 from __future__ import annotations
@@ -11,12 +22,14 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import NamedTuple, Optional
+from typing import Any, ClassVar, NamedTuple, Optional
 
 import torch
 from torch import nn
 
-from aelab.errors import ModelError
+from aelab.errors import ConfigError, ModelError
+from aelab.models import measures as M
+from aelab.models.needs import NEEDS  # noqa: F401  (re-exported: what lacks() answers for)
 from aelab.models.stages import mirrored_stages, stage_parts
 
 WEIGHTS_NAME = "model.safetensors"
@@ -59,6 +72,15 @@ class AutoEncoder(nn.Module):
         penalty: a module mapping the code to a weighted scalar penalty (L1, KL), or None.
     """
 
+    family: ClassVar[str] = "autoencoder"
+    """The family's name (``aelab models`` shows it)."""
+    measures: ClassVar[tuple[M.Measure, ...]] = ()
+    """The family's own test measures (keys of :meth:`test_measures`), besides those of every model."""
+    nats: ClassVar[bool] = False
+    """True when the training loss is a negative log-likelihood in nats per image (not the config's loss)."""
+    layerwise: ClassVar[bool] = True
+    """Greedy layer-wise pretraining applies (a decoder that mirrors the encoder is still needed)."""
+
     def __init__(self, encoder: nn.Module, decoder: nn.Module, input_shape: tuple[int, ...],
                  code_shape: tuple[int, ...], name: str = "autoencoder", sparsity: nn.Module | None = None,
                  penalty: nn.Module | None = None) -> None:
@@ -70,16 +92,52 @@ class AutoEncoder(nn.Module):
         self.input_shape = tuple(input_shape)
         self.code_shape = tuple(code_shape)
         self.name = name
-        self.config = None
+        self.config: Any = None
         """The :class:`~aelab.config.ModelConfig` it was built from (set by ``build_model``; needed by save)."""
-        self.vectors = False
-        """True when built for vector data (standardized feature rows ``(1, 1, D)``, linear reconstruction)."""
+        self.data_range: Optional[float] = 1.0
+        """The range of the data it reconstructs: 1.0 for images in [0, 1]; None for standardized vector rows
+        (built with ``vectors=True``: linear output, no PSNR/SSIM, no clamping)."""
         self.standardization: tuple[torch.Tensor, torch.Tensor] | None = None
         """Vector data: per-feature (mean, std) ``(D,)`` of the raw training features; inputs are standardized
         with them before :meth:`encode` (kept in ``config.json``)."""
+        self.preprocessing: dict | None = None
+        """How inputs are made from image files (kept in ``config.json``; see :func:`aelab.data.preprocessing`)."""
+
+    @classmethod
+    def from_config(cls, spec: Any, input_shape: tuple[int, int, int], config: Any, classes: int,
+                    vectors: bool) -> "AutoEncoder":
+        """Build this family's model on the body ``spec`` (what :func:`aelab.build_model` calls).
+
+        Args:
+            spec: the body (an mlp, conv or res spec), its code activation already set.
+            input_shape: ``(C, H, W)`` of the data.
+            config: the :class:`~aelab.config.ModelConfig`, with its preset's fields filled in.
+            classes: the number of classes of the data (1 when unlabelled).
+            vectors: the data is standardized vector rows.
+
+        Raises:
+            ModelError: top-k larger than the code, KL sparsity without codes in (0, 1), tied weights on a model
+                that is not a symmetric MLP.
+        """
+        from aelab.models.bodies import build_body, ends_in_sigmoid
+        from aelab.models.sparsity import KLPenalty, TopK, build_sparsity
+        from aelab.models.tied import tie_weights
+
+        encoder, decoder, code_shape = build_body(spec, input_shape)
+        sparsity, penalty = build_sparsity(config.sparsity)
+        if isinstance(sparsity, TopK) and sparsity.k > math.prod(code_shape):
+            raise ModelError(f"sparsity topk:{sparsity.k}: k is larger than the code of {config.label!r} "
+                             f"({math.prod(code_shape)} units); allowed: 1..{math.prod(code_shape)}")
+        if isinstance(penalty, KLPenalty) and not ends_in_sigmoid(encoder):
+            raise ModelError(f"sparsity kl needs codes in (0, 1) but the encoder of {config.label!r} does not end in "
+                             "a sigmoid; use a spec with code_activation: sigmoid, or l1 sparsity")
+        model = cls(encoder, decoder, input_shape, code_shape, name=config.label, sparsity=sparsity, penalty=penalty)
+        if config.tied:
+            tie_weights(model)
+        return model
 
     # ------------------------------------------------------------------------------------------ verbs
-    # ``y`` (int64 class labels ``(N,)``) is used by conditional models only (see ``conditional``).
+    # ``y`` (int64 class labels ``(N,)``) is used by the models that need labels (a conditional VAE).
     def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """Codes ``(N, *code_shape)`` of images ``x`` ``(N, C, H, W)`` (after the sparsity operation)."""
         return self.sparsity(self.encoder(x))
@@ -95,14 +153,95 @@ class AutoEncoder(nn.Module):
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """Reconstruction ``(N, C, H, W)`` of ``x`` without gradients (eval mode is the caller's choice)."""
-        return self.decode(self.encode(x, y), y)
+        """Reconstruction ``(N, C, H, W)`` of ``x`` without gradients, float32, clamped to the data range
+        (eval mode is the caller's choice)."""
+        return self.clamp(self.decode(self.encode(x, y), y).float())
 
-    # ------------------------------------------------------------------------------- training needs
-    conditional = False
-    """True when the model takes class labels ``y`` with the images (a conditional VAE)."""
-    generative = False
-    """True for models trained as generative models (VAE, VQ-VAE), whose test metrics include their own bounds."""
+    def clamp(self, out: torch.Tensor) -> torch.Tensor:
+        """Model outputs clamped to the data's range ([0, 1] for images; unchanged for vector rows)."""
+        return out if self.data_range is None else out.clamp(0.0, self.data_range)
+
+    # --------------------------------------------------------------------------------------- protocol
+    @property
+    def code_kind(self) -> str:
+        """``vector`` (``(D,)``), ``map`` (``(C, h, w)`` values) or ``indices`` (a grid of codebook indices)."""
+        return "vector" if len(self.code_shape) == 1 else "map"
+
+    @classmethod
+    def loss_unit(cls, loss: str) -> str:
+        """What the training loss of this family measures, given the training config's ``loss``."""
+        return {"mse": "MSE per pixel", "mse_sum": "squared error per image", "bce": "BCE per pixel",
+                "l1": "absolute error per pixel"}[loss]
+
+    @classmethod
+    def figure_line(cls, config: Any) -> str:
+        """The line a run of this family and model config belongs to in the rate-distortion figure."""
+        from aelab.config import PRESETS
+
+        if config.preset is None:
+            return "your models"
+        return {"aelab": "aelab presets", "tutorial": "tutorial presets"}[PRESETS[config.preset].recipe]
+
+    @property
+    def samplers(self) -> tuple[str, ...]:
+        """How codes can be drawn for generation, the default first: ``gmm`` (a Gaussian mixture fitted to
+        training codes), ``prior`` (the model's prior), ``categorical`` (a codebook's index frequencies)."""
+        return ("gmm",)
+
+    def prior(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """``n`` codes ``(n, *code_shape)`` drawn from the model's prior (on the CPU).
+
+        Raises:
+            ModelError: the model has no prior.
+        """
+        raise self._no_prior()
+
+    def prior_quantile(self, p: torch.Tensor) -> torch.Tensor:
+        """The quantiles ``p`` (values in (0, 1), any shape) of one code unit under the prior (same shape).
+
+        Raises:
+            ModelError: the model has no prior.
+        """
+        raise self._no_prior()
+
+    def _no_prior(self) -> ModelError:
+        return ModelError(f"model {self.name!r} has no prior over its codes; allowed samplers for it: "
+                          f"{', '.join(self.samplers)}")
+
+    def lacks(self, need: str) -> Optional[str]:
+        """Why this model cannot give what ``need`` names (one of :data:`NEEDS`), or None when it can."""
+        if need == "vector_code" and len(self.code_shape) != 1:
+            return f"its code is a {'x'.join(map(str, self.code_shape))} map"
+        if need == "code_2d" and self.code_shape != (2,):
+            return "its code does not have exactly 2 values"
+        return None
+
+    def check_training(self, training: Any, one_class: bool) -> None:
+        """Refuse, before anything is trained, a training this model cannot do.
+
+        Args:
+            training: the :class:`~aelab.config.TrainingConfig`.
+            one_class: the data is restricted to normal classes (anomaly detection).
+
+        Raises:
+            ModelError: a batch too small for the code's lifetime sparsity.
+            ConfigError: layer-wise pretraining of a family it does not apply to.
+        """
+        check = getattr(self.sparsity, "check_batch_size", None)
+        if check is not None:
+            check(training.batch_size)
+        if training.layerwise_epochs and not self.layerwise:
+            raise ConfigError(f"training.layerwise_epochs: model {self.name!r} is generative ({self.describe()}), and greedy "
+                              "layer-wise pretraining is for deterministic autoencoders; allowed for it: null")
+
+    def test_measures(self, split: Any, seed: int = 0) -> dict:
+        """The family's own measures on a test split (:attr:`measures`); keys set to None here drop measures of
+        every model that do not apply to it. The deterministic autoencoder has none: {}."""
+        return {}
+
+    def describe(self) -> str:
+        """What the model is, in a few words (``aelab models``)."""
+        return "autoencoder" + (" (tied)" if self.config is not None and self.config.tied else "")
 
     def reconstruction_loss(self, out: AEOutput, x: torch.Tensor, loss_fn) -> torch.Tensor:
         """The data term of the loss for a batch: ``loss_fn(reconstruction, x)`` (the training config's loss);
@@ -112,16 +251,11 @@ class AutoEncoder(nn.Module):
     def start_epoch(self, epoch: int, epochs: int) -> None:
         """Called by the trainer before epoch ``epoch`` (1-based) of ``epochs`` (a VAE sets its KL weight)."""
 
-    def check_batch_size(self, batch_size: int) -> None:
-        """Refuse a batch size the model cannot train with (lifetime top-k keeps k values per unit per batch).
+    def save_meta(self) -> dict:
+        """What ``config.json`` records besides the config and shapes (a conditional VAE: its classes)."""
+        return {}
 
-        Raises:
-            ModelError: the sparsity operation needs a larger batch.
-        """
-        check = getattr(self.sparsity, "check_batch_size", None)
-        if check is not None:
-            check(batch_size)
-
+    # ------------------------------------------------------------------------------------ layer-wise
     def stages(self) -> list[tuple[nn.Sequential, nn.Sequential]]:
         """The (encoder stage, mirror decoder stage) pairs for greedy layer-wise pretraining, input side
         first (see :mod:`aelab.models.stages`).
@@ -144,6 +278,11 @@ class AutoEncoder(nn.Module):
         return AutoEncoder(encoder, decoder, self.input_shape, code_shape, name=f"{self.name} stage {k}")
 
     # ------------------------------------------------------------------------------------ properties
+    @property
+    def device(self) -> torch.device:
+        """The device of the model's parameters."""
+        return next(self.parameters()).device
+
     @property
     def sigmoid_output(self) -> bool:
         """True when the decoder ends in a sigmoid (reconstructions in (0, 1), as BCE needs)."""
@@ -182,32 +321,34 @@ class AutoEncoder(nn.Module):
             h.update(value.detach().cpu().contiguous().float().numpy().tobytes())
         return h.hexdigest()[:16]
 
-    # ---------------------------------------------------------------------------------- save / load
-    def save(self, directory: Path | str) -> Path:
-        """Write ``directory/config.json`` (model config, input and code shape) and
-        ``directory/model.safetensors`` (the weights): a model that loads with :func:`load` without the
+    def save(self, directory: Path | str, preprocessing: dict | None = None) -> Path:
+        """Write ``directory/config.json`` (model config, input and code shape, how inputs are made) and
+        ``directory/model.safetensors`` (the weights): a model that loads with :func:`aelab.load` without the
         dataset and without pickle. Written atomically, file by file.
 
         Raises:
             ModelError: the model was not built by ``build_model`` (it has no config to save).
         """
-        from safetensors.torch import save
+        from safetensors.torch import save as to_bytes
 
         from aelab.io import atomic_write
 
         if self.config is None:
             raise ModelError(f"model {self.name!r} has no config to save; build it with aelab.build_model")
+        if preprocessing is not None:
+            self.preprocessing = preprocessing
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         tensors = {k: v.detach().cpu().contiguous().clone() for k, v in self.state_dict().items()}
         meta = {"format": "aelab-autoencoder", "version": 1, "name": self.name,
                 "model": self.config.model_dump(mode="json", exclude_none=True),
                 "input_shape": list(self.input_shape), "code_shape": list(self.code_shape),
-                "parameters": self.num_parameters(), "vectors": self.vectors}
-        if self.conditional:
-            meta["classes"] = int(getattr(self, "classes"))
+                "parameters": self.num_parameters(), "vectors": self.data_range is None, **self.save_meta()}
         if self.standardization is not None:
-            meta["standardization"] = {"mean": self.standardization[0].tolist(), "std": self.standardization[1].tolist()}
-        atomic_write(directory / WEIGHTS_NAME, lambda f: f.write(save(tensors)))
+            mean, std = self.standardization
+            meta["standardization"] = {"mean": mean.tolist(), "std": std.tolist()}
+        if self.preprocessing is not None:
+            meta["preprocessing"] = self.preprocessing
+        atomic_write(directory / WEIGHTS_NAME, lambda f: f.write(to_bytes(tensors)))
         atomic_write(directory / CONFIG_NAME, lambda f: f.write(json.dumps(meta, indent=2).encode()))
         return directory

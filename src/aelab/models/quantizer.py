@@ -18,13 +18,16 @@ vector of the batch. All of it runs on the device without reading a value back.
 from __future__ import annotations
 
 import math
+from typing import Any, Optional
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from aelab.config import QuantizerConfig
+from aelab.errors import ModelError
 from aelab.models.autoencoder import AEOutput, AutoEncoder
+from aelab.models.measures import Measure
 
 EMA_EPS = 1e-5
 
@@ -122,12 +125,39 @@ class VQAutoEncoder(AutoEncoder):
     ``perplexity`` (of the batch's code usage; K when every entry is used equally).
     """
 
-    generative = True
+    family = "vqvae"
+    layerwise = False
+    measures = (Measure("bits_per_image", "bits/image", "{:g}", "bits", "generative"),
+                Measure("perplexity", "codebook perplexity", "{:.1f}", "", "generative"),
+                Measure("dead_codes", "dead codes", "{}", "", "generative"))
 
     def __init__(self, encoder: nn.Module, decoder: nn.Module, input_shape: tuple[int, ...],
                  code_shape: tuple[int, ...], name: str, config: QuantizerConfig) -> None:
         super().__init__(encoder, decoder, input_shape, code_shape, name=name)
         self.quantizer = VectorQuantizer(code_shape[0], config)
+
+    @classmethod
+    def from_config(cls, spec: Any, input_shape: tuple[int, int, int], config: Any, classes: int,
+                    vectors: bool) -> "VQAutoEncoder":
+        """The body's code map ``(D, h, w)`` is quantized to ``quantizer.codebook_size`` vectors of D values.
+
+        Raises:
+            ModelError: vector data, or a spec whose code is not a feature map decoded by conv layers.
+        """
+        from aelab.models.bodies import build_body, decodes_a_map
+        from aelab.models.variational import refuse_vectors
+
+        refuse_vectors(config, vectors)
+        if not decodes_a_map(spec):
+            raise ModelError(f"model {config.label!r}: a quantizer (VQ-VAE) needs a conv spec whose code is a feature "
+                             "map (D, h, w) decoded by conv layers; allowed: a {type: conv} spec or vqvae-conv")
+        encoder, decoder, code_shape = build_body(spec, input_shape)
+        return cls(encoder, decoder, input_shape, code_shape, config.label, config.quantizer)
+
+    # ------------------------------------------------------------------------------------- protocol
+    @property
+    def code_kind(self) -> str:
+        return "indices"
 
     @property
     def code_size(self) -> int:  # type: ignore[override]
@@ -135,16 +165,60 @@ class VQAutoEncoder(AutoEncoder):
         return self.code_shape[1] * self.code_shape[2]
 
     @property
+    def index_levels(self) -> int:
+        """K: the values each index can take."""
+        return self.quantizer.size
+
+    @property
     def bits_per_image(self) -> float:
         """Exact size of one code: ``h * w * log2(K)`` bits."""
         _, h, w = self.code_shape
         return h * w * math.log2(self.quantizer.size)
 
+    @classmethod
+    def figure_line(cls, config: Any) -> str:
+        return "VQ-VAEs (code size = indices)"
+
+    @property
+    def samplers(self) -> tuple[str, ...]:
+        return ("categorical",)
+
+    def lacks(self, need: str) -> Optional[str]:
+        if need == "code_units":
+            return "its code is a grid of codebook indices"
+        return super().lacks(need)
+
+    def test_measures(self, split: Any, seed: int = 0) -> dict:
+        """Bits per image, codebook perplexity and dead codes on ``split`` (:meth:`codebook_metrics`); no code
+        sparsity measures."""
+        return {**self.codebook_metrics(split), "code_l0": None, "dead_units": None, "code_mean_abs": None}
+
+    @torch.no_grad()
+    def codebook_metrics(self, split: Any, batch_size: int = 1000) -> dict:
+        """The code on ``split``: ``bits_per_image`` (exact: h * w * log2 K), ``code_bytes``, ``perplexity`` (exp
+        of the entropy of index use over the split; K at most), ``dead_codes`` (entries never used),
+        ``codebook_size``."""
+        self.eval()
+        counts = torch.zeros(self.quantizer.size, dtype=torch.float64, device=self.device)
+        for _, x in split.batches(batch_size, self.device):
+            counts += torch.bincount(self.indices(x).flatten(), minlength=self.quantizer.size).double()
+        p = counts / counts.sum()
+        entropy = float(-(p[p > 0] * p[p > 0].log()).sum())
+        return {"bits_per_image": self.bits_per_image, "code_bytes": self.bits_per_image / 8,
+                "perplexity": math.exp(entropy), "dead_codes": int((counts == 0).sum()),
+                "codebook_size": self.quantizer.size}
+
+    def describe(self) -> str:
+        d, h, w = self.code_shape
+        return (f"VQ-VAE: K={self.quantizer.size}, D={d}, {h}x{w} grid = {self.bits_per_image:g} bits "
+                f"({self.bits_per_image / 8:g} bytes)")
+
+    # ------------------------------------------------------------------------------------------ verbs
     def indices(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """The code of ``x`` as codebook indices ``(N, h, w)`` int64."""
         return self.quantizer.indices(self.encoder(x))
 
-    def decode_indices(self, indices: torch.Tensor) -> torch.Tensor:
+    def decode_indices(self, indices: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """Images ``(N, C, H, W)`` from index grids ``(N, h, w)``."""
         return self.decoder(self.quantizer.lookup(indices))
 

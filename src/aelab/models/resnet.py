@@ -13,6 +13,13 @@ maps the last map to a code vector of any size. The decoder is the mirror image.
 
 The linear bottleneck is what lets the code size be any number, as in the tutorials' fully-connected codes,
 while the convolutions see the image's 2-D structure.
+
+Other image sizes: a res spec (and so every ``res-*`` preset and the generative presets on the res body) builds
+for any ``C x H x W`` whose height and width are divisible by ``2 ** len(channels)``. The convolutions and
+residual blocks are the same for every size; what changes is the first and last convolution's channels (C) and
+the flattened map between the convolutions and the bottleneck: ``channels[-1] * H/2^n * W/2^n`` values, so the
+first Linear layer (and its mirror) has more weights on larger images (48x48 RGB with two stages: a 32x12x12
+map, 4,608 values, instead of 1,568 for 28x28 grayscale).
 """
 
 from __future__ import annotations

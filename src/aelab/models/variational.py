@@ -16,21 +16,19 @@ All terms are in nats per image (summed over pixels and latent units, averaged o
 from __future__ import annotations
 
 import math
+from typing import Any, Optional
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from aelab.config import VariationalConfig
-from aelab.errors import ModelError
+from aelab.errors import ConfigError, ModelError
 from aelab.models.autoencoder import AEOutput, AutoEncoder
+from aelab.models.bounds import LOG_2PI, kl_normal, variational_metrics
+from aelab.models.measures import Measure
 
-LOG_2PI = math.log(2 * math.pi)
-
-
-def kl_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """KL(N(mu, exp(logvar)) || N(0, 1)) per unit: ``0.5 (mu^2 + exp(logvar) - 1 - logvar)``, same shape."""
-    return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)
+GENERATIVE = "generative"
 
 
 def beta_at(config: VariationalConfig, epoch: int, epochs: int) -> float:
@@ -67,7 +65,13 @@ class VariationalAutoEncoder(AutoEncoder):
     ``beta_t * KL`` (with free bits) and the terms ``kl`` (the true KL, nats per image) and ``beta``.
     """
 
-    generative = True
+    family = "vae"
+    nats = True
+    layerwise = False
+    measures = (Measure("test_nelbo", "-ELBO (nats)", "{:.2f}", "nats per image", GENERATIVE),
+                Measure("test_iwae_nll", "-IWAE bound (nats)", "{:.2f}", "nats per image", GENERATIVE),
+                Measure("test_kl", "KL (nats)", "{:.2f}", "nats per image", GENERATIVE),
+                Measure("active_units", "active units", "{}", "", GENERATIVE))
 
     def __init__(self, encoder: nn.Module, decoder: nn.Module, input_shape: tuple[int, ...],
                  code_shape: tuple[int, ...], name: str, config: VariationalConfig, classes: int = 0) -> None:
@@ -78,9 +82,83 @@ class VariationalAutoEncoder(AutoEncoder):
         self.log_sigma = nn.Parameter(torch.zeros(())) if config.likelihood == "gaussian" and config.sigma is None \
             else None
 
+    @classmethod
+    def from_config(cls, spec: Any, input_shape: tuple[int, int, int], config: Any, classes: int,
+                    vectors: bool) -> "VariationalAutoEncoder":
+        """The encoder is the body with twice the code's values (means and log-variances); a conditional VAE's
+        encoder takes K more input channels (the one-hot label) and its decoder K more code values.
+
+        Raises:
+            ModelError: vector data, or a conditional VAE on data with fewer than 2 classes.
+        """
+        from aelab.models.bodies import build_body, code_channels, with_code
+
+        refuse_vectors(config, vectors)
+        variational = config.variational
+        k = classes if variational.conditional else 0
+        if variational.conditional and classes < 2:
+            raise ModelError(f"model {config.label!r} is a conditional VAE and needs labelled data with 2 or more "
+                             f"classes; this data has {classes}: allowed: a dataset with classes (a folder with one "
+                             "sub-folder per class), or variational.conditional: false")
+        d = code_channels(spec)
+        c, h, w = input_shape
+        encoder, _, encoded = build_body(with_code(spec, 2 * d), (c + k, h, w))  # means and log-variances: 2d
+        _, decoder, _ = build_body(with_code(spec, d + k), input_shape)
+        return cls(encoder, decoder, input_shape, (d, *encoded[1:]), config.label, variational, k)
+
+    # ------------------------------------------------------------------------------------- protocol
     @property
-    def conditional(self) -> bool:  # type: ignore[override]
+    def conditional(self) -> bool:
+        """True when the model takes class labels with every image and code (a conditional VAE)."""
         return self.classes > 0
+
+    @classmethod
+    def loss_unit(cls, loss: str) -> str:
+        return "-log p(x|z), nats per image"
+
+    @classmethod
+    def figure_line(cls, config: Any) -> str:
+        return "VAEs (posterior mean)"
+
+    @property
+    def samplers(self) -> tuple[str, ...]:
+        return ("prior",) if self.conditional else ("prior", "gmm")
+
+    def prior(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """``n`` draws ``(n, *code_shape)`` of the prior N(0, I)."""
+        return torch.randn(n, *self.code_shape, generator=generator)
+
+    def prior_quantile(self, p: torch.Tensor) -> torch.Tensor:
+        """Quantiles of N(0, 1)."""
+        return torch.distributions.Normal(0.0, 1.0).icdf(p)
+
+    def lacks(self, need: str) -> Optional[str]:
+        if need == "unlabelled" and self.conditional:
+            return "a conditional model needs the class label with every image and code"
+        return super().lacks(need)
+
+    def check_training(self, training: Any, one_class: bool) -> None:
+        """Refuses, besides the base checks, denoising and one-class data for a conditional VAE (aelab's
+        denoising and anomaly measures reconstruct images without their labels)."""
+        super().check_training(training, one_class)
+        if self.conditional and (training.corruption is not None or one_class):
+            key = "training.corruption" if training.corruption is not None else "data.normal_classes"
+            raise ConfigError(f"{key}: model {self.name!r} is conditional, and aelab's denoising and anomaly measures "
+                              "reconstruct images without their labels; allowed for it: null (an unconditional model "
+                              "for denoising or anomaly detection)")
+
+    def test_measures(self, split: Any, seed: int = 0) -> dict:
+        """-ELBO, -IWAE bound, KL and active units (:func:`aelab.models.bounds.variational_metrics`); no code
+        sparsity measures (the posterior mean is never exactly zero)."""
+        return {**variational_metrics(self, split, seed=seed), "code_l0": None, "dead_units": None,
+                "code_mean_abs": None}
+
+    def describe(self) -> str:
+        v = self.variational
+        return f"{'conditional ' if v.conditional else ''}VAE ({v.likelihood}, beta {v.beta:g})"
+
+    def save_meta(self) -> dict:
+        return {"classes": self.classes} if self.conditional else {}
 
     # ------------------------------------------------------------------------------------------ verbs
     def _labels(self, y: torch.Tensor | None) -> torch.Tensor:
@@ -143,3 +221,14 @@ class VariationalAutoEncoder(AutoEncoder):
     def start_epoch(self, epoch: int, epochs: int) -> None:
         """Set the KL weight of this epoch (:func:`beta_at`); no host sync."""
         self.beta.fill_(beta_at(self.variational, epoch, epochs))
+
+
+def refuse_vectors(config: Any, vectors: bool) -> None:
+    """Refuse vector data for a generative family (it models images in [0, 1]).
+
+    Raises:
+        ModelError: ``vectors`` is true.
+    """
+    if vectors:
+        raise ModelError(f"model {config.label!r} is generative and models images in [0, 1]; vector data is "
+                         "standardized, not images: allowed there: deterministic MLP presets and specs")

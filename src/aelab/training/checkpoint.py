@@ -1,7 +1,9 @@
-"""Checkpoints: written atomically (temp file + ``os.replace``), read with ``weights_only=True``."""
+"""Checkpoints: written atomically (temp file + ``os.replace``), read with ``weights_only=True`` (tensors and plain
+containers only: a checkpoint never runs code when it is loaded)."""
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import torch
@@ -16,15 +18,24 @@ def save_checkpoint(state: dict, path: Path) -> None:
 
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict:
-    """Read a checkpoint written by :func:`save_checkpoint` (tensors and plain containers only).
+    """Read a checkpoint written by :func:`save_checkpoint`.
 
     Raises:
-        AelabError: the file is missing or not a readable aelab checkpoint.
+        AelabError: the file is missing, holds Python objects (which aelab never loads), or is not a readable
+            checkpoint (truncated, corrupt); the message says to delete it to restart the run from scratch.
     """
     path = Path(path)
     if not path.is_file():
         raise AelabError(f"checkpoint {str(path)!r} does not exist")
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # pickle errors come in many types
-        raise AelabError(f"checkpoint {str(path)!r} cannot be read ({type(exc).__name__}: {str(exc)[:120]})") from None
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError:
+        raise AelabError(f"checkpoint {str(path)!r} is not an aelab checkpoint: it holds Python objects, which aelab "
+                         "never loads; delete it to restart the run from scratch") from None
+    except Exception as exc:  # truncated or corrupt files raise many types
+        raise AelabError(f"checkpoint {str(path)!r} cannot be read ({type(exc).__name__}); it is truncated or not a "
+                         "checkpoint: delete it to restart the run from scratch") from None
+    if not isinstance(state, dict):
+        raise AelabError(f"checkpoint {str(path)!r} is not an aelab checkpoint (it holds a {type(state).__name__}); "
+                         "delete it to restart the run from scratch")
+    return state

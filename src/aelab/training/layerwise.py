@@ -16,7 +16,9 @@ from torch import nn
 from aelab.config import TrainingConfig
 from aelab.data.dataset import ImageDataset
 from aelab.models.autoencoder import AutoEncoder
-from aelab.training.trainer import TrainResult, check_trainable, train
+from aelab.training.checks import check_trainable
+from aelab.training.history import TrainResult
+from aelab.training.trainer import train
 
 
 def _set_trainable(modules: list[nn.Module], flag: bool) -> None:
@@ -38,10 +40,10 @@ class LayerwiseResult:
 
 def train_layerwise(model: AutoEncoder, dataset: ImageDataset, config: TrainingConfig, seed: int = 0,
                     run_dir: Path | str | None = None, resume: bool = False, progress: bool = True,
-                    on_epoch=None) -> LayerwiseResult:
+                    on_epoch=None, callbacks=()) -> LayerwiseResult:
     """Greedy layer-wise pretraining of ``model``: ``config.layerwise_epochs`` per stage, then
     ``config.epochs`` of fine-tuning of everything. Stage k's checkpoints go to ``run_dir/stage_k``;
-    ``on_epoch`` (see :func:`train`) is called during the fine-tuning of the whole model.
+    ``on_epoch`` and ``callbacks`` (see :func:`train`) watch the fine-tuning of the whole model.
 
     Raises:
         ModelError: the model's decoder does not mirror its encoder.
@@ -65,5 +67,6 @@ def train_layerwise(model: AutoEncoder, dataset: ImageDataset, config: TrainingC
     finally:
         _set_trainable(enc + dec, True)
     results.append(train(model, dataset, config.model_copy(update={"layerwise_epochs": None}), seed=seed,
-                         run_dir=run_dir, resume=resume, progress=progress, on_epoch=on_epoch))
+                         run_dir=run_dir, resume=resume, progress=progress, on_epoch=on_epoch,
+                         callbacks=callbacks))
     return LayerwiseResult(results)

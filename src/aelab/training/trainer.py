@@ -4,10 +4,12 @@ Per step: forward, loss, backward, optional gradient-norm clipping, optimizer st
 step, optional EMA update of the weights (:mod:`aelab.training.recipe`); none of them reads a value back.
 
 Each epoch draws one random permutation (from a seeded generator) and slices it into batches that index
-the uint8 image tensor already on the device; each batch is converted to float in [0, 1] there. Losses
-are summed on the device and read back once per epoch. A checkpoint (weights, optimizer, schedule, EMA, epoch,
-RNG states, history) is written atomically after every epoch, so a cut run resumes and ends with the same
-weights as an uncut one.
+the uint8 image tensor already on the device; each batch is converted to float in [0, 1] there, with its class
+labels (the model uses them when it needs them). Losses are summed on the device and read back once per epoch.
+The training state (:class:`~aelab.training.state.TrainState`: weights, optimizer, schedule, EMA, epoch, RNG
+states, history) is checkpointed atomically after every epoch, so a cut run resumes and ends with the same
+weights as an uncut one. Progress bars, TensorBoard and user functions watch it as callbacks
+(:mod:`aelab.training.callbacks`).
 """
 
 from __future__ import annotations
@@ -16,158 +18,188 @@ import contextlib
 import math
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from aelab.config import TrainingConfig
 from aelab.data.corruption import corrupt
-from aelab.data.dataset import ImageDataset, to_unit_float
-from aelab.errors import AelabError, ConfigError, TrainingDivergedError
+from aelab.data.dataset import ImageDataset, to_uint8, to_unit_float
+from aelab.errors import TrainingDivergedError
 from aelab.models.autoencoder import AutoEncoder
-from aelab.training.checkpoint import load_checkpoint, save_checkpoint
+from aelab.training.callbacks import Callback, OnEpoch, ProgressBar
+from aelab.training.checks import check_trainable, loss_fn, resolve_device
 from aelab.training.flat import FlatParameters, can_flatten
+from aelab.training.history import History, TrainResult
 from aelab.training.recipe import WeightEMA, make_optimizer, make_scheduler, recompute_batchnorm
+from aelab.training.state import CHECKPOINT_NAME, TrainState
 
 EMA_BN_IMAGES = 4096
 """Training images (the first ones) on which BatchNorm statistics are recomputed for the averaged weights."""
 
-CHECKPOINT_NAME = "checkpoint.pt"
-
 
 @dataclass
-class History:
-    """What happened per epoch. Losses are in the unit of the training loss (see ``TrainingConfig.loss``)."""
-
-    train_loss: list[float] = field(default_factory=list)
-    """Reconstruction loss (of the clean image, also when training on corrupted inputs)."""
-    val_loss: list[float] = field(default_factory=list)
-    train_penalty: list[float] = field(default_factory=list)
-    """The sparsity penalty (L1/KL, weighted) per epoch; 0 without one. The optimized loss is the sum."""
-    lr: list[float] = field(default_factory=list)
-    """The learning rate of the last optimizer step of each epoch."""
-    terms: dict[str, list[float]] = field(default_factory=dict)
-    """The model's extra terms averaged over each epoch's training images (see ``AEOutput.terms``): a VAE's
-    ``kl`` (nats per image) and ``beta``, a VQ-VAE's ``perplexity``."""
-    epoch_seconds: list[float] = field(default_factory=list)
-    """Seconds spent in the training steps of each epoch (no validation, snapshots or checkpoints)."""
-    snapshots: dict[int, torch.Tensor] = field(default_factory=dict)
-    """epoch -> uint8 reconstructions ``(S, C, H, W)`` of the fixed snapshot batch."""
-    snapshot_originals: Optional[torch.Tensor] = None
-    """uint8 ``(S, C, H, W)``: the fixed batch (the first test images)."""
-
-    def to_state(self) -> dict:
-        return {"train_loss": list(self.train_loss), "val_loss": list(self.val_loss),
-                "train_penalty": list(self.train_penalty), "lr": list(self.lr),
-                "terms": {k: list(v) for k, v in self.terms.items()},
-                "epoch_seconds": list(self.epoch_seconds),
-                "snapshots": {str(k): v for k, v in self.snapshots.items()},
-                "snapshot_originals": self.snapshot_originals}
-
-    @classmethod
-    def from_state(cls, state: dict) -> "History":
-        return cls(train_loss=list(state["train_loss"]), val_loss=list(state["val_loss"]),
-                   train_penalty=list(state["train_penalty"]), lr=list(state.get("lr", [])),
-                   terms={k: list(v) for k, v in state.get("terms", {}).items()},
-                   epoch_seconds=list(state["epoch_seconds"]),
-                   snapshots={int(k): v for k, v in state["snapshots"].items()},
-                   snapshot_originals=state["snapshot_originals"])
-
-
-@dataclass
-class TrainResult:
-    """A trained model and its history."""
+class Loop:
+    """What every epoch of one training uses: the model (and its compiled step), the data on the device, the
+    parameters the optimizer sees, the loss and the batch layout."""
 
     model: AutoEncoder
-    history: History
-    device: str
-    epochs: int
-    train_seconds: float
-    """Seconds in training steps, summed over all epochs (including epochs done before a resume)."""
-    images_per_second: float
-    """Training images processed per second of training steps."""
-    resumed_from: int = 0
-    """Epochs already done when this call started (0 = fresh run)."""
+    step: Callable[..., Any]
+    cfg: TrainingConfig
+    device: torch.device
+    params: list[torch.Tensor]
+    flat: Optional[FlatParameters]
+    loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    memory_format: torch.memory_format
+    bf16: bool
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    val_x: torch.Tensor
+    val_y: torch.Tensor
+    snap_x: torch.Tensor
+    snap_y: torch.Tensor
+    bn_batches: list[torch.Tensor]
+
+    @property
+    def n(self) -> int:
+        return self.train_x.shape[0]
+
+    @property
+    def batch(self) -> int:
+        return min(self.cfg.batch_size, self.n)
+
+    @property
+    def steps(self) -> int:
+        return math.ceil(self.n / self.batch)
+
+    def autocast(self):
+        return torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.bf16)
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> cuda when available, else cpu. Raises ConfigError for cuda without a GPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("training.device: got 'cuda' but no CUDA GPU is available; allowed here: auto, cpu")
-    return torch.device(name)
+def _loop(model: AutoEncoder, dataset: ImageDataset, cfg: TrainingConfig, device: torch.device) -> Loop:
+    """Move the model and the data to the device and put the parameters in one buffer where they fit."""
+    if cfg.precision == "bf16" and device.type != "cuda":
+        warnings.warn("bf16 autocast is used on CUDA only; training in fp32 on the CPU", stacklevel=3)
+    # Convolutions run fastest on oneDNN (CPU) and cuDNN (GPU) with channels-last tensors.
+    fmt = torch.channels_last if any(isinstance(m, nn.Conv2d) for m in model.modules()) else torch.contiguous_format
+    model.to(device=device, memory_format=fmt)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    for p in trainable:
+        p.grad = None  # gradients left from an earlier call mean nothing here (each step starts from zero)
+    # One buffer for all parameters: one optimizer kernel per step instead of per-tensor bookkeeping.
+    flat = FlatParameters(trainable) if not cfg.compile and can_flatten(trainable) else None
+    snap = dataset.test if len(dataset.test) else dataset.train
+    train_x = dataset.train.images.to(device)
+    n_bn = min(len(dataset.train), EMA_BN_IMAGES) if cfg.ema_decay is not None else 0
+    return Loop(model, torch.compile(model) if cfg.compile else model, cfg, device,
+                [flat.param] if flat is not None else trainable, flat, loss_fn(cfg.loss), fmt,
+                cfg.precision == "bf16" and device.type == "cuda", train_x, dataset.train.labels.to(device),
+                dataset.val.images.to(device), dataset.val.labels.to(device),
+                snap.images[: cfg.snapshot_size].to(device), snap.labels[: cfg.snapshot_size].to(device),
+                [to_unit_float(train_x[i:i + cfg.eval_batch_size]).contiguous(memory_format=fmt)
+                 for i in range(0, n_bn, cfg.eval_batch_size)])
 
 
-def _loss_fn(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    if name == "mse":
-        return F.mse_loss
-    if name == "mse_sum":
-        return lambda out, x: (out - x).pow(2).sum() / x.shape[0]
-    if name == "l1":
-        return F.l1_loss
-    return F.binary_cross_entropy
+def _state(loop: Loop, seed: int) -> TrainState:
+    """A fresh training state: optimizer, schedule (made before a checkpoint's optimizer state is loaded: it
+    sets the learning rate), weight average and the seeded batch-order generator."""
+    cfg = loop.cfg
+    optimizer = make_optimizer(loop.params, cfg)
+    scheduler = make_scheduler(optimizer, cfg, loop.steps)
+    ema = WeightEMA(loop.params, cfg.ema_decay) if cfg.ema_decay is not None else None
+    generator = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    signature = {"training": cfg.model_dump(mode="json", exclude={"device", "compile", "eval_batch_size"}),
+                 "seed": seed, "model": repr(loop.model), "parameters": loop.model.num_parameters(),
+                 "flat_optimizer": loop.flat is not None}
+    return TrainState(loop.model, optimizer, scheduler, ema, generator, signature, loop.device)
 
 
-def _to_uint8(x: torch.Tensor) -> torch.Tensor:
-    return x.float().clamp(0, 1).mul(255).round().to(torch.uint8).cpu()
+def run_epoch(loop: Loop, state: TrainState, epoch: int) -> None:
+    """One pass over the training images in a fresh random order; records its losses and time in the history.
+
+    Raises:
+        TrainingDivergedError: the loss or penalty is NaN or infinite (the caller's last checkpoint is kept).
+    """
+    model, cfg, device = loop.model, loop.cfg, loop.device
+    model.train()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    perm = torch.randperm(loop.n, generator=state.generator).to(device, non_blocking=True)
+    model.start_epoch(epoch, cfg.epochs)
+    total, total_penalty = torch.zeros((), device=device), torch.zeros((), device=device)
+    terms: dict[str, torch.Tensor] = {}
+    lr = state.optimizer.param_groups[0]["lr"]
+    for i in range(loop.steps):
+        idx = perm[i * loop.batch:(i + 1) * loop.batch]
+        xb = to_unit_float(loop.train_x.index_select(0, idx)).contiguous(memory_format=loop.memory_format)
+        x_in = corrupt(xb, cfg.corruption) if cfg.corruption is not None else xb
+        with loop.autocast():
+            out = loop.step(x_in, loop.train_y.index_select(0, idx))
+        loss = model.reconstruction_loss(out, xb, loop.loss)
+        total += loss.detach() * idx.shape[0]
+        if out.penalty is not None:
+            total_penalty += out.penalty.detach() * idx.shape[0]
+            loss = loss + out.penalty
+        for key, value in (out.terms or {}).items():
+            terms[key] = terms.get(key, 0) + value.detach().float() * idx.shape[0]
+        lr = _step(loop, state, loss)
+    # the one host sync of the epoch
+    train_loss, penalty, *values = (float(v) for v in (torch.stack([total, total_penalty, *terms.values()])
+                                                         / loop.n).cpu())
+    if not (math.isfinite(train_loss) and math.isfinite(penalty)):
+        raise TrainingDivergedError(f"training of {model.name!r} diverged at epoch {epoch}: loss is {train_loss}")
+    state.history.record(train_loss, penalty, float(lr), dict(zip(terms, values)), time.perf_counter() - t0)
+
+
+def _step(loop: Loop, state: TrainState, loss: torch.Tensor) -> float:
+    """Backward, clip, optimizer, schedule and average steps; returns the learning rate used (no host sync)."""
+    state.optimizer.zero_grad(set_to_none=loop.flat is None)  # a flat buffer's gradient views must stay
+    loss.backward()
+    if loop.cfg.clip_grad_norm is not None:
+        torch.nn.utils.clip_grad_norm_(loop.params, loop.cfg.clip_grad_norm)
+    lr = state.optimizer.param_groups[0]["lr"]  # a Python float: no sync
+    state.optimizer.step()
+    if state.scheduler is not None:
+        state.scheduler.step()
+    if state.ema is not None:
+        state.ema.update()
+    return lr
 
 
 @torch.no_grad()
-def _mean_loss(model: AutoEncoder, images: torch.Tensor, labels: torch.Tensor | None, loss_fn, batch: int,
-               autocast) -> float:
+def validate(loop: Loop, state: TrainState, epoch: int) -> None:
+    """The validation loss of the epoch and, every ``log_interval`` epochs and at the last, the snapshot
+    reconstructions; with a weight average, of the averaged weights."""
+    model, cfg = loop.model, loop.cfg
+    model.eval()
+    with state.ema.swapped(model, loop.bn_batches) if state.ema is not None else contextlib.nullcontext():
+        state.history.val_loss.append(_mean_loss(loop))
+        if epoch % cfg.log_interval == 0 or epoch == cfg.epochs:
+            with loop.autocast():
+                state.history.snapshots[epoch] = to_uint8(model.reconstruct(to_unit_float(loop.snap_x), loop.snap_y))
+
+
+def _mean_loss(loop: Loop) -> float:
+    images, labels, batch = loop.val_x, loop.val_y, loop.cfg.eval_batch_size
     if images.shape[0] == 0:
         return float("nan")
     total = torch.zeros((), device=images.device)
     for start in range(0, images.shape[0], batch):
         xb = to_unit_float(images[start:start + batch])
-        with autocast():
-            out = model(xb, labels[start:start + batch]) if labels is not None else model(xb)
-        total += model.reconstruction_loss(out, xb, loss_fn) * xb.shape[0]
+        with loop.autocast():
+            out = loop.model(xb, labels[start:start + batch])
+        total += loop.model.reconstruction_loss(out, xb, loop.loss) * xb.shape[0]
     return float(total / images.shape[0])
-
-
-def check_trainable(model: AutoEncoder, dataset: ImageDataset, config: TrainingConfig) -> None:
-    """Refuse, before anything is trained or written, what :func:`train` (or layer-wise training) cannot do
-    with this model, data and config.
-
-    Raises:
-        AelabError: the model's input shape is not the data's.
-        ConfigError: BCE loss on a model whose output is not a sigmoid; clipped corruption of vector data;
-            layer-wise training of a generative model; denoising or one-class data with a conditional model.
-        ModelError: a batch too small for the model's sparsity (lifetime top-k), or layer-wise training of a
-            model whose decoder does not mirror its encoder.
-    """
-    if tuple(dataset.shape) != tuple(model.input_shape):
-        raise AelabError(f"model {model.name!r} expects images of {model.input_shape} but dataset "
-                         f"{dataset.name!r} has {dataset.shape}")
-    if config.loss == "bce" and not model.sigmoid_output:
-        raise ConfigError(f"training.loss: 'bce' needs outputs in [0, 1] (a sigmoid output) but model "
-                          f"{model.name!r} has none; allowed for it: mse, mse_sum")
-    if dataset.is_vectors and config.corruption is not None and config.corruption.clip:
-        raise ConfigError("training.corruption: vector data is standardized, not in [0, 1], so clipping the corrupted "
-                          "input would destroy it; set training.corruption.clip=false")
-    model.check_batch_size(min(config.batch_size, len(dataset.train)))
-    if model.conditional and (config.corruption is not None or dataset.normal_classes is not None):
-        key = "training.corruption" if config.corruption is not None else "data.normal_classes"
-        raise ConfigError(f"{key}: model {model.name!r} is conditional, and aelab's denoising and anomaly measures "
-                          "reconstruct images without their labels; allowed for it: null (an unconditional model "
-                          "for denoising or anomaly detection)")
-    if config.layerwise_epochs and model.generative:
-        raise ConfigError(f"training.layerwise_epochs: model {model.name!r} is generative (VAE / VQ-VAE), and greedy "
-                          "layer-wise pretraining is for deterministic autoencoders; allowed for it: null")
-    if config.layerwise_epochs:
-        for k in range(1, len(model.stages())):
-            model.stage_model(k)
 
 
 def train(model: AutoEncoder, dataset: ImageDataset, config: TrainingConfig | None = None, seed: int = 0,
           run_dir: Path | str | None = None, resume: bool = False, progress: bool = True,
-          on_epoch: Callable[[int, History], None] | None = None) -> TrainResult:
+          on_epoch: Callable[[int, History], None] | None = None, callbacks: Sequence[Callback] = ()) -> TrainResult:
     """Train ``model`` on ``dataset.train``, validating on ``dataset.val`` after each epoch.
 
     Args:
@@ -177,11 +209,12 @@ def train(model: AutoEncoder, dataset: ImageDataset, config: TrainingConfig | No
             tutorial's settings: Adam lr 1e-3, constant rate, MSE, batch 64, 50 epochs). The learning-rate
             schedule steps after every optimizer step (:mod:`aelab.training.recipe`); with ``ema_decay`` the
             validation loss, the snapshots and the returned model use the averaged weights.
-        seed: seeds the batch order (and dropout); with the same model init, same seed -> same result.
+        seed: seeds the batch order (and dropout, corruption, VAE samples); same model init and seed, same result.
         run_dir: where ``checkpoint.pt`` is written after each epoch; None = no checkpoints.
         resume: continue from ``run_dir/checkpoint.pt`` when it exists.
         progress: show a progress bar.
         on_epoch: called after each epoch with (epoch, history), e.g. for logging.
+        callbacks: more watchers (:mod:`aelab.training.callbacks`, e.g. TensorBoard).
 
     Returns:
         :class:`TrainResult`.
@@ -194,159 +227,50 @@ def train(model: AutoEncoder, dataset: ImageDataset, config: TrainingConfig | No
     cfg = config or TrainingConfig()
     device = resolve_device(cfg.device)
     check_trainable(model, dataset, cfg)
-    use_bf16 = cfg.precision == "bf16" and device.type == "cuda"
-    if cfg.precision == "bf16" and device.type != "cuda":
-        warnings.warn("bf16 autocast is used on CUDA only; training in fp32 on the CPU", stacklevel=2)
-
-    def autocast():
-        return torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_bf16)
-
-    # Convolutions run fastest on oneDNN (CPU) and cuDNN (GPU) with channels-last tensors.
-    memory_format = torch.channels_last if any(isinstance(m, nn.Conv2d) for m in model.modules()) \
-        else torch.contiguous_format
-    model.to(device=device, memory_format=memory_format)
-    # The one call of a training step: reconstruction, code and penalty (compiled with --compile).
-    step_model = torch.compile(model) if cfg.compile else model
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    for p in trainable:
-        p.grad = None  # gradients left from an earlier call mean nothing here (each step starts from zero)
-    # One buffer for all parameters: one optimizer kernel per step instead of per-tensor bookkeeping.
-    flat = FlatParameters(trainable) if not cfg.compile and can_flatten(trainable) else None
-    params = [flat.param] if flat is not None else trainable
-    optimizer = make_optimizer(params, cfg)
-    n = len(dataset.train)
-    bs = min(cfg.batch_size, n)
-    steps = math.ceil(n / bs)
-    scheduler = make_scheduler(optimizer, cfg, steps)  # before the optimizer state is loaded: it sets the lr
-    ema = WeightEMA(params, cfg.ema_decay) if cfg.ema_decay is not None else None
-    loss_fn = _loss_fn(cfg.loss)
-    generator = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
-    history = History()
-    start_epoch = 0
-    ckpt_path = Path(run_dir) / CHECKPOINT_NAME if run_dir is not None else None
-    signature = {"training": cfg.model_dump(mode="json", exclude={"device", "compile", "eval_batch_size"}),
-                 "seed": seed, "model": repr(model), "parameters": model.num_parameters(),
-                 "flat_optimizer": flat is not None}
-
-    if resume and ckpt_path is not None and ckpt_path.is_file():
-        state = load_checkpoint(ckpt_path, map_location=device)
-        if state.get("signature") != signature:
-            raise AelabError(f"cannot resume from {str(ckpt_path)!r}: it was written for another model, seed or "
-                             "training config; use a new run name or the same settings")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        if ema is not None:
-            ema.load_state_dict(state["ema"])
-        if scheduler is not None:
-            scheduler.load_state_dict(state["scheduler"])
-        generator.set_state(state["generator"].cpu())
-        torch.set_rng_state(state["torch_rng"].cpu())
-        if device.type == "cuda" and state.get("cuda_rng") is not None:
-            torch.cuda.set_rng_state(state["cuda_rng"].cpu())
-        history = History.from_state(state["history"])
-        start_epoch = int(state["epoch"])
-
-    train_x = dataset.train.images.to(device)
-    val_x = dataset.val.images.to(device)
-    snap_src = dataset.test if len(dataset.test) else dataset.train
-    snap_x = snap_src.images[: cfg.snapshot_size].to(device)
-    conditional = model.conditional  # a conditional VAE sees the class labels with the images
-    train_y = dataset.train.labels.to(device) if conditional else None
-    val_y = dataset.val.labels.to(device) if conditional else None
-    snap_y = snap_src.labels[: cfg.snapshot_size].to(device) if conditional else None
-    if history.snapshot_originals is None:
-        history.snapshot_originals = snap_x.cpu().clone()
-    corruption = cfg.corruption
-    bn_batches = [to_unit_float(train_x[i:i + cfg.eval_batch_size]).contiguous(memory_format=memory_format)
-                  for i in range(0, min(n, EMA_BN_IMAGES), cfg.eval_batch_size)] if ema is not None else []
-
-    bar = None
-    if progress:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                       TextColumn("{task.fields[info]}"), TimeRemainingColumn(), transient=False)
-        task = bar.add_task(f"{model.name}", total=cfg.epochs, completed=start_epoch, info="")
-        bar.start()
+    loop = _loop(model, dataset, cfg, device)
+    state = _state(loop, seed)
+    ckpt = Path(run_dir) / CHECKPOINT_NAME if run_dir is not None else None
+    if resume and ckpt is not None:
+        state.resume(ckpt)
+    start = state.epoch
+    if state.history.snapshot_originals is None:
+        state.history.snapshot_originals = loop.snap_x.cpu().clone()
+    watchers = [*([ProgressBar()] if progress else []), *([OnEpoch(on_epoch)] if on_epoch else []), *callbacks]
+    for w in watchers:
+        w.start(cfg.epochs, start, model.name)
     try:
-        for epoch in range(start_epoch + 1, cfg.epochs + 1):
-            model.train()
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            t0 = time.perf_counter()
-            perm = torch.randperm(n, generator=generator).to(device, non_blocking=True)
-            model.start_epoch(epoch, cfg.epochs)
-            total = torch.zeros((), device=device)
-            total_penalty = torch.zeros((), device=device)
-            term_totals: dict[str, torch.Tensor] = {}
-            for i in range(steps):
-                idx = perm[i * bs:(i + 1) * bs]
-                xb = to_unit_float(train_x.index_select(0, idx)).contiguous(memory_format=memory_format)
-                x_in = corrupt(xb, corruption) if corruption is not None else xb
-                with autocast():
-                    out = step_model(x_in, train_y.index_select(0, idx)) if conditional else step_model(x_in)
-                loss = model.reconstruction_loss(out, xb, loss_fn)
-                total += loss.detach() * idx.shape[0]
-                if out.penalty is not None:
-                    total_penalty += out.penalty.detach() * idx.shape[0]
-                    loss = loss + out.penalty
-                for key, value in (out.terms or {}).items():
-                    term_totals[key] = term_totals.get(key, 0) + value.detach().float() * idx.shape[0]
-                optimizer.zero_grad(set_to_none=flat is None)  # a flat buffer's gradient views must stay
-                loss.backward()
-                if cfg.clip_grad_norm is not None:
-                    torch.nn.utils.clip_grad_norm_(params, cfg.clip_grad_norm)
-                lr_used = optimizer.param_groups[0]["lr"]  # a Python float: no sync
-                optimizer.step()
-                if scheduler is not None:
-                    scheduler.step()
-                if ema is not None:
-                    ema.update()
-            term_names = list(term_totals)
-            train_loss, train_penalty, *term_values = (
-                float(v) for v in (torch.stack([total, total_penalty, *term_totals.values()]) / n).cpu())
-            # (the one host sync of the epoch)
-            history.epoch_seconds.append(time.perf_counter() - t0)
-            if not (math.isfinite(train_loss) and math.isfinite(train_penalty)):
-                kept = (f"the last good checkpoint (epoch {epoch - 1}) is kept at {str(ckpt_path)!r}"
-                        if ckpt_path is not None and epoch > 1 else "no checkpoint was written")
-                raise TrainingDivergedError(f"training of {model.name!r} diverged at epoch {epoch}: loss is "
-                                            f"{train_loss}; {kept}; try a lower learning rate (--lr)")
-            model.eval()
-            history.train_loss.append(train_loss)
-            history.train_penalty.append(train_penalty)
-            history.lr.append(float(lr_used))
-            for key, value in zip(term_names, term_values):
-                history.terms.setdefault(key, []).append(value)
-            with ema.swapped(model, bn_batches) if ema is not None else contextlib.nullcontext():  # the average
-                history.val_loss.append(_mean_loss(model, val_x, val_y, loss_fn, cfg.eval_batch_size, autocast))
-                if epoch % cfg.log_interval == 0 or epoch == cfg.epochs:
-                    with torch.no_grad(), autocast():
-                        history.snapshots[epoch] = _to_uint8(model.reconstruct(to_unit_float(snap_x), snap_y))
-            if ckpt_path is not None:
-                save_checkpoint({
-                    "signature": signature, "epoch": epoch, "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(), "generator": generator.get_state(),
-                    "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                    "ema": ema.state_dict() if ema is not None else None,
-                    "torch_rng": torch.get_rng_state(),
-                    "cuda_rng": torch.cuda.get_rng_state() if device.type == "cuda" else None,
-                    "history": history.to_state(),
-                }, ckpt_path)
-            if bar is not None:
-                bar.update(task, advance=1, info=f"train {train_loss:.5f}  val {history.val_loss[-1]:.5f}")
-            if on_epoch is not None:
-                on_epoch(epoch, history)
+        for epoch in range(start + 1, cfg.epochs + 1):
+            _epoch(loop, state, epoch, ckpt)
+            for w in watchers:
+                w.epoch(epoch, state.history)
     finally:
-        if bar is not None:
-            bar.stop()
-    if ema is not None:
-        ema.copy_to()  # the trained model is the average, with its own BatchNorm statistics
+        for w in watchers:
+            w.stop()
+    return _finish(loop, state, start)
+
+
+def _epoch(loop: Loop, state: TrainState, epoch: int, ckpt: Optional[Path]) -> None:
+    try:
+        run_epoch(loop, state, epoch)
+    except TrainingDivergedError as exc:
+        kept = (f"the last good checkpoint (epoch {epoch - 1}) is kept at {str(ckpt)!r}"
+                if ckpt is not None and epoch > 1 else "no checkpoint was written")
+        raise TrainingDivergedError(f"{exc}; {kept}; try a lower learning rate (--lr)") from None
+    validate(loop, state, epoch)
+    state.epoch = epoch
+    if ckpt is not None:
+        state.save(ckpt)
+
+
+def _finish(loop: Loop, state: TrainState, start: int) -> TrainResult:
+    if state.ema is not None:
+        state.ema.copy_to()  # the trained model is the average, with its own BatchNorm statistics
         with torch.no_grad():
-            recompute_batchnorm(model, bn_batches)
-    model.eval()
-    seconds = sum(history.epoch_seconds)
-    return TrainResult(model=model, history=history, device=str(device), epochs=cfg.epochs, train_seconds=seconds,
-                       images_per_second=n * len(history.epoch_seconds) / seconds if seconds > 0 else float("nan"),
-                       resumed_from=start_epoch)
+            recompute_batchnorm(loop.model, loop.bn_batches)
+    loop.model.eval()
+    h = state.history
+    seconds = sum(h.epoch_seconds)
+    return TrainResult(model=loop.model, history=h, device=str(loop.device), epochs=loop.cfg.epochs,
+                       train_seconds=seconds,
+                       images_per_second=loop.n * len(h.epoch_seconds) / seconds if seconds > 0 else float("nan"),
+                       resumed_from=start)

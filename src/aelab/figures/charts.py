@@ -1,38 +1,15 @@
-"""Figures for the analyses in :mod:`aelab.evaluation.analysis` and :mod:`aelab.evaluation.probes`."""
+"""Charts of what the analyses measure: the latent map, the code heatmap, per-class errors with the worst
+images, compression, probes and anomaly-score histograms."""
 
 from __future__ import annotations
 
 import math
 
-import matplotlib
+import numpy as np
+import torch
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-
-def _show(ax, img: torch.Tensor, cmap="gray", vmin=0.0, vmax=1.0) -> None:
-    arr = img.float().numpy()
-    ax.imshow(arr[0] if arr.shape[0] == 1 else np.clip(arr.transpose(1, 2, 0), 0, 1), cmap=cmap, vmin=vmin, vmax=vmax)
-    ax.set_xticks([])
-    ax.set_yticks([])
-
-
-def interpolation_figure(interp, title: str = "") -> Figure:
-    """Two rows: data-space (1-a) x + a x', latent-space g((1-a) f(x) + a f(x'))."""
-    steps = len(interp.alphas)
-    fig, axes = plt.subplots(2, steps, figsize=(1.2 * steps + 1.5, 3.2), squeeze=False)
-    for r, (label, row) in enumerate([("data space", interp.data_space), ("latent space", interp.latent_space)]):
-        for c in range(steps):
-            _show(axes[r][c], row[c])
-            if r == 0:
-                axes[r][c].set_title(f"a={float(interp.alphas[c]):.2f}", fontsize=8)
-        axes[r][0].set_ylabel(label, rotation=0, ha="right", va="center")
-    fig.suptitle(title or f"Interpolation between test images {interp.index_a} and {interp.index_b}")
-    fig.tight_layout()
-    return fig
+from aelab.figures.canvas import plt, show, tile
 
 
 def latent_map_figure(lm, class_names: list[str], title: str = "") -> Figure:
@@ -70,37 +47,6 @@ def code_heatmap_figure(h, title: str = "") -> Figure:
     return fig
 
 
-def feature_dictionary_figure(tiles: torch.Tensor, title: str = "", max_tiles: int = 256,
-                              vectors: bool = False) -> Figure:
-    """One tile per code unit: g(a e_j) - g(0), each scaled to its own range (blue negative, red positive).
-    For vector data, one row per code unit (units x features)."""
-    n = min(len(tiles), max_tiles)
-    if vectors:
-        rows = tiles[:n].flatten(1).numpy()
-        m = float(np.abs(rows).max()) or 1.0
-        fig, ax = plt.subplots(figsize=(8, min(2 + 0.12 * n, 14)))
-        im = ax.imshow(rows, aspect="auto", cmap="bwr", vmin=-m, vmax=m, interpolation="nearest")
-        ax.set_xlabel("feature")
-        ax.set_ylabel("code unit")
-        fig.colorbar(im, ax=ax, label="g(a e_j) - g(0)")
-        ax.set_title(title or f"Feature dictionary ({len(tiles)} code units)")
-        fig.tight_layout()
-        return fig
-    cols = math.ceil(math.sqrt(n))
-    rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 0.9 + 0.5, rows * 0.9 + 0.8), squeeze=False)
-    for i, ax in enumerate(axes.flat):
-        if i < n:
-            t = tiles[i].mean(0, keepdim=True) if tiles.shape[1] == 3 else tiles[i]
-            m = float(t.abs().max()) or 1.0
-            _show(ax, t, cmap="bwr", vmin=-m, vmax=m)
-        else:
-            ax.axis("off")
-    fig.suptitle(title or f"Feature dictionary ({len(tiles)} code units{', first ' + str(n) if n < len(tiles) else ''})")
-    fig.tight_layout()
-    return fig
-
-
 def failures_figure(f, title: str = "") -> Figure:
     """Per-class MSE bars, and the worst-reconstructed images (original above, reconstruction below)."""
     k = len(f.worst)
@@ -115,8 +61,8 @@ def failures_figure(f, title: str = "") -> Figure:
     ax.set_title(title or "Where it fails: per-class test MSE and the worst reconstructions")
     for i in range(k):
         a1, a2 = fig.add_subplot(grid[1, i]), fig.add_subplot(grid[2, i])
-        _show(a1, f.originals[i].float() / 255)
-        _show(a2, f.reconstructions[i].float() / 255)
+        show(a1, f.originals[i].float() / 255)
+        show(a2, f.reconstructions[i].float() / 255)
         a1.set_title(f"#{f.worst[i]}\nMSE {f.worst_mse[i]:.3f}", fontsize=7)
         if i == 0:
             a1.set_ylabel("original", fontsize=8)
@@ -182,66 +128,9 @@ def anomaly_figure(result, images: torch.Tensor, class_names: list[str], labels:
     for row, picks, name in ((1, order[::-1][:k], "most"), (2, order[:k], "least")) if images is not None else ():
         for i, idx in enumerate(picks):
             a = fig.add_subplot(grid[row, i])
-            _show(a, images[idx].float() / 255)
+            show(a, images[idx].float() / 255)
             a.set_title(f"{class_names[int(labels[idx])]}\n{scores[idx]:.4f}", fontsize=7)
             if i == 0:
                 a.set_ylabel(f"{name}\nanomalous", fontsize=8)
-    fig.tight_layout()
-    return fig
-
-
-def _tile(images: torch.Tensor, rows: int, cols: int) -> np.ndarray:
-    """float ``(rows * cols, C, H, W)`` in [0, 1] (missing tiles blank) -> one ``(rows*H, cols*W[, C])`` array."""
-    n, c, h, w = images.shape
-    canvas = torch.zeros(rows * cols, c, h, w)
-    canvas[:n] = images[: rows * cols].float()
-    grid = canvas.view(rows, cols, c, h, w).permute(0, 3, 1, 4, 2).reshape(rows * h, cols * w, c).numpy()
-    return grid[..., 0] if c == 1 else np.clip(grid, 0, 1)
-
-
-def samples_figure(images: torch.Tensor, rows: int, title: str = "", row_names: list[str] | None = None) -> Figure:
-    """Generated images ``(N, C, H, W)`` in [0, 1] as a grid of ``rows`` rows (one per class with ``row_names``)."""
-    cols = math.ceil(len(images) / rows)
-    fig, ax = plt.subplots(figsize=(0.75 * cols + (1.6 if row_names else 0.4), 0.75 * rows + 0.8))
-    ax.imshow(_tile(images, rows, cols), cmap="gray", vmin=0, vmax=1)
-    h = images.shape[2]
-    ax.set_xticks([])
-    ax.set_yticks([h * (r + 0.5) for r in range(rows)] if row_names else [])
-    if row_names:
-        ax.set_yticklabels(row_names[:rows], fontsize=8)
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    return fig
-
-
-def traversal_figure(images: torch.Tensor, units: list[int], values: np.ndarray, title: str = "") -> Figure:
-    """Traversals ``(U, S, C, H, W)``: one row per latent unit (labelled with its index and range)."""
-    u, s = images.shape[:2]
-    fig, ax = plt.subplots(figsize=(0.75 * s + 1.8, 0.75 * u + 0.8))
-    ax.imshow(_tile(images.reshape(u * s, *images.shape[2:]), u, s), cmap="gray", vmin=0, vmax=1)
-    h = images.shape[3]
-    ax.set_xticks([])
-    ax.set_yticks([h * (r + 0.5) for r in range(u)])
-    ax.set_yticklabels([f"z{unit} [{values[r][0]:.1f}, {values[r][-1]:.1f}]" for r, unit in enumerate(units)],
-                       fontsize=7)
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    return fig
-
-
-def manifold_figure(images: torch.Tensor, u: np.ndarray, v: np.ndarray, title: str = "") -> Figure:
-    """A decoded latent grid ``(S, S, C, H, W)``; x: the first unit's values, y: the second's (top = largest)."""
-    s = images.shape[0]
-    fig, ax = plt.subplots(figsize=(7.5, 7.5))
-    ax.imshow(_tile(images.reshape(s * s, *images.shape[2:]), s, s), cmap="gray", vmin=0, vmax=1)
-    h = images.shape[3]
-    ticks = [h * (i + 0.5) for i in range(s)]
-    ax.set_xticks(ticks[::2])
-    ax.set_xticklabels([f"{x:.1f}" for x in u[::2]], fontsize=7)
-    ax.set_yticks(ticks[::2])
-    ax.set_yticklabels([f"{y:.1f}" for y in v[::2]], fontsize=7)
-    ax.set_xlabel("z0")
-    ax.set_ylabel("z1")
-    fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return fig

@@ -1,28 +1,21 @@
-"""Looking inside a trained autoencoder: each function returns the data behind a figure.
+"""Looking at the latent space: each function returns the data behind a figure.
 
 Sources: latent interpolation ("AutoEncoders: minimal working examples"; COMP90051 workshop 8 for the
 data-space vs latent-space rows), latent map / code heatmap / feature dictionary (Jian Zhong, "Full Code
-Guide"), compression ("Convolutional Autoencoders").
+Guide"); latent traversals and the decoded 2-D manifold (Kingma & Welling 2014, figure 4).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-
 from aelab.data.dataset import ImageDataset, ImageSplit, to_unit_float
 from aelab.errors import AelabError
-from aelab.evaluation.codes import decoded_psnr, dequantize, encode_split, quantize
+from aelab.evaluation.batches import encode_all
 from aelab.models.autoencoder import AutoEncoder
-from aelab.models.quantizer import VQAutoEncoder
-
-
-def _device(model: AutoEncoder) -> torch.device:
-    return next(model.parameters()).device
 
 
 def resolve_class(dataset: ImageDataset, value: str | int) -> int:
@@ -43,7 +36,11 @@ def resolve_class(dataset: ImageDataset, value: str | int) -> int:
 
 
 def pick_of_class(split: ImageSplit, cls: int, seed: int) -> int:
-    """A random (seeded) index of ``split`` whose label is ``cls``."""
+    """A random (seeded) index of ``split`` whose label is ``cls``.
+
+    Raises:
+        AelabError: the class has no image in the split.
+    """
     idx = torch.nonzero(split.labels == cls).flatten()
     if len(idx) == 0:
         raise AelabError(f"class {cls} has no test images")
@@ -78,7 +75,7 @@ def interpolate(model: AutoEncoder, split: ImageSplit, index_a: int, index_b: in
     if steps < 2:
         raise AelabError(f"steps: got {steps}; allowed: 2 or more")
     model.eval()
-    device = _device(model)
+    device = model.device
     x = to_unit_float(split.images[[index_a, index_b]], device)
     alphas = torch.linspace(0, 1, steps, device=device)
     shape = (-1,) + (1,) * (x.dim() - 1)
@@ -102,21 +99,25 @@ class LatentMap:
 def latent_map(model: AutoEncoder, split: ImageSplit, method: str = "auto", n: int = 5000,
                seed: int = 0) -> LatentMap:
     """2-D map of the codes of the first ``n`` images of ``split``: the code itself when it is 2-D, else PCA
-    (``auto``/``pca``) or t-SNE (``tsne``, scikit-learn)."""
+    (``auto``/``pca``) or t-SNE (``tsne``, scikit-learn).
+
+    Raises:
+        AelabError: an unknown method.
+    """
     if method not in ("auto", "pca", "tsne"):
         raise AelabError(f"method: got {method!r}; allowed: auto, pca, tsne")
-    sub = ImageSplit(split.images[:n], split.labels[:n])
-    codes = encode_split(model, sub).numpy()
+    labels = split.labels[:n]
+    codes = encode_all(model, split.images[:n], labels).numpy()
     if codes.shape[1] == 2 and method == "auto":
-        return LatentMap(codes, sub.labels.numpy(), "code")
+        return LatentMap(codes, labels.numpy(), "code")
     if method == "tsne":
         from sklearn.manifold import TSNE
 
         pts = TSNE(n_components=2, random_state=seed, init="pca", perplexity=min(30, len(codes) - 1)).fit_transform(codes)
-        return LatentMap(pts, sub.labels.numpy(), "tsne")
+        return LatentMap(pts, labels.numpy(), "tsne")
     from sklearn.decomposition import PCA
 
-    return LatentMap(PCA(n_components=2, random_state=seed).fit_transform(codes), sub.labels.numpy(), "pca")
+    return LatentMap(PCA(n_components=2, random_state=seed).fit_transform(codes), labels.numpy(), "pca")
 
 
 # ------------------------------------------------------------------------------------------- code heatmap
@@ -131,7 +132,7 @@ class CodeHeatmap:
 
 def code_heatmap(model: AutoEncoder, split: ImageSplit, n: int = 512, threshold: float = 1e-6) -> CodeHeatmap:
     """Codes of the first ``n`` images; a unit is active where ``|z| > threshold``, dead if never active."""
-    codes = encode_split(model, ImageSplit(split.images[:n], split.labels[:n])).numpy()
+    codes = encode_all(model, split.images[:n], split.labels[:n]).numpy()
     active = np.abs(codes) > threshold
     return CodeHeatmap(codes, active.mean(0), ~active.any(0))
 
@@ -145,10 +146,9 @@ def feature_dictionary(model: AutoEncoder, amplitude: float = 1.0) -> torch.Tens
         float ``(D, C, H, W)``, one tile per code unit (D = code size).
     """
     model.eval()
-    device = _device(model)
+    device = model.device
     d = model.code_size
-    zero = torch.zeros(1, *model.code_shape, device=device)
-    base = model.decode(zero).float()
+    base = model.decode(torch.zeros(1, *model.code_shape, device=device)).float()
     tiles = []
     for start in range(0, d, 256):
         eye = torch.eye(d, device=device)[start:start + 256] * amplitude
@@ -156,67 +156,67 @@ def feature_dictionary(model: AutoEncoder, amplitude: float = 1.0) -> torch.Tens
     return torch.cat(tiles)
 
 
-# ------------------------------------------------------------------------------------------ where it fails
-@dataclass
-class Failures:
-    """``per_class`` list of (class name, images, MSE); ``worst`` test indices, their per-image MSE,
-    originals and reconstructions (uint8 ``(k, C, H, W)``)."""
-
-    per_class: list[tuple[str, int, float]]
-    worst: list[int]
-    worst_mse: list[float]
-    originals: torch.Tensor
-    reconstructions: torch.Tensor
-
-
+# ------------------------------------------------------------------------------- traversals, manifold
 @torch.no_grad()
-def failures(model: AutoEncoder, dataset: ImageDataset, k: int = 8, batch_size: int = 1000) -> Failures:
-    """Per-class test MSE and the ``k`` worst-reconstructed test images."""
-    split = dataset.test
-    if not 1 <= k <= len(split):
-        raise AelabError(f"k: got {k}; allowed: 1..{len(split)}")
-    model.eval()
-    device = _device(model)
-    errs = []
-    for _, x in split.batches(batch_size, device):
-        errs.append((model.reconstruct(x).float() - x).pow(2).flatten(1).mean(1).cpu())
-    err = torch.cat(errs)
-    per_class = []
-    for c in sorted(set(split.labels.tolist())):
-        mask = split.labels == c
-        name = dataset.class_names[c] if c < len(dataset.class_names) else str(c)
-        per_class.append((name, int(mask.sum()), float(err[mask].mean())))
-    worst = err.topk(k).indices
-    x = to_unit_float(split.images[worst], device)
-    recon = (model.reconstruct(x).float().clamp(0, 1) * 255).round().to(torch.uint8).cpu()
-    return Failures(per_class, worst.tolist(), err[worst].tolist(), split.images[worst], recon)
+def traversals(model: AutoEncoder, dataset: ImageDataset, index: int = 0, steps: int = 9, units: int = 16
+               ) -> tuple[torch.Tensor, list[int], np.ndarray]:
+    """Sweep each latent unit over its range with the others held at test image ``index``'s code.
 
+    The range of a unit is the 2nd..98th percentile of the test codes (for a model with a prior, widened to at
+    least the prior's 2.3rd..97.7th percentile, -2..2 for N(0, 1)). Units are shown most-varying first, at most
+    ``units``.
 
-# -------------------------------------------------------------------------------------------- compression
-@torch.no_grad()
-def compression(model: AutoEncoder, dataset: ImageDataset, batch_size: int = 1000) -> list[dict]:
-    """Bytes per image of the code stored as float32, float16 and 8-bit quantized vs the raw 8-bit image,
-    and the PSNR (dB, per image, averaged) of the test reconstruction decoded from each.
+    Returns: images ``(units, steps, C, H, W)`` float in [0, 1], the unit indices, and the values ``(units, steps)``.
 
-    8-bit quantization is :func:`aelab.evaluation.codes.quantize`: affine per code unit, with each unit's min and
-    max over the test codes (those 2 x D float32 values are stored once, not per image): what ``aelab encode
-    --bits 8`` writes for the test split. A VQ-VAE has one row: its index grid, ``h * w * log2(K) / 8`` bytes
-    (the codebook is stored once, with the model).
+    Raises:
+        AelabError: the code is not a vector (a VQ-VAE's grid), or ``index`` is outside the test split.
     """
-    codes = encode_split(model, dataset.test, batch_size)
-    raw = dataset.test.images[0].numel()
-    if isinstance(model, VQAutoEncoder):  # a VQ-VAE: its code is the index grid, exactly h * w * log2(K) bits
-        code_bytes = model.bits_per_image / 8
-        return [{"storage": f"indices (K={model.quantizer.size}, {math.log2(model.quantizer.size):g} bits each)",
-                 "code_bytes": code_bytes, "image_bytes": raw, "compression_ratio": raw / code_bytes,
-                 "psnr": decoded_psnr(model, dataset.test.images, codes, batch_size)}]
-    q, low, scale = quantize(codes, 8)
-    stored = {"float32": codes, "float16": codes.half().float(), "uint8": dequantize(q, low, scale)}
-    d = model.code_size
-    psnr = {name: decoded_psnr(model, dataset.test.images, z, batch_size) for name, z in stored.items()}
-    rows = []
-    for name, per_value in (("float32", 4), ("float16", 2), ("uint8", 1)):
-        code_bytes = d * per_value
-        rows.append({"storage": name, "code_bytes": code_bytes, "image_bytes": raw,
-                     "compression_ratio": raw / code_bytes, "psnr": psnr[name]})
-    return rows
+    if model.lacks("vector_code"):
+        raise AelabError(f"traversals need a code vector; model {model.name!r} has codes of shape {model.code_shape}")
+    test = dataset.test
+    if not 0 <= index < len(test):
+        raise AelabError(f"test image index {index} out of range; allowed: 0..{len(test) - 1}")
+    codes = encode_all(model, test.images[:2000], test.labels[:2000])
+    lo, hi = torch.quantile(codes, 0.02, dim=0), torch.quantile(codes, 0.98, dim=0)
+    if "prior" in model.samplers:
+        edges = model.prior_quantile(torch.special.ndtr(torch.tensor([-2.0, 2.0], dtype=torch.float64))).float()
+        lo, hi = torch.minimum(lo, edges[0].expand_as(lo)), torch.maximum(hi, edges[1].expand_as(hi))
+    order = codes.var(0).argsort(descending=True)[:units].tolist()
+    y = test.labels[index:index + 1].to(model.device)
+    base = model.encode(to_unit_float(test.images[index:index + 1], model.device), y).float().cpu()[0]
+    values = np.stack([np.linspace(float(lo[u]), float(hi[u]), steps) for u in order])
+    z = base.repeat(len(order) * steps, 1)
+    for r, u in enumerate(order):
+        z[r * steps:(r + 1) * steps, u] = torch.from_numpy(values[r]).float()
+    images = model.decode(z.to(model.device), y.expand(len(z))).float().clamp(0, 1).cpu()
+    return images.view(len(order), steps, *images.shape[1:]), order, values
+
+
+@torch.no_grad()
+def manifold(model: AutoEncoder, dataset: ImageDataset, steps: int = 15, y: int | None = None
+             ) -> tuple[torch.Tensor, np.ndarray, np.ndarray, str]:
+    """Decode a ``steps`` x ``steps`` grid of 2-D latent points: for a model with a prior its quantiles at
+    ``linspace(0.05, 0.95)``, otherwise the 1st..99th percentile of each unit over the test codes.
+
+    Returns: images ``(steps, steps, C, H, W)`` (row r = the second unit's r-th value, from the top), the values
+    of the first and second unit, and how they were chosen (for the figure).
+
+    Raises:
+        AelabError: the code does not have exactly 2 values.
+    """
+    if model.lacks("code_2d"):
+        raise AelabError(f"the decoded manifold needs a 2-D code; model {model.name!r} has codes of shape "
+                         f"{model.code_shape}")
+    model.eval()
+    if "prior" in model.samplers:
+        q = model.prior_quantile(torch.linspace(0.05, 0.95, steps)).numpy()
+        u, v, how = q, q[::-1].copy(), "prior quantiles"
+    else:
+        codes = encode_all(model, dataset.test.images, dataset.test.labels)
+        lo, hi = torch.quantile(codes, 0.01, dim=0), torch.quantile(codes, 0.99, dim=0)
+        u = np.linspace(float(lo[0]), float(hi[0]), steps)
+        v, how = np.linspace(float(hi[1]), float(lo[1]), steps), "1st-99th percentile of test codes"
+    z = torch.tensor([[a, b] for b in v for a in u], dtype=torch.float32)
+    labels = torch.full((len(z),), y if y is not None else 0, dtype=torch.long, device=model.device)
+    images = model.decode(z.to(model.device), labels).float().clamp(0, 1).cpu()
+    return images.view(steps, steps, *images.shape[1:]), u, v, how

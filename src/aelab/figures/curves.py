@@ -1,15 +1,14 @@
-"""Figures: loss curves of several models, the rate-distortion curve, and grids of originals and reconstructions."""
+"""Curves over epochs and over code sizes: training and validation loss, layer-wise stages, rate-distortion."""
 
 from __future__ import annotations
 
-from pathlib import Path
+import math
 
-import matplotlib
+import numpy as np
+import torch
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+from aelab.figures.canvas import plt, show, tile
 
 
 def loss_curves(histories: dict, loss_name: str = "MSE per pixel", units: dict[str, str] | None = None) -> Figure:
@@ -91,41 +90,3 @@ def rate_distortion(families: dict[str, list[dict]]) -> Figure:
     fig.suptitle("Rate-distortion: reconstruction error vs code size (test set)")
     fig.tight_layout()
     return fig
-
-
-def _image(t: torch.Tensor):
-    """uint8 (C, H, W) -> array for imshow."""
-    arr = t.cpu().numpy()
-    return arr[0] if arr.shape[0] == 1 else arr.transpose(1, 2, 0)
-
-
-def reconstruction_grid(originals: torch.Tensor, rows: dict[str, torch.Tensor], title: str = "") -> Figure:
-    """A grid: first row the originals, then one row of reconstructions per model.
-
-    Args:
-        originals: uint8 ``(S, C, H, W)``.
-        rows: label -> uint8 ``(S, C, H, W)`` reconstructions of the same images.
-    """
-    n_rows, n_cols = 1 + len(rows), originals.shape[0]
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(1.3 * n_cols + 1.2, 1.3 * n_rows + 0.5), squeeze=False)
-    for r, (label, images) in enumerate([("original", originals), *rows.items()]):
-        for c in range(n_cols):
-            ax = axes[r][c]
-            ax.imshow(_image(images[c]), cmap="gray", vmin=0, vmax=255)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if c == 0:
-                ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=10)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return fig
-
-
-def save_figure(fig: Figure, path: Path | str) -> Path:
-    """Save as PNG (100 dpi) and close the figure."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path

@@ -1,40 +1,40 @@
-"""The published tutorial architectures, reproduced layer for layer.
+"""The preset table: every named architecture in one place, torch-free.
 
-Sources are the tutorials in ``shared/references`` (see its README). Parameter counts are checked in
-``tests/test_models.py`` against counts worked out by hand from the tutorials' layer lists.
+A preset is a spec (the body), the image shape it was published for, the training recipe it gets by default,
+the model-config fields it fills (a generative preset's ``variational`` / ``quantizer`` settings, or another
+family's ``family`` and ``settings``), its source and a description with the layer sketch. :mod:`aelab.models`
+builds every preset from this table; ``aelab models`` lists it. Sources are the tutorials in
+``shared/references`` (see its README) and the papers named in each entry.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Optional
+from dataclasses import dataclass, field
+from typing import Any
 
-from aelab.config import ConvLayerSpec as L
-from aelab.config import (FRONTIER_CODE_SIZES, PRESET_GENERATIVE, PRESET_NAMES, PRESET_RECIPES, ConvSpec, MLPSpec,
-                          QuantizerConfig, ResSpec, VariationalConfig)
+from aelab.config.specs import ConvLayerSpec as L
+from aelab.config.specs import ConvSpec, MLPSpec, ResSpec
+
+FRONTIER_CODE_SIZES = (2, 3, 10, 16, 32, 64)
+"""The code sizes of aelab's ``res-<size>`` presets (what ``aelab frontier`` trains, with PCA at each)."""
 
 
 @dataclass(frozen=True)
 class Preset:
-    """A named architecture: its spec, the image shape it was published for, and its source."""
+    """A named architecture."""
 
     spec: MLPSpec | ConvSpec | ResSpec
+    """The body: encoder and decoder layers."""
     input_shape: tuple[int, int, int]
+    """``(C, H, W)`` of the images it was published for."""
     source: str
     description: str
-    variational: Optional[VariationalConfig] = None
-    """A generative preset's VAE settings (a model config's ``variational`` fields replace these)."""
-    quantizer: Optional[QuantizerConfig] = None
-    """A VQ-VAE preset's quantizer settings (a model config's ``quantizer`` fields replace these)."""
-
-    @property
-    def recipe(self) -> str:
-        """The training recipe it gets by default (:data:`aelab.config.RECIPES`)."""
-        return PRESET_RECIPES[self.name]
-
-    @property
-    def name(self) -> str:
-        return next(n for n, p in PRESETS.items() if p is self)
+    """The architecture in words, with a sketch of the shapes."""
+    recipe: str = "tutorial"
+    """The training recipe it gets by default (:data:`aelab.config.RECIPES`)."""
+    model: dict[str, Any] = field(default_factory=dict)
+    """Model-config fields the preset fills when a config does not set them: ``variational`` / ``quantizer``
+    settings, or ``family`` and ``settings`` (the fields a config gives replace these, key by key)."""
 
 
 PRESETS: dict[str, Preset] = {
@@ -91,26 +91,36 @@ PRESETS: dict[str, Preset] = {
         1x28x28 -> 16x14x14 -> z 4x7x7 -> 16x14x14 -> 1x28x28""",
     ),
 }
+
 RES_CHANNELS, RES_BLOCKS = [16, 32], 0
 RES_HIDDEN = {2: [256, 64], 3: [256, 64]}
 """The body of aelab's res-* presets and their fully-connected layers (default [256]), chosen by short
 screening runs and an ablation on Fashion-MNIST (BENCHMARKS.md, 'aelab's presets and recipe')."""
-for _size in FRONTIER_CODE_SIZES:
-    _hidden = RES_HIDDEN.get(_size, [256])
-    _fc = " -> ".join(map(str, _hidden))
-    PRESETS[f"res-{_size}"] = Preset(
-        ResSpec(channels=RES_CHANNELS, blocks=RES_BLOCKS, hidden=_hidden, code_size=_size),
+
+
+def _res_preset(size: int) -> Preset:
+    hidden = RES_HIDDEN.get(size, [256])
+    fc = " -> ".join(map(str, hidden))
+    return Preset(
+        ResSpec(channels=RES_CHANNELS, blocks=RES_BLOCKS, hidden=hidden, code_size=size),
         (1, 28, 28),
         "aelab (res family: conv body, fully-connected bottleneck; aelab recipe)",
-        f"""Conv 3x3 s2 1->16, BN/SiLU, Conv 3x3 s2 16->32, BN/SiLU, flatten 1568, Linear/SiLU {_fc},
-        Linear -> {_size}; mirrored decoder (Linears, ConvTranspose 4x4 s2 with BN/SiLU), sigmoid. Trained by
+        f"""Conv 3x3 s2 1->16, BN/SiLU, Conv 3x3 s2 16->32, BN/SiLU, flatten 1568, Linear/SiLU {fc},
+        Linear -> {size}; mirrored decoder (Linears, ConvTranspose 4x4 s2 with BN/SiLU), sigmoid. Trained by
         default with the aelab recipe: AdamW, warm-up + cosine decay, gradient clipping, batch 128, 20 epochs
         (within the training time of the tutorial's conv-64). The res family has residual blocks too
         (``blocks``); one per stage was 4% better at code 64 in the same time (BENCHMARKS.md).
 
-        1x28x28 -> 16x14x14 -> 32x7x7 -> {_fc} -> z {_size} -> {" -> ".join(map(str, _hidden[::-1]))}
+        1x28x28 -> 16x14x14 -> 32x7x7 -> {fc} -> z {size} -> {" -> ".join(map(str, hidden[::-1]))}
         -> 32x7x7 -> 16x14x14 -> 1x28x28""",
+        recipe="aelab",
     )
+
+
+PRESETS.update({f"res-{size}": _res_preset(size) for size in FRONTIER_CODE_SIZES})
+
+RES16_BODY = ResSpec(channels=RES_CHANNELS, blocks=RES_BLOCKS, hidden=[256], code_size=16)
+"""The res-16 body, shared by the 16-D generative presets."""
 
 PRESETS["vae-2"] = Preset(
     MLPSpec(hidden=[512, 256], code_size=2),
@@ -120,28 +130,27 @@ PRESETS["vae-2"] = Preset(
     decoder 2-256-512-784, sigmoid.
 
         x(784) -> 512 -> 256 -> (mu, log sigma^2)(2) -> z(2) -> 256 -> 512 -> 784 -> sigmoid""",
-    variational=VariationalConfig(),
+    recipe="aelab", model={"variational": {}},
 )
-_VAE_BODY = ResSpec(channels=RES_CHANNELS, blocks=RES_BLOCKS, hidden=[256], code_size=16)
 PRESETS["vae-conv-16"] = Preset(
-    _VAE_BODY,
+    RES16_BODY,
     (1, 28, 28),
     "aelab (VAE on the res-16 body; Kingma & Welling 2014)",
     """VAE, Bernoulli likelihood, 16-D latent, on the res-16 body: Conv 3x3 s2 1->16, BN/SiLU, Conv 3x3 s2 16->32,
     BN/SiLU, Linear 1568 -> 256 -> 32 (mean and log-variance); decoder 16 -> 256 -> 1568 -> ConvTranspose x2, sigmoid.
 
         1x28x28 -> 16x14x14 -> 32x7x7 -> 256 -> (mu, log sigma^2)(16) -> z(16) -> 256 -> 32x7x7 -> 16x14x14 -> 1x28x28""",
-    variational=VariationalConfig(),
+    recipe="aelab", model={"variational": {}},
 )
 PRESETS["cvae-conv-16"] = Preset(
-    _VAE_BODY,
+    RES16_BODY,
     (1, 28, 28),
     "aelab (conditional VAE, Sohn et al. 2015, on the res-16 body)",
     """As vae-conv-16, conditioned on the class: the one-hot label enters the encoder as 10 extra input channels
     and the decoder appended to the latent (16 + 10 values). Generates a chosen class.
 
         [x 1x28x28 ; y 10x28x28] -> ... -> (mu, log sigma^2)(16) -> [z(16) ; y(10)] -> 256 -> ... -> 1x28x28""",
-    variational=VariationalConfig(**PRESET_GENERATIVE["cvae-conv-16"]["variational"]),
+    recipe="aelab", model={"variational": {"conditional": True}},
 )
 PRESETS["vqvae-conv"] = Preset(
     ConvSpec(layers=[L(channels=32, kernel=4, stride=2, padding=1), L(channels=64, kernel=4, stride=2, padding=1),
@@ -153,10 +162,6 @@ PRESETS["vqvae-conv"] = Preset(
     mirrored ConvTranspose decoder, sigmoid.
 
         1x28x28 -> 32x14x14 -> 64x7x7 -> 64x7x7 -> z_e 16x7x7 -> nearest of 256 -> z_q 16x7x7 -> ... -> 1x28x28""",
-    quantizer=QuantizerConfig(),
+    recipe="aelab", model={"quantizer": {}},
 )
-
-assert all((p.variational is not None, p.quantizer is not None) == ("variational" in PRESET_GENERATIVE.get(n, {}),
-                                                                   "quantizer" in PRESET_GENERATIVE.get(n, {}))
-           for n, p in PRESETS.items()), "aelab.config.PRESET_GENERATIVE must list the generative presets"
-assert tuple(PRESETS) == PRESET_NAMES, "aelab.config.PRESET_NAMES must list the presets of this table"
+PRESET_NAMES = tuple(PRESETS)

@@ -1,0 +1,135 @@
+"""Commands that apply a trained model: ``export`` (safetensors, ONNX), ``encode`` / ``decode`` (code files) and
+``score`` (anomaly scores of images)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from aelab.cli.common import DATA_DIR, RUN_PATH, WHICH, add, argument, console, option
+from aelab.errors import AelabError, ConfigError
+
+IMAGES = argument("images", list[str], "Image files (PNG/JPEG), folders of them, or split:train|val|test of the run's "
+                  "dataset")
+RESIZE = option("resize", False, bool, "Convert and resize images of another shape to the model's", "--resize")
+LIMIT = option("limit", None, Optional[int], "Use only the first N images", "--limit", min=1)
+
+
+def _one_run(path: Path, model: Optional[str], data_dir=None):
+    from aelab.experiments.finished import open_runs
+
+    return open_runs(path, model, with_data=False, data_dir=data_dir)[0]
+
+
+def _new_folder(path: Path, what: str) -> None:
+    if path.exists() and not path.is_dir():
+        raise AelabError(f"{what} {str(path)!r} exists and is not a folder")
+
+
+def _read(run, images: list[str], resize: bool, limit):
+    from aelab.data.files import read_images
+
+    background = (run.model.preprocessing or {}).get("background")
+    return read_images(images, run.model.input_shape, resize, run.data, limit, run.model.standardization, background)
+
+
+def export(path, model, data_dir, fmt: str, out, images: int) -> None:
+    """Export a trained model: config.json + model.safetensors (loads with aelab.load) and, with --format onnx,
+    encoder.onnx and decoder.onnx with a dynamic batch axis and the preprocessing as metadata, compared with
+    PyTorch by onnxruntime."""
+    from aelab.apply.export import ONNX_TOLERANCE, export_model
+    from aelab.errors import DataError
+
+    run = _one_run(path, model, data_dir)
+    target = out or run.folder.path / "export"
+    _new_folder(target, "--out")
+    check, where = None, "random images"
+    if fmt == "onnx":
+        try:
+            check, where = run.data().test.floats()[:images], f"{min(images, len(run.data().test))} test images"
+        except DataError:
+            pass  # the run's data is not on this machine: random images still check the graph
+    result = export_model(run.model, target, fmt, check)
+    for f in result.files:
+        console.print(f"wrote {f} ({f.stat().st_size:,} bytes)")
+    if result.max_abs_diff:
+        worst = max(result.max_abs_diff.values())
+        console.print(f"onnxruntime vs PyTorch on {where}: largest absolute difference encoder "
+                      f"{result.max_abs_diff['encoder']:.2e}, decoder {result.max_abs_diff['decoder']:.2e} "
+                      f"({'within' if worst <= ONNX_TOLERANCE else 'OVER'} {ONNX_TOLERANCE:g})")
+
+
+def encode(path, images, model, data_dir, out: Path, bits: int, resize: bool, limit) -> None:
+    """Encode images into a code file (codes quantized per unit, scales stored beside them); prints bytes per
+    image, the ratio to the raw images and the quality of the round trip."""
+    from aelab.apply.codes import encode_images, round_trip_quality, save_codes
+
+    if out.suffix != ".npz":
+        raise ConfigError(f"-o: got {str(out)!r}; a code file ends in .npz")
+    run = _one_run(path, model, data_dir)
+    named = _read(run, images, resize, limit)
+    codes = encode_images(run.model, named.images, named.names, bits)
+    save_codes(codes, out)
+    raw = named.images[0].numel() * named.images.element_size()
+    what = "images" if run.model.data_range is not None else "rows"
+    console.print(f"encoded {len(named.names):,} {what} with {run.label} into {out} ({out.stat().st_size:,} bytes): "
+                  f"{codes.bytes_per_image:g} bytes per {what[:-1]} at {bits} bits (+{2 * 4 * run.model.code_size:,} "
+                  f"bytes of scales per file) vs {raw:,} raw: {raw / codes.bytes_per_image:.1f}x; round trip: "
+                  f"{round_trip_quality(run.model, named.images, codes)}", soft_wrap=True)
+
+
+def decode(path, codes_file: Path, model, out: Path) -> None:
+    """Decode a code file back into PNG images, or for vector data decoded.npy of raw (de-standardized) rows
+    (checks that the run's model made the codes)."""
+    from aelab.apply.codes import decode_codes, load_codes, write_pngs, write_rows
+
+    codes = load_codes(codes_file)
+    _new_folder(out, "-o")
+    run = _one_run(path, model)
+    decoded = decode_codes(run.model, codes)  # refuses codes of another model
+    if run.model.data_range is None:
+        console.print(f"wrote {len(decoded):,} rows to {write_rows(decoded, run.model, out)}")
+        return
+    written = write_pngs(decoded, codes.names, out)
+    console.print(f"wrote {len(written):,} images to {out}")
+
+
+def score(path, images, model, data_dir, out: Path, percentile: float, kind: str, resize: bool, limit) -> None:
+    """Anomaly scores: per-image reconstruction error, a threshold from the run's validation split, and a flag
+    per image, written as CSV."""
+    from aelab.apply.scores import score_images, write_scores
+
+    run = _one_run(path, model, data_dir)
+    named = _read(run, images, resize, limit)
+    table = score_images(run.model, named.images, named.names, run.data().val.images, percentile, kind, named.labels)
+    write_scores(table, out)
+    n = int(table.flagged.sum())
+    console.print(f"threshold {table.threshold:.6g} ({kind}, {percentile:g}th percentile of {len(run.data().val):,} "
+                  f"validation images); flagged {n:,} of {len(table.names):,} images ({n / len(table.names):.1%}); "
+                  f"wrote {out}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``export``, ``encode``, ``decode`` and ``score`` to ``app``."""
+    add(app, "export", export, [
+        RUN_PATH, WHICH, DATA_DIR,
+        option("fmt", "safetensors", str, "safetensors (the model folder: config.json + model.safetensors) or onnx "
+               "(also encoder.onnx and decoder.onnx, checked with onnxruntime; needs pip install 'aelab[onnx]')",
+               "--format"),
+        option("out", None, Optional[Path], "Output folder (default: <run>/export)", "-o", "--out"),
+        option("images", 64, int, "Test images the ONNX check runs on", "--check-images", min=1)])
+    add(app, "encode", encode, [
+        RUN_PATH, IMAGES, WHICH, DATA_DIR, option("out", ..., Path, "Code file to write (.npz)", "-o", "--out"),
+        option("bits", 8, int, "Bits per code value: 8 or 16 (quantized per unit) or 32 (float32)", "--bits"),
+        RESIZE, LIMIT])
+    add(app, "decode", decode, [
+        RUN_PATH, argument("codes_file", Path, "Code file from 'aelab encode'"), WHICH,
+        option("out", ..., Path, "Folder for the decoded PNGs", "-o", "--out")])
+    add(app, "score", score, [
+        RUN_PATH, IMAGES, WHICH, DATA_DIR, option("out", ..., Path, "CSV file to write", "-o", "--out"),
+        option("percentile", 99.0, float, "Flag images above this percentile (0..100) of the validation split's "
+               "scores", "--threshold-percentile"),
+        option("kind", "mse", str, "Score the flag uses: mse, or ssim (1 - SSIM; adds a column)", "--score"),
+        RESIZE, LIMIT])

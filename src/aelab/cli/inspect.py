@@ -1,0 +1,75 @@
+"""Commands that look at models and finished runs: ``models`` (the presets), one command per analysis of the
+registry (``interpolate``, ``latent-map``, ...), and ``report`` (an experiment's HTML report, again)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from aelab.cli.common import DATA_DIR, RUN_PATH, WHICH, add, argument, console, log, option
+from aelab.cli.schema import field_flag
+
+
+def list_models() -> None:
+    """List the presets: family, parameters, input shape, code shape, compression ratio, recipe and source."""
+    from aelab.models import PRESETS, build_model
+
+    table = Table(title="aelab presets")
+    for col in ("preset", "kind", "parameters", "input", "code", "compression", "recipe", "source"):
+        table.add_column(col, justify="right" if col in ("parameters", "compression") else "left")
+    for name, preset in PRESETS.items():
+        m = build_model(name)
+        table.add_row(name, m.describe(), f"{m.num_parameters():,}", "x".join(map(str, m.input_shape)),
+                      "x".join(map(str, m.code_shape)), f"{m.compression_ratio:.1f}x", preset.recipe, preset.source)
+    console.print(table)
+
+
+def _analysis_command(entry):
+    from aelab.config import parse_config
+
+    def run_one(path, model, data_dir, given):
+        from aelab.experiments.finished import open_runs
+
+        parse_config(entry.params, given, source=entry.name)  # bad parameters before loading anything
+        run = open_runs(path, model, with_data=False, data_dir=data_dir)[0]
+        outcome = run.analyse(entry.name, given)
+        if outcome.summary:
+            console.print(outcome.summary)
+        if outcome.rows and entry.columns:
+            cols = [c for c in entry.columns if any(c.key in r for r in outcome.rows)]
+            table = Table(title=f"{run.label}: {entry.title}")
+            for c in cols:
+                table.add_column(c.heading, justify="right")
+            for row in outcome.rows:
+                table.add_row(*(c.format(row) for c in cols))
+            console.print(table)
+        out = run.folder.analysis_dir
+        written = [p for p in (out / f"{entry.name}.png", out / f"{entry.name}.json") if p.is_file()]
+        console.print("wrote " + ", ".join(map(str, written)))
+
+    run_one.__doc__ = entry.text
+    flags = [field_flag(field.alias or name, name, field, "Analysis") for name, field in entry.params.model_fields.items()]
+    return run_one, flags
+
+
+def report(path: Path, analyses: bool, data_dir) -> None:
+    """Write the experiment's self-contained HTML report again (images embedded), re-running the analyses."""
+    from aelab.experiments.experiment import report as write
+
+    result = write(path, analyses=analyses, data_dir=data_dir, log=log)
+    console.print(f"wrote {result.folder.report}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``models``, the analysis commands and ``report`` to ``app``."""
+    from aelab.analyses import ANALYSES
+
+    add(app, "models", list_models, [])
+    for entry in ANALYSES:
+        fn, flags = _analysis_command(entry)
+        add(app, entry.name, fn, [RUN_PATH, WHICH, DATA_DIR], flags, help=entry.text)
+    add(app, "report", report, [
+        argument("path", Path, "An experiment folder (or a run folder: its experiment's)"),
+        option("analyses", True, bool, "(Re)run every run's analyses first", "--analyses/--no-analyses"), DATA_DIR])

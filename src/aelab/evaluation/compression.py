@@ -1,0 +1,98 @@
+"""A code as stored bytes: quantization of codes (what ``aelab encode`` writes) and the compression table (bytes
+per image and the quality of the images decoded from them; the "Convolutional Autoencoders" tutorial's view)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from aelab.data.dataset import ImageDataset, to_unit_float
+from aelab.errors import ConfigError
+from aelab.evaluation.batches import encode_all
+from aelab.evaluation.reconstruction import psnr_per_image
+from aelab.models.autoencoder import AutoEncoder
+
+QUANT_BITS = (8, 16, 32)
+"""Bits per code value: 8 / 16 (affine per unit to uint8 / uint16) or 32 (float32 as is)."""
+
+
+def quantize(codes: torch.Tensor, bits: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Quantize codes ``(N, D)`` per code unit: ``q = round((z - low_j) / scale_j)`` with ``low_j`` and ``high_j``
+    the unit's min and max over these N codes and ``scale_j = (high_j - low_j) / (2^bits - 1)``, so every value
+    comes back within ``scale_j / 2`` (the 2 x D float32 ``low``/``scale`` are stored once per set of codes).
+
+    Args:
+        codes: float ``(N, D)``.
+        bits: 8 (uint8), 16 (uint16) or 32 (float32 kept as is; ``low`` 0 and ``scale`` 1).
+
+    Returns:
+        (q ``(N, D)`` uint8 / uint16 (as int32 for 16: torch has no uint16 arithmetic) / float32, low float32
+        ``(D,)``, scale float32 ``(D,)``).
+
+    Raises:
+        ConfigError: bits not in 8, 16, 32.
+    """
+    if bits not in QUANT_BITS:
+        raise ConfigError(f"--bits: got {bits}; allowed: {', '.join(map(str, QUANT_BITS))}")
+    codes = codes.float()
+    d = codes.shape[1]
+    if bits == 32:
+        return codes.clone(), torch.zeros(d), torch.ones(d)
+    levels = 2 ** bits - 1
+    low = codes.min(0).values if len(codes) else torch.zeros(d)
+    high = codes.max(0).values if len(codes) else torch.zeros(d)
+    scale = ((high - low) / levels).clamp_min(1e-12)
+    q = ((codes - low) / scale).round().clamp_(0, levels)
+    return q.to(torch.uint8 if bits == 8 else torch.int32), low, scale
+
+
+def dequantize(q: torch.Tensor, low: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """Codes float32 ``(N, D)`` back from :func:`quantize`'s ``(q, low, scale)``: ``q * scale + low``."""
+    return q.float() * scale.float() + low.float()
+
+
+@torch.no_grad()
+def decoded_quality(model: AutoEncoder, images: torch.Tensor, codes: torch.Tensor,
+                    batch_size: int = 1000) -> float:
+    """How well ``model.decode(codes)`` restores uint8 ``images`` ``(N, C, H, W)``: the PSNR (dB, per image,
+    averaged; decoded images clamped to [0, 1]), or for vector rows the mean squared error per row; ``codes``
+    float ``(N, D)`` or ``(N, *code_shape)``, e.g. dequantized: what storing the codes that way costs."""
+    model.eval()
+    device, total = model.device, 0.0
+    for i in range(0, len(images), batch_size):
+        x = to_unit_float(images[i:i + batch_size], device)
+        z = codes[i:i + batch_size].to(device).float().view(-1, *model.code_shape)
+        out = model.clamp(model.decode(z).float())
+        per_image = psnr_per_image(out, x) if model.data_range is not None else (out - x).pow(2).flatten(1).mean(1)
+        total += float(per_image.sum())
+    return total / max(len(images), 1)
+
+
+@torch.no_grad()
+def compression(model: AutoEncoder, dataset: ImageDataset, batch_size: int = 1000) -> list[dict]:
+    """Bytes per image of the code stored as float32, float16 and 8-bit quantized vs the raw 8-bit image,
+    and the PSNR (dB, per image, averaged) of the test reconstruction decoded from each.
+
+    8-bit quantization is :func:`quantize`: affine per code unit, with each unit's min and max over the test
+    codes (those 2 x D float32 values are stored once, not per image): what ``aelab encode --bits 8`` writes for
+    the test split. A model whose code is a grid of indices (a VQ-VAE) has one row: the grid at exactly
+    ``h * w * log2(K)`` bits (the codebook is stored once, with the model).
+    """
+    test = dataset.test
+    codes = encode_all(model, test.images, test.labels, batch_size)
+    raw = test.images[0].numel()
+    if model.code_kind == "indices":
+        code_bytes = model.bits_per_image / 8  # type: ignore[attr-defined]
+        return [{"storage": f"indices (K={model.index_levels}, {math.log2(model.index_levels):g} bits each)",  # type: ignore[attr-defined]
+                 "code_bytes": code_bytes, "image_bytes": raw, "compression_ratio": raw / code_bytes,
+                 "psnr": decoded_quality(model, test.images, codes, batch_size)}]
+    q, low, scale = quantize(codes, 8)
+    stored = {"float32": codes, "float16": codes.half().float(), "uint8": dequantize(q, low, scale)}
+    rows = []
+    for name, per_value in (("float32", 4), ("float16", 2), ("uint8", 1)):
+        code_bytes = model.code_size * per_value
+        rows.append({"storage": name, "code_bytes": code_bytes, "image_bytes": raw,
+                     "compression_ratio": raw / code_bytes,
+                     "psnr": decoded_quality(model, test.images, stored[name], batch_size)})
+    return rows
