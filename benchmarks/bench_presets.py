@@ -29,11 +29,14 @@ def main() -> None:
     from aelab.models import PRESETS, build_model
     from aelab.training import train
 
-    print(f"machine: {platform.machine()} {platform.processor() or ''}, {os.cpu_count()} cores, "
-          f"{torch.get_num_threads()} torch threads; torch {torch.__version__}; python {sys.version.split()[0]}")
+    print(
+        f"machine: {platform.machine()} {platform.processor() or ''}, {os.cpu_count()} cores, "
+        f"{torch.get_num_threads()} torch threads; torch {torch.__version__}; python {sys.version.split()[0]}"
+    )
     dataset = load_dataset(DataConfig(name="fashion-mnist"))
-    names = ["conv-64"] + [f"res-{d}" for d in FRONTIER_CODE_SIZES] + ["vae-2", "vae-conv-16", "cvae-conv-16",
-                                                                        "vqvae-conv"]
+    names = (
+        ["conv-64"] + [f"res-{d}" for d in FRONTIER_CODE_SIZES] + ["vae-2", "vae-conv-16", "cvae-conv-16", "vqvae-conv"]
+    )
     if args.presets:
         names = ["conv-64"] + [n for n in args.presets.split(",") if n and n != "conv-64"]
     best: dict[str, float] = {}
@@ -49,8 +52,10 @@ def main() -> None:
     for name in names:
         recipe = {**TrainingConfig().model_dump(), **RECIPES[PRESETS[name].recipe]}
         seconds = recipe["epochs"] * n / best[name]
-        print(f"{name:<12} {build_model(name).num_parameters():>9,} {recipe['batch_size']:>5} {best[name]:>9,.0f} "
-              f"{recipe['epochs']:>6} {seconds:>11.0f} s ({seconds / budget:.2f}x conv-64's 50 epochs)")
+        print(
+            f"{name:<12} {build_model(name).num_parameters():>9,} {recipe['batch_size']:>5} {best[name]:>9,.0f} "
+            f"{recipe['epochs']:>6} {seconds:>11.0f} s ({seconds / budget:.2f}x conv-64's 50 epochs)"
+        )
 
 
 if __name__ == "__main__":

@@ -33,20 +33,37 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     env = dict(os.environ)
-    print(f"machine: {platform.machine()} {platform.processor() or ''}, {os.cpu_count()} cores; python {sys.version.split()[0]}")
+    print(
+        f"machine: {platform.machine()} {platform.processor() or ''}, {os.cpu_count()} cores; python {sys.version.split()[0]}"
+    )
     help_s = min(timed(["--help"], env) for _ in range(args.repeats))
     models_s = min(timed(["models"], env) for _ in range(args.repeats))
     print(f"aelab --help   {help_s:6.2f} s (fastest of {args.repeats})")
     print(f"aelab models   {models_s:6.2f} s (fastest of {args.repeats})")
     for executor, extra in (("inline", []), ("local", ["--workers", "2"])):
         with tempfile.TemporaryDirectory() as tmp:
-            t = timed(["compare", "--epochs", str(args.epochs), "--no-analysis", "--no-progress", "--runs-dir", tmp,
-                       "--executor", executor, *extra], env)
+            t = timed(
+                [
+                    "compare",
+                    "--epochs",
+                    str(args.epochs),
+                    "--no-analysis",
+                    "--no-progress",
+                    "--runs-dir",
+                    tmp,
+                    "--executor",
+                    executor,
+                    *extra,
+                ],
+                env,
+            )
             [metrics] = list(Path(tmp).glob("*/metrics.json"))
             rows = json.loads(metrics.read_text())["runs"]
             train = sum(r["train_seconds"] for r in rows)
-            print(f"compare --epochs {args.epochs} --executor {executor:<6} {' '.join(extra):<12} total {t:6.1f} s, "
-                  f"training {train:6.1f} s (sum over models), outside training {t - train:5.1f} s")
+            print(
+                f"compare --epochs {args.epochs} --executor {executor:<6} {' '.join(extra):<12} total {t:6.1f} s, "
+                f"training {train:6.1f} s (sum over models), outside training {t - train:5.1f} s"
+            )
 
 
 if __name__ == "__main__":

@@ -81,8 +81,7 @@ def aelab_loop(model_name: str, epochs: int, device: str) -> dict:
     model = build_model(model_name, ds.shape)
     _sync(device)
     t0 = time.perf_counter()
-    train(model, ds, TrainingConfig(epochs=epochs, batch_size=64, device=device, log_interval=10 ** 6),
-          progress=False)
+    train(model, ds, TrainingConfig(epochs=epochs, batch_size=64, device=device, log_interval=10**6), progress=False)
     _sync(device)
     seconds = time.perf_counter() - t0
     return {"seconds": seconds, "images": len(ds.train) * epochs, "test_mse": evaluate(model, ds.test)["mse"]}
@@ -100,7 +99,7 @@ def child(loop: str, model_name: str, epochs: int, device: str) -> None:
 
     out = (tutorial_loop if loop == "tutorial" else aelab_loop)(model_name, epochs, device)
     out["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    out["peak_gpu_mib"] = torch.cuda.max_memory_allocated() / 2 ** 20 if device == "cuda" else None
+    out["peak_gpu_mib"] = torch.cuda.max_memory_allocated() / 2**20 if device == "cuda" else None
     print("RESULT " + json.dumps(out))
 
 
@@ -120,16 +119,31 @@ def main() -> None:
         return
     import platform
 
-    print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
-          f"device {device}{' (' + torch.cuda.get_device_name() + ')' if device == 'cuda' else ''}, "
-          f"torch {torch.__version__}; {args.epochs} epochs, batch 64, Fashion-MNIST 60,000 train images")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
+        f"device {device}{' (' + torch.cuda.get_device_name() + ')' if device == 'cuda' else ''}, "
+        f"torch {torch.__version__}; {args.epochs} epochs, batch 64, Fashion-MNIST 60,000 train images"
+    )
     results, rounds = {}, []
     for _ in range(max(1, args.repeats)):
         rounds.append({})
         for model_name in args.models.split(","):
             for loop in ("tutorial", "aelab"):
-                proc = subprocess.run([sys.executable, __file__, "--epochs", str(args.epochs), "--device", device,
-                                       "--child", loop, model_name], capture_output=True, text=True)
+                proc = subprocess.run(
+                    [
+                        sys.executable,
+                        __file__,
+                        "--epochs",
+                        str(args.epochs),
+                        "--device",
+                        device,
+                        "--child",
+                        loop,
+                        model_name,
+                    ],
+                    capture_output=True,
+                    text=True,
+                )
                 line = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
                 if proc.returncode != 0 or not line:
                     sys.exit(f"{loop} {model_name} failed:\n{proc.stderr[-2000:]}")
@@ -138,23 +152,31 @@ def main() -> None:
                 rounds[-1][key] = run["seconds"]
                 if key not in results or run["seconds"] < results[key]["seconds"]:
                     results[key] = run
-    header = (f"{'model':<10} {'loop':<9} {'images/s':>10} {'seconds':>9} {'slowest':>9} {'test MSE':>9} "
-              f"{'peak RSS MiB':>13} {'peak GPU MiB':>13}")
+    header = (
+        f"{'model':<10} {'loop':<9} {'images/s':>10} {'seconds':>9} {'slowest':>9} {'test MSE':>9} "
+        f"{'peak RSS MiB':>13} {'peak GPU MiB':>13}"
+    )
     print(header)
     print("-" * len(header))
     for (loop, model_name), r in results.items():
         gpu = f"{r['peak_gpu_mib']:.0f}" if r["peak_gpu_mib"] is not None else "-"
-        print(f"{model_name:<10} {loop:<9} {r['images'] / r['seconds']:>10,.0f} {r['seconds']:>9.1f} "
-              f"{max(rd[(loop, model_name)] for rd in rounds):>9.1f} {r['test_mse']:>9.5f} {r['peak_rss_mib']:>13.0f} {gpu:>13}")
+        print(
+            f"{model_name:<10} {loop:<9} {r['images'] / r['seconds']:>10,.0f} {r['seconds']:>9.1f} "
+            f"{max(rd[(loop, model_name)] for rd in rounds):>9.1f} {r['test_mse']:>9.5f} {r['peak_rss_mib']:>13.0f} {gpu:>13}"
+        )
     total = {loop: sum(r["seconds"] for (l, _), r in results.items() if l == loop) for loop in ("tutorial", "aelab")}
     for model_name in args.models.split(","):
         t, a = results[("tutorial", model_name)], results[("aelab", model_name)]
         print(f"speed-up {model_name}: {t['seconds'] / a['seconds']:.2f}x")
-    print(f"speed-up, all models together (total time): {total['tutorial'] / total['aelab']:.2f}x"
-          + (f" (fastest of {args.repeats} runs per pair)" if args.repeats > 1 else ""))
+    print(
+        f"speed-up, all models together (total time): {total['tutorial'] / total['aelab']:.2f}x"
+        + (f" (fastest of {args.repeats} runs per pair)" if args.repeats > 1 else "")
+    )
     if len(rounds) > 1:
-        each = [sum(v for (l, _), v in r.items() if l == "tutorial") / sum(v for (l, _), v in r.items() if l == "aelab")
-                for r in rounds]
+        each = [
+            sum(v for (l, _), v in r.items() if l == "tutorial") / sum(v for (l, _), v in r.items() if l == "aelab")
+            for r in rounds
+        ]
         print("speed-up together in each round: " + ", ".join(f"{x:.2f}x" for x in each))
 
 

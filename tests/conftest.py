@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import gzip
+import os
 import pickle
 import struct
-import os
 from pathlib import Path
 
 import numpy as np
@@ -57,7 +57,7 @@ def make_images(n: int, seed: int, size: int = 28) -> tuple[np.ndarray, np.ndarr
     images = rng.integers(0, 30, (n, size, size)).astype(np.uint8)
     for i, y in enumerate(labels):
         r, c = 2 + (y // 5) * 12, 2 + (y % 5) * 5
-        images[i, r:r + 10, c:c + 5] = 200 + y * 5
+        images[i, r : r + 10, c : c + 5] = 200 + y * 5
     return images, labels.astype(np.uint8)
 
 
@@ -66,8 +66,12 @@ def write_idx_dataset(folder: Path, n_train: int = 120, n_test: int = 40, gz: bo
     folder.mkdir(parents=True, exist_ok=True)
     tr_x, tr_y = make_images(n_train, 0)
     te_x, te_y = make_images(n_test, 1)
-    for stem, arr in [("train-images-idx3-ubyte", tr_x), ("train-labels-idx1-ubyte", tr_y),
-                      ("t10k-images-idx3-ubyte", te_x), ("t10k-labels-idx1-ubyte", te_y)]:
+    for stem, arr in [
+        ("train-images-idx3-ubyte", tr_x),
+        ("train-labels-idx1-ubyte", tr_y),
+        ("t10k-images-idx3-ubyte", te_x),
+        ("t10k-labels-idx1-ubyte", te_y),
+    ]:
         data = idx_bytes(arr)
         if gz:
             (folder / f"{stem}.gz").write_bytes(gzip.compress(data))
@@ -89,8 +93,12 @@ def write_cifar_dataset(root: Path, per_batch: int = 6, n_test: int = 8) -> Path
         for i in range(n):
             for ch in range(3):
                 imgs[i, ch] = ((offset + i) * 7 + ch * 50 + np.add.outer(np.arange(32), np.arange(32))) % 256
-        return {"data": imgs.reshape(n, 3072), "labels": [(offset + i) % 10 for i in range(n)],
-                "batch_label": "test", "filenames": [f"img{offset + i}.png" for i in range(n)]}
+        return {
+            "data": imgs.reshape(n, 3072),
+            "labels": [(offset + i) % 10 for i in range(n)],
+            "batch_label": "test",
+            "filenames": [f"img{offset + i}.png" for i in range(n)],
+        }
 
     for b in range(5):
         with open(base / f"data_batch_{b + 1}", "wb") as f:
@@ -98,8 +106,24 @@ def write_cifar_dataset(root: Path, per_batch: int = 6, n_test: int = 8) -> Path
     with open(base / "test_batch", "wb") as f:
         pickle.dump(batch(n_test, 1000), f)
     with open(base / "batches.meta", "wb") as f:
-        pickle.dump({"label_names": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
-                                     "ship", "truck"], "num_cases_per_batch": per_batch}, f)
+        pickle.dump(
+            {
+                "label_names": [
+                    "airplane",
+                    "automobile",
+                    "bird",
+                    "cat",
+                    "deer",
+                    "dog",
+                    "frog",
+                    "horse",
+                    "ship",
+                    "truck",
+                ],
+                "num_cases_per_batch": per_batch,
+            },
+            f,
+        )
     return root
 
 

@@ -5,7 +5,6 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import write_idx_dataset
 from torch import nn
 from typer.testing import CliRunner
 
@@ -19,6 +18,7 @@ from aelab.evaluation.failures import failures
 from aelab.evaluation.pca import fit_pca, pca_baseline, pca_reconstruct
 from aelab.evaluation.probes import WorkshopCNN, WorkshopMLP, labelled_subset, probe_table
 from aelab.models import AutoEncoder, build_model
+from conftest import write_idx_dataset
 
 runner = CliRunner()
 
@@ -46,9 +46,13 @@ def test_interpolation_endpoints_are_the_reconstructions(digits):
 
 def test_class_by_name_or_index_and_unknown_class(digits):
     assert A.resolve_class(digits, "3") == 3
-    fm = ImageDataset("fashion-mnist", digits.train, digits.val, digits.test,
-                      ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
-                       "Ankle boot"])
+    fm = ImageDataset(
+        "fashion-mnist",
+        digits.train,
+        digits.val,
+        digits.test,
+        ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"],
+    )
     assert A.resolve_class(fm, "sneaker") == 7
     with pytest.raises(AelabError, match="class 'Hat' does not exist in fashion-mnist; allowed: 0=T-shirt/top"):
         A.resolve_class(fm, "Hat")
@@ -70,11 +74,18 @@ def test_compression_byte_counts_are_exact():
     torch.manual_seed(0)
     model = build_model("conv-64").eval()
     imgs = torch.randint(0, 256, (20, 1, 28, 28), dtype=torch.uint8)
-    ds = ImageDataset("t", ImageSplit(imgs[:12], torch.zeros(12, dtype=torch.long)), ImageSplit(imgs[:0], torch.zeros(0, dtype=torch.long)),
-                      ImageSplit(imgs[12:], torch.zeros(8, dtype=torch.long)))
+    ds = ImageDataset(
+        "t",
+        ImageSplit(imgs[:12], torch.zeros(12, dtype=torch.long)),
+        ImageSplit(imgs[:0], torch.zeros(0, dtype=torch.long)),
+        ImageSplit(imgs[12:], torch.zeros(8, dtype=torch.long)),
+    )
     rows = compression(model, ds)
     assert [(r["storage"], r["code_bytes"], r["image_bytes"]) for r in rows] == [
-        ("float32", 256, 784), ("float16", 128, 784), ("uint8", 64, 784)]
+        ("float32", 256, 784),
+        ("float16", 128, 784),
+        ("uint8", 64, 784),
+    ]
     assert [r["compression_ratio"] for r in rows] == [784 / 256, 784 / 128, 784 / 64]
     assert rows[0]["psnr"] == pytest.approx(rows[1]["psnr"], abs=0.05)  # float16 barely changes the image
     assert rows[2]["psnr"] <= rows[0]["psnr"] + 0.05
@@ -128,9 +139,13 @@ def test_probe_near_perfect_on_separable_toy_set():
 
     tr_x, tr_y = make_images(400, 0)
     te_x, te_y = make_images(200, 1)
-    ds = ImageDataset("toy", ImageSplit(torch.from_numpy(tr_x)[:, None], torch.from_numpy(tr_y).long()),
-                      ImageSplit(torch.zeros(0, 1, 28, 28, dtype=torch.uint8), torch.zeros(0, dtype=torch.long)),
-                      ImageSplit(torch.from_numpy(te_x)[:, None], torch.from_numpy(te_y).long()), [str(i) for i in range(10)])
+    ds = ImageDataset(
+        "toy",
+        ImageSplit(torch.from_numpy(tr_x)[:, None], torch.from_numpy(tr_y).long()),
+        ImageSplit(torch.zeros(0, 1, 28, 28, dtype=torch.uint8), torch.zeros(0, dtype=torch.long)),
+        ImageSplit(torch.from_numpy(te_x)[:, None], torch.from_numpy(te_y).long()),
+        [str(i) for i in range(10)],
+    )
     identity = AutoEncoder(nn.Flatten(1), nn.Unflatten(1, (1, 28, 28)), (1, 28, 28), (784,))
     identity.register_parameter("unused", nn.Parameter(torch.zeros(1)))
     rows = probe_table(identity, ds, [10, None], scratch=False)
@@ -155,9 +170,25 @@ def test_workshop_classifier_parameter_counts():
 def run_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
     data = write_idx_dataset(root / "idx", n_train=300, n_test=60)
-    result = runner.invoke(app, ["compare", "--dataset", "mnist", "--data-dir", str(data), "--models",
-                                 "linear-3,conv-pool", "--epochs", "2", "--runs-dir", str(root), "--name", "r",
-                                 "--no-progress"])
+    result = runner.invoke(
+        app,
+        [
+            "compare",
+            "--dataset",
+            "mnist",
+            "--data-dir",
+            str(data),
+            "--models",
+            "linear-3,conv-pool",
+            "--epochs",
+            "2",
+            "--runs-dir",
+            str(root),
+            "--name",
+            "r",
+            "--no-progress",
+        ],
+    )
     assert result.exit_code == 0, result.output
     return root / "r", data
 
@@ -172,10 +203,22 @@ def test_compare_writes_every_analysis_and_pca_rows(run_dir):
     from aelab.analyses import ANALYSES
 
     names = [a.name for a in ANALYSES if a.in_report and a.name != "anomaly-scores"]  # that one: one-class runs only
-    assert names == ["interpolate", "latent-map", "heatmap", "dictionary", "failures", "compression", "probe",
-                     "generate", "traverse", "manifold"]
+    assert names == [
+        "interpolate",
+        "latent-map",
+        "heatmap",
+        "dictionary",
+        "failures",
+        "compression",
+        "probe",
+        "generate",
+        "traverse",
+        "manifold",
+    ]
     assert [a.name for a in ANALYSES if "train_classes" in a.report_needs or "one_class" in a.report_needs] == [
-        "probe", "anomaly-scores"]
+        "probe",
+        "anomaly-scores",
+    ]
     # traversals need a code vector (linear-3's, not conv-pool's 4x7x7 map); the manifold a 2-D code (neither)
     wanted = {"linear-3": names[:-1], "conv-pool": names[:-2]}
     for model in ("linear-3", "conv-pool"):
@@ -192,14 +235,15 @@ def test_compare_writes_every_analysis_and_pca_rows(run_dir):
 
 def test_analysis_commands_on_a_run(run_dir):
     path, _ = run_dir
-    for args, model, name in [(["interpolate", str(path), "--from", "3", "--to", "7", "--model", "conv-pool"],
-                               "conv-pool", "interpolate"),
-                              (["latent-map", str(path), "--method", "tsne", "--n", "60"], "linear-3", "latent-map"),
-                              (["heatmap", str(_run_folder(path, "conv-pool"))], "conv-pool", "heatmap"),
-                              (["dictionary", str(path), "--model", "conv-pool"], "conv-pool", "dictionary"),
-                              (["failures", str(path), "--k", "4"], "linear-3", "failures"),
-                              (["compression", str(path)], "linear-3", "compression"),
-                              (["probe", str(path), "--labels", "5,all"], "linear-3", "probe")]:
+    for args, model, name in [
+        (["interpolate", str(path), "--from", "3", "--to", "7", "--model", "conv-pool"], "conv-pool", "interpolate"),
+        (["latent-map", str(path), "--method", "tsne", "--n", "60"], "linear-3", "latent-map"),
+        (["heatmap", str(_run_folder(path, "conv-pool"))], "conv-pool", "heatmap"),
+        (["dictionary", str(path), "--model", "conv-pool"], "conv-pool", "dictionary"),
+        (["failures", str(path), "--k", "4"], "linear-3", "failures"),
+        (["compression", str(path)], "linear-3", "compression"),
+        (["probe", str(path), "--labels", "5,all"], "linear-3", "probe"),
+    ]:
         result = runner.invoke(app, args)
         assert result.exit_code == 0, (args, result.output)
         assert f"{_run_folder(path, model).name}/analysis/{name}.png" in result.output.replace("\n", "")
@@ -209,16 +253,19 @@ def test_analysis_commands_on_a_run(run_dir):
     assert len(data["worst"]) == 4
 
 
-@pytest.mark.parametrize("args, expected", [
-    (["interpolate", "{run}", "--from", "Hat"], "class 'Hat' does not exist in mnist; allowed: 0=0"),
-    (["probe", "{run}", "--labels", "1000"], "labels per class: got 1000; allowed: 1.."),
-    (["probe", "{run}", "--labels", "ten"], "--labels: got 'ten'"),
-    (["interpolate", "{run}", "--steps", "1"], "steps: Input should be greater than or equal to 2"),
-    (["latent-map", "{run}", "--method", "umap"], "method: got 'umap'; allowed: 'auto', 'pca' or 'tsne'"),
-    (["heatmap", "{run}", "--model", "vgg"], "has no model 'vgg'; allowed: linear-3, conv-pool"),
-    (["interpolate", "{nomodel}"], "has no trained model (model/ folder) yet"),
-    (["report", "{empty}"], "is not an aelab experiment or run folder"),
-])
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["interpolate", "{run}", "--from", "Hat"], "class 'Hat' does not exist in mnist; allowed: 0=0"),
+        (["probe", "{run}", "--labels", "1000"], "labels per class: got 1000; allowed: 1.."),
+        (["probe", "{run}", "--labels", "ten"], "--labels: got 'ten'"),
+        (["interpolate", "{run}", "--steps", "1"], "steps: Input should be greater than or equal to 2"),
+        (["latent-map", "{run}", "--method", "umap"], "method: got 'umap'; allowed: 'auto', 'pca' or 'tsne'"),
+        (["heatmap", "{run}", "--model", "vgg"], "has no model 'vgg'; allowed: linear-3, conv-pool"),
+        (["interpolate", "{nomodel}"], "has no trained model (model/ folder) yet"),
+        (["report", "{empty}"], "is not an aelab experiment or run folder"),
+    ],
+)
 def test_analysis_bad_input(run_dir, tmp_path, args, expected):
     path, _ = run_dir
     broken = tmp_path / "broken"

@@ -5,11 +5,11 @@ import subprocess
 import sys
 
 import pytest
-from conftest import error_line, write_cifar_dataset, write_idx_dataset
 from PIL import Image
 from typer.testing import CliRunner
 
 from aelab.cli import app
+from conftest import error_line, write_cifar_dataset, write_idx_dataset
 
 runner = CliRunner()
 
@@ -18,15 +18,21 @@ def run(args, tmp_path):
     return runner.invoke(app, [*args, "--runs-dir", str(tmp_path / "runs"), "--no-progress"])
 
 
-@pytest.mark.parametrize("args, expected", [
-    (["--dataset", "imagenet"], "data.name: got 'imagenet'; allowed: fashion-mnist, mnist, cifar10, digits, folder"),
-    (["--models", "linear-3,resnet"], "got 'resnet'; allowed: linear-3, linear-10, conv-64, cifar-conv"),
-    (["--lr", "0"], "training.lr: Input should be greater than 0 (got 0.0)"),
-    (["--lr", "-1e-3"], "training.lr: Input should be greater than 0"),
-    (["--epochs", "0"], "training.epochs: Input should be greater than or equal to 1 (got 0)"),
-    (["--batch-size", "0"], "training.batch_size: Input should be greater than or equal to 1 (got 0)"),
-    (["--optimizer", "rmsprop"], "training.optimizer: got 'rmsprop'; allowed: 'adam', 'adamw' or 'sgd'"),
-])
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (
+            ["--dataset", "imagenet"],
+            "data.name: got 'imagenet'; allowed: fashion-mnist, mnist, cifar10, digits, folder",
+        ),
+        (["--models", "linear-3,resnet"], "got 'resnet'; allowed: linear-3, linear-10, conv-64, cifar-conv"),
+        (["--lr", "0"], "training.lr: Input should be greater than 0 (got 0.0)"),
+        (["--lr", "-1e-3"], "training.lr: Input should be greater than 0"),
+        (["--epochs", "0"], "training.epochs: Input should be greater than or equal to 1 (got 0)"),
+        (["--batch-size", "0"], "training.batch_size: Input should be greater than or equal to 1 (got 0)"),
+        (["--optimizer", "rmsprop"], "training.optimizer: got 'rmsprop'; allowed: 'adam', 'adamw' or 'sgd'"),
+    ],
+)
 def test_bad_options(args, expected, tmp_path):
     result = run(["compare", *args], tmp_path)
     assert result.exit_code == 2
@@ -77,8 +83,24 @@ def test_model_that_does_not_fit_is_refused_before_training(tmp_path):
 
 def test_train_on_tiny_idx_writes_run_folder(tmp_path):
     folder = write_idx_dataset(tmp_path / "idx", n_train=200, n_test=30)
-    result = run(["train", "--model", "conv-pool", "--dataset", "mnist", "--data-dir", str(folder), "--epochs", "2",
-                  "--log-interval", "1", "--name", "t1"], tmp_path)
+    result = run(
+        [
+            "train",
+            "--model",
+            "conv-pool",
+            "--dataset",
+            "mnist",
+            "--data-dir",
+            str(folder),
+            "--epochs",
+            "2",
+            "--log-interval",
+            "1",
+            "--name",
+            "t1",
+        ],
+        tmp_path,
+    )
     assert result.exit_code == 0, result.output
     exp = tmp_path / "runs" / "t1"
     metrics = json.loads((exp / "metrics.json").read_text())
@@ -88,15 +110,42 @@ def test_train_on_tiny_idx_writes_run_folder(tmp_path):
     assert [r["model"] for r in metrics["baselines"]] == ["mean image (baseline)"]
     [run_dir] = [p for p in exp.iterdir() if p.is_dir()]
     assert run_dir.name.startswith("conv-pool-") and len(run_dir.name) == len("conv-pool-") + 12
-    for f in ["experiment.yaml", "runs.json", "loss_curves.png", "reconstructions_epoch_001.png",
-              "reconstructions_epoch_002.png", "report.html"]:
+    for f in [
+        "experiment.yaml",
+        "runs.json",
+        "loss_curves.png",
+        "reconstructions_epoch_001.png",
+        "reconstructions_epoch_002.png",
+        "report.html",
+    ]:
         assert (exp / f).is_file(), f
-    for f in ["run.yaml", "checkpoint.pt", "history.pt", "metrics.json", "model/config.json", "model/model.safetensors"]:
+    for f in [
+        "run.yaml",
+        "checkpoint.pt",
+        "history.pt",
+        "metrics.json",
+        "model/config.json",
+        "model/model.safetensors",
+    ]:
         assert (run_dir / f).is_file(), f
     # the same name with other settings: a new run beside the first, which is never overwritten
     first = (run_dir / "metrics.json").read_text()
-    again = run(["train", "--model", "conv-pool", "--dataset", "mnist", "--data-dir", str(folder), "--epochs", "1",
-                 "--name", "t1"], tmp_path)
+    again = run(
+        [
+            "train",
+            "--model",
+            "conv-pool",
+            "--dataset",
+            "mnist",
+            "--data-dir",
+            str(folder),
+            "--epochs",
+            "1",
+            "--name",
+            "t1",
+        ],
+        tmp_path,
+    )
     assert again.exit_code == 0, again.output
     assert (run_dir / "metrics.json").read_text() == first
     assert len([p for p in exp.iterdir() if p.is_dir()]) == 2
@@ -109,13 +158,30 @@ def test_train_on_tiny_idx_writes_run_folder(tmp_path):
 
 def test_config_file_plus_flags_and_set(tmp_path):
     cfg = tmp_path / "exp.yaml"
-    cfg.write_text("data: {name: digits}\nmodels: [{spec: {type: mlp, hidden: [8], code_size: 4}, name: a},\n"
-                   "         {spec: {type: mlp, hidden: [8], code_size: 2}, name: b}]\n"
-                   "training: {epochs: 5, batch_size: 32, lr: 0.01}\n")
-    result = run(["compare", "--config", str(cfg), "--epochs", "1", "--set", "training.lr=0.002",
-                  "--set", "data.val_fraction=0.1", "--no-analysis", "--name", "c"], tmp_path)
+    cfg.write_text(
+        "data: {name: digits}\nmodels: [{spec: {type: mlp, hidden: [8], code_size: 4}, name: a},\n"
+        "         {spec: {type: mlp, hidden: [8], code_size: 2}, name: b}]\n"
+        "training: {epochs: 5, batch_size: 32, lr: 0.01}\n"
+    )
+    result = run(
+        [
+            "compare",
+            "--config",
+            str(cfg),
+            "--epochs",
+            "1",
+            "--set",
+            "training.lr=0.002",
+            "--set",
+            "data.val_fraction=0.1",
+            "--no-analysis",
+            "--name",
+            "c",
+        ],
+        tmp_path,
+    )
     assert result.exit_code == 0, result.output
-    from aelab.experiments.experiment import load_experiment
+    from aelab.experiments.jobs import load_experiment
 
     records = load_experiment("c", tmp_path / "runs")
     assert [r["name"] for r in records] == ["a", "b"]

@@ -1,7 +1,16 @@
 import pytest
 
-from aelab.config import (ExperimentConfig, RunConfig, RunOptions, TrainingConfig, check_key, dump_yaml, load_yaml,
-                          parse_assignment, parse_config)
+from aelab.config import (
+    ExperimentConfig,
+    RunConfig,
+    RunOptions,
+    TrainingConfig,
+    check_key,
+    dump_yaml,
+    load_yaml,
+    parse_assignment,
+    parse_config,
+)
 from aelab.errors import ConfigError
 
 
@@ -22,21 +31,26 @@ def test_unknown_key_names_key_and_allowed_keys():
 
 
 def test_unknown_top_level_key():
-    with pytest.raises(ConfigError, match="unknown key 'epochs'; allowed keys here: name, seed, data, training, model, "
-                                         "models, runs, grid, set"):
+    with pytest.raises(
+        ConfigError,
+        match="unknown key 'epochs'; allowed keys here: name, seed, data, training, model, models, runs, grid, set",
+    ):
         parse_config(ExperimentConfig, {"epochs": 3})
 
 
-@pytest.mark.parametrize("data, expected", [
-    ({"training": {"lr": 0}}, "training.lr: Input should be greater than 0 (got 0)"),
-    ({"training": {"epochs": 0}}, "training.epochs: Input should be greater than or equal to 1 (got 0)"),
-    ({"training": {"batch_size": -2}}, "training.batch_size: Input should be greater than or equal to 1"),
-    ({"training": {"optimizer": "adamax"}}, "training.optimizer: got 'adamax'; allowed: 'adam', 'adamw' or 'sgd'"),
-    ({"data": {"name": "imagenet"}}, "data.name: got 'imagenet'; allowed: fashion-mnist, mnist, cifar10, digits"),
-    ({"models": [{"preset": "resnet"}]}, "preset: got 'resnet'; allowed: linear-3, linear-10, conv-64"),
-    ({"models": ["linear-3", "resnet"]}, "models.1: preset: got 'resnet'; allowed: linear-3, linear-10"),
-    ({"name": "a b"}, "name: String should match pattern"),
-])
+@pytest.mark.parametrize(
+    "data, expected",
+    [
+        ({"training": {"lr": 0}}, "training.lr: Input should be greater than 0 (got 0)"),
+        ({"training": {"epochs": 0}}, "training.epochs: Input should be greater than or equal to 1 (got 0)"),
+        ({"training": {"batch_size": -2}}, "training.batch_size: Input should be greater than or equal to 1"),
+        ({"training": {"optimizer": "adamax"}}, "training.optimizer: got 'adamax'; allowed: 'adam', 'adamw' or 'sgd'"),
+        ({"data": {"name": "imagenet"}}, "data.name: got 'imagenet'; allowed: fashion-mnist, mnist, cifar10, digits"),
+        ({"models": [{"preset": "resnet"}]}, "preset: got 'resnet'; allowed: linear-3, linear-10, conv-64"),
+        ({"models": ["linear-3", "resnet"]}, "models.1: preset: got 'resnet'; allowed: linear-3, linear-10"),
+        ({"name": "a b"}, "name: String should match pattern"),
+    ],
+)
 def test_bad_values_one_line(data, expected):
     with pytest.raises(ConfigError) as exc:
         parse_config(ExperimentConfig, data)
@@ -45,8 +59,14 @@ def test_bad_values_one_line(data, expected):
 
 
 def test_yaml_round_trip(tmp_path):
-    cfg = parse_config(RunConfig, {"seed": 3, "model": {"spec": {"type": "conv", "layers": [{"channels": 4}]}},
-                                   "training": {"epochs": 2, "optimizer": "sgd"}})
+    cfg = parse_config(
+        RunConfig,
+        {
+            "seed": 3,
+            "model": {"spec": {"type": "conv", "layers": [{"channels": 4}]}},
+            "training": {"epochs": 2, "optimizer": "sgd"},
+        },
+    )
     path = tmp_path / "c.yaml"
     path.write_text(dump_yaml(cfg))
     assert load_yaml(path, RunConfig) == cfg
@@ -75,11 +95,21 @@ def test_every_field_has_a_docstring():
 
     import aelab.config as C
 
-    classes = [v for v in vars(C).values() if isinstance(v, type) and issubclass(v, BaseModel)
-               and v.__module__.startswith(C.__name__ + ".") and v is not C.Strict]
+    classes = [
+        v
+        for v in vars(C).values()
+        if isinstance(v, type)
+        and issubclass(v, BaseModel)
+        and v.__module__.startswith(C.__name__ + ".")
+        and v is not C.Strict
+    ]
     assert len(classes) >= 14
-    missing = [f"{cls.__name__}.{name}" for cls in classes for name, f in cls.model_fields.items()
-               if not (f.description or "").strip()]
+    missing = [
+        f"{cls.__name__}.{name}"
+        for cls in classes
+        for name, f in cls.model_fields.items()
+        if not (f.description or "").strip()
+    ]
     assert missing == []
 
 

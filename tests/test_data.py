@@ -2,12 +2,12 @@ import gzip
 
 import pytest
 import torch
-from conftest import FASHION_DIR, has_real_fashion_mnist, make_images, write_idx_dataset
 from PIL import Image
 
 from aelab.config import DataConfig
 from aelab.data import load_dataset
 from aelab.errors import DataError
+from conftest import FASHION_DIR, has_real_fashion_mnist, make_images, write_idx_dataset
 
 
 def test_idx_gz_files_read_by_torchvision(idx_dir, isolated_cache):

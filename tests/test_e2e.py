@@ -5,16 +5,38 @@ import subprocess
 import sys
 
 import pytest
-from conftest import has_real_fashion_mnist
 from PIL import Image
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.requires("real Fashion-MNIST"),
-              pytest.mark.skipif(not has_real_fashion_mnist(), reason="needs Debian's dataset-fashion-mnist")]
+from conftest import has_real_fashion_mnist
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.slow,
+    pytest.mark.requires("real Fashion-MNIST"),
+    pytest.mark.skipif(not has_real_fashion_mnist(), reason="needs Debian's dataset-fashion-mnist"),
+]
 
 
 def test_compare_on_real_fashion_mnist(tmp_path):
-    cmd = [sys.executable, "-m", "aelab", "compare", "--epochs", "3", "--train-limit", "4000", "--test-limit", "1000",
-           "--log-interval", "1", "--runs-dir", str(tmp_path), "--name", "fm", "--no-progress"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "aelab",
+        "compare",
+        "--epochs",
+        "3",
+        "--train-limit",
+        "4000",
+        "--test-limit",
+        "1000",
+        "--log-interval",
+        "1",
+        "--runs-dir",
+        str(tmp_path),
+        "--name",
+        "fm",
+        "--no-progress",
+    ]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr
     print(out.stdout)
@@ -36,16 +58,36 @@ def test_compare_on_real_fashion_mnist(tmp_path):
     assert html.count("data:image/png;base64,") == 1 + 3 + 1 + 9 + 8
     assert (exp / "rate_distortion.png").is_file()
     assert "PCA (3 components)" in html and "PCA (64 components)" in html
-    listing = subprocess.run([sys.executable, "-m", "aelab", "runs", "--runs-dir", str(tmp_path)], capture_output=True,
-                             text=True, timeout=120)
+    listing = subprocess.run(
+        [sys.executable, "-m", "aelab", "runs", "--runs-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert listing.returncode == 0 and "linear-3" in listing.stdout and "conv-64" in listing.stdout
 
 
 def test_generative_presets_on_real_fashion_mnist(tmp_path):
     """A short real-data run of each generative preset, through the CLI, with its measures and figures."""
-    cmd = [sys.executable, "-m", "aelab", "compare", "--models", "vae-2,vae-conv-16,cvae-conv-16,vqvae-conv",
-           "--epochs", "2", "--train-limit", "3000", "--test-limit", "500", "--runs-dir", str(tmp_path), "--name",
-           "gen", "--no-progress"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "aelab",
+        "compare",
+        "--models",
+        "vae-2,vae-conv-16,cvae-conv-16,vqvae-conv",
+        "--epochs",
+        "2",
+        "--train-limit",
+        "3000",
+        "--test-limit",
+        "500",
+        "--runs-dir",
+        str(tmp_path),
+        "--name",
+        "gen",
+        "--no-progress",
+    ]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stderr
     rows = {m["model"]: m for m in json.loads((tmp_path / "gen" / "metrics.json").read_text())["runs"]}

@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 from aelab.cli import app
 from aelab.config import ExperimentConfig, parse_config
 from aelab.errors import AelabError, ConfigError
-from aelab.experiments.experiment import load_experiment, run_experiment
-from aelab.experiments.spec import resolve
+from aelab.experiments.jobs import load_experiment, run_experiment
+from aelab.experiments.resolve import resolve
 
 runner = CliRunner()
 SMALL = {"spec": {"type": "mlp", "hidden": [16], "code_size": 4}}
@@ -27,48 +27,71 @@ def write_exp(tmp_path, data: dict, name="exp.yaml"):
 
 
 def test_grid_crossed_with_runs_and_models_and_stable_ids():
-    exp = ExperimentConfig(name="e", data={"name": "digits"}, model=SMALL,
-                           runs=[{}, {"training": {"optimizer": "sgd"}}],
-                           grid={"training.lr": [1e-3, 3e-4], "seed": [0, 1]})
+    exp = ExperimentConfig(
+        name="e",
+        data={"name": "digits"},
+        model=SMALL,
+        runs=[{}, {"training": {"optimizer": "sgd"}}],
+        grid={"training.lr": [1e-3, 3e-4], "seed": [0, 1]},
+    )
     runs = resolve(exp)
     assert len(runs) == 2 * 2 * 2
     assert len({r.id for r in runs}) == 8
     assert [r.id for r in resolve(exp)] == [r.id for r in runs]  # stable
     assert {(r.config.training.optimizer, r.config.training.lr, r.config.seed) for r in runs} == {
-        (o, lr, s) for o in ("adam", "sgd") for lr in (1e-3, 3e-4) for s in (0, 1)}
+        (o, lr, s) for o in ("adam", "sgd") for lr in (1e-3, 3e-4) for s in (0, 1)
+    }
     assert runs[0].config.data.name == "digits"
     grid_models = resolve(ExperimentConfig(name="m", grid={"model": ["linear-3", "conv-64"]}))
     assert [r.config.model.preset for r in grid_models] == ["linear-3", "conv-64"]
-    both = resolve(ExperimentConfig(models=["linear-3", "conv-64"], runs=[{}, {"seed": 1}]),
-                   {"training.epochs": 2})
+    both = resolve(ExperimentConfig(models=["linear-3", "conv-64"], runs=[{}, {"seed": 1}]), {"training.epochs": 2})
     assert [(r.config.model.preset, r.config.seed, r.config.training.epochs) for r in both] == [
-        ("linear-3", 0, 2), ("linear-3", 1, 2), ("conv-64", 0, 2), ("conv-64", 1, 2)]
+        ("linear-3", 0, 2),
+        ("linear-3", 1, 2),
+        ("conv-64", 0, 2),
+        ("conv-64", 1, 2),
+    ]
 
 
-@pytest.mark.parametrize("data, expected", [
-    ({"name": "e", "grid": {"training.lr": []}}, "grid key 'training.lr' has an empty list"),
-    ({"name": "e", "grid": {"training.lrr": [1]}}, "grid key 'training.lrr' is not a config field; allowed at "
-                                                   "training: epochs, batch_size"),
-    ({"name": "e", "grid": {"optimizer": ["sgd"]}}, "allowed at the top level: name, seed, data, model, training"),
-    ({"name": "e", "runs": [{}, {"training": {"epochs": 0}}]}, "e.yaml: run 2: training.epochs: Input should be"),
-    ({"name": "e", "runs": [{}, {}]}, "is the same run as"),
-    ({"name": "e", "models": ["linear-3", "linear-3"], "runs": [{}]}, "is the same run as"),
-    ({"name": "e", "epochs": 3}, "unknown key 'epochs'"),
-    ({"name": "e", "set": {"training.lrr": 1}}, "key 'training.lrr' is not a config field"),
-])
+@pytest.mark.parametrize(
+    "data, expected",
+    [
+        ({"name": "e", "grid": {"training.lr": []}}, "grid key 'training.lr' has an empty list"),
+        (
+            {"name": "e", "grid": {"training.lrr": [1]}},
+            "grid key 'training.lrr' is not a config field; allowed at training: epochs, batch_size",
+        ),
+        ({"name": "e", "grid": {"optimizer": ["sgd"]}}, "allowed at the top level: name, seed, data, model, training"),
+        ({"name": "e", "runs": [{}, {"training": {"epochs": 0}}]}, "e.yaml: run 2: training.epochs: Input should be"),
+        ({"name": "e", "runs": [{}, {}]}, "is the same run as"),
+        ({"name": "e", "models": ["linear-3", "linear-3"], "runs": [{}]}, "is the same run as"),
+        ({"name": "e", "epochs": 3}, "unknown key 'epochs'"),
+        ({"name": "e", "set": {"training.lrr": 1}}, "key 'training.lrr' is not a config field"),
+    ],
+)
 def test_bad_experiments(data, expected, tmp_path):
     with pytest.raises(ConfigError, match=expected.replace("(", "\\(")):
         resolve(parse_config(ExperimentConfig, data, source="e.yaml"), source="e.yaml")
 
 
 def tiny_experiment(tmp_path, name="tiny", runs=None, epochs=2, batch_size=64):
-    return write_exp(tmp_path, {
-        "name": name, "data": {"name": "digits"}, "training": {"epochs": epochs, "batch_size": batch_size},
-        "model": SMALL, "runs": runs or [{}, {"seed": 1}]}, f"{name}.yaml")
+    return write_exp(
+        tmp_path,
+        {
+            "name": name,
+            "data": {"name": "digits"},
+            "training": {"epochs": epochs, "batch_size": batch_size},
+            "model": SMALL,
+            "runs": runs or [{}, {"seed": 1}],
+        },
+        f"{name}.yaml",
+    )
 
 
-DIVERGES = {"model": {"spec": {"type": "mlp", "hidden": [16], "code_size": 4, "output_activation": "identity"}},
-            "training": {"optimizer": "sgd", "lr": 1.0e+6}}
+DIVERGES = {
+    "model": {"spec": {"type": "mlp", "hidden": [16], "code_size": 4, "output_activation": "identity"}},
+    "training": {"optimizer": "sgd", "lr": 1.0e6},
+}
 
 
 def test_failures_are_recorded_finished_runs_skipped_and_the_report_has_every_run(tmp_path):
@@ -84,7 +107,7 @@ def test_failures_are_recorded_finished_runs_skipped_and_the_report_has_every_ru
         assert (d / "metrics.json").is_file() and d.parent == tmp_path / "runs" / "tiny"
     # one report over the runs: one table with every finished run, the baselines, and the failure
     html = (tmp_path / "runs" / "tiny" / "report.html").read_text()
-    table = html[html.index("<table id='metrics'>"):html.index("</table>")]
+    table = html[html.index("<table id='metrics'>") : html.index("</table>")]
     # header, 2 runs, then PCA (4 components) and the mean image for each seed's split of digits
     assert table.count("<tr") == 1 + 2 + 2 * 2
     assert "PCA (4 components), digits seed 1" in table and "mean image (baseline), digits seed 0" in table
@@ -102,8 +125,9 @@ def test_failures_are_recorded_finished_runs_skipped_and_the_report_has_every_ru
 
 def test_a_run_shared_by_two_experiments_is_trained_once(tmp_path):
     a = run_experiment(tiny_experiment(tmp_path, "a", runs=[{}, {"seed": 1}]), runs_dir=tmp_path / "r", **QUIET)
-    b = run_experiment(tiny_experiment(tmp_path, "b", runs=[{"seed": 1}, {"seed": 2}]), runs_dir=tmp_path / "r",
-                       **QUIET)
+    b = run_experiment(
+        tiny_experiment(tmp_path, "b", runs=[{"seed": 1}, {"seed": 2}]), runs_dir=tmp_path / "r", **QUIET
+    )
     assert b.records[0]["id"] == a.records[1]["id"] and b.records[0]["attempts"] == 1
     assert b.run_dirs[0] == a.run_dirs[1]  # the folder it was trained in
     assert sorted(b.records[0]["experiments"]) == ["a", "b"]
@@ -119,8 +143,20 @@ def test_misfit_models_are_refused_before_anything_is_written(tmp_path):
 @pytest.mark.slow
 def test_two_runners_on_one_store_never_run_the_same_run_twice(tmp_path):
     path = tiny_experiment(tmp_path, "both", runs=[{"seed": s} for s in range(4)], epochs=3)
-    cmd = [sys.executable, "-m", "aelab", "run", str(path), "--runs-dir", str(tmp_path / "runs"), "--executor",
-           "local", "--workers", "1", "--no-analysis"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "aelab",
+        "run",
+        str(path),
+        "--runs-dir",
+        str(tmp_path / "runs"),
+        "--executor",
+        "local",
+        "--workers",
+        "1",
+        "--no-analysis",
+    ]
     procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
     for p in procs:
         assert p.wait(timeout=300) == 0, p.stderr.read().decode()[-2000:]
@@ -149,8 +185,15 @@ aelab.compare(config, {"training.epochs": 6}, runs_dir=sys.argv[2], on_epoch=kil
 @pytest.mark.slow
 def test_kill_9_then_the_same_compare_resumes_and_matches_an_uncut_run(tmp_path):
     cfg = tmp_path / "two.yaml"
-    cfg.write_text(yaml.safe_dump({"data": {"name": "digits"}, "training": {"batch_size": 16},
-                                   "models": [{**SMALL, "name": "a"}, {**SMALL, "name": "b", "tied": True}]}))
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "data": {"name": "digits"},
+                "training": {"batch_size": 16},
+                "models": [{**SMALL, "name": "a"}, {**SMALL, "name": "b", "tied": True}],
+            }
+        )
+    )
     root = tmp_path / "runs"
     proc = subprocess.run([sys.executable, "-c", textwrap.dedent(KILLER), str(cfg), str(root)], timeout=300)
     assert proc.returncode == -9
@@ -168,9 +211,17 @@ def test_kill_9_then_the_same_compare_resumes_and_matches_an_uncut_run(tmp_path)
     assert (root / after[0]["folder"] / "metrics.json").read_text() == first  # finished run untouched
     assert after[1]["metrics"]["resumed_from"] == 3
 
-    uncut = run_experiment(ExperimentConfig(name="uncut", data={"name": "digits"}, training={"batch_size": 16},
-                                            models=[{**SMALL, "name": "b", "tied": True}]),
-                           {"training.epochs": 6}, runs_dir=tmp_path / "uncut", **QUIET).records[0]
+    uncut = run_experiment(
+        ExperimentConfig(
+            name="uncut",
+            data={"name": "digits"},
+            training={"batch_size": 16},
+            models=[{**SMALL, "name": "b", "tied": True}],
+        ),
+        {"training.epochs": 6},
+        runs_dir=tmp_path / "uncut",
+        **QUIET,
+    ).records[0]
     assert uncut["id"] == after[1]["id"]  # same config -> same id
     for key in ("test_mse", "test_psnr", "final_train_loss"):
         assert uncut["metrics"][key] == after[1]["metrics"][key]
@@ -228,21 +279,39 @@ def test_every_example_runs_with_aelab_run(tmp_path):
             from conftest import write_idx_dataset
 
             write_idx_dataset(tmp_path / "idx", n_train=120, n_test=40)
-        result = runner.invoke(app, ["run", str(path), "--epochs", "1", "--runs-dir", str(tmp_path / "r"),
-                                     "--no-analysis", "--no-progress", *limits])
+        result = runner.invoke(
+            app,
+            [
+                "run",
+                str(path),
+                "--epochs",
+                "1",
+                "--runs-dir",
+                str(tmp_path / "r"),
+                "--no-analysis",
+                "--no-progress",
+                *limits,
+            ],
+        )
         assert result.exit_code == 0, (path.name, result.output, result.stderr)
         records = load_experiment(path.stem if "name" not in data else data["name"], tmp_path / "r")
         assert records and all(r["status"] == "done" for r in records), (path.name, records)
 
 
-@pytest.mark.parametrize("exp, extra, expected", [
-    ({"name": "x", "trainng": {}}, [], "unknown key 'trainng'"),
-    ({"name": "x", "grid": {"training.lr": []}}, [], "has an empty list"),
-    ({"name": "x", "grid": {"data.size": [1]}}, [], "grid key 'data.size' is not a config field"),
-    ({"name": "x"}, ["--executor", "dask"], "executor: got 'dask'; allowed: 'inline', 'local' or 'ray'"),
-    ({"name": "x", "data": {"name": "digits"}, "model": SMALL}, ["--executor", "ray", "--address", "127.0.0.1:1"],
-     "does not answer"),
-])
+@pytest.mark.parametrize(
+    "exp, extra, expected",
+    [
+        ({"name": "x", "trainng": {}}, [], "unknown key 'trainng'"),
+        ({"name": "x", "grid": {"training.lr": []}}, [], "has an empty list"),
+        ({"name": "x", "grid": {"data.size": [1]}}, [], "grid key 'data.size' is not a config field"),
+        ({"name": "x"}, ["--executor", "dask"], "executor: got 'dask'; allowed: 'inline', 'local' or 'ray'"),
+        (
+            {"name": "x", "data": {"name": "digits"}, "model": SMALL},
+            ["--executor", "ray", "--address", "127.0.0.1:1"],
+            "does not answer",
+        ),
+    ],
+)
 def test_cli_bad_input(tmp_path, exp, extra, expected):
     path = write_exp(tmp_path, exp)
     result = runner.invoke(app, ["run", str(path), "--runs-dir", str(tmp_path / "r"), *extra])

@@ -7,14 +7,13 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import error_line, write_idx_dataset
 from torch import nn
 from typer.testing import CliRunner
 
 from aelab.cli import app
 from aelab.config import DataConfig, ModelConfig, QuantizerConfig, TrainingConfig, VariationalConfig
 from aelab.data import ImageDataset, ImageSplit, load_dataset
-from aelab.errors import AelabError, ConfigError, ModelError
+from aelab.errors import AelabError, ModelError
 from aelab.evaluation import generation as G
 from aelab.evaluation import latent as L
 from aelab.models import bounds as B
@@ -22,6 +21,7 @@ from aelab.models import build_model
 from aelab.models.quantizer import VectorQuantizer
 from aelab.models.variational import VariationalAutoEncoder, beta_at
 from aelab.training import train
+from conftest import error_line
 
 runner = CliRunner()
 
@@ -50,7 +50,7 @@ def hand_terms(x0, x1, eps):
     z = mu + eps * math.exp(0.5 * logvar)
     m = [sigmoid(1.5 * z + 0.2), sigmoid(1.5 * z - 0.4)]
     log_lik = sum(x * math.log(p) + (1 - x) * math.log(1 - p) for x, p in zip((x0, x1), m))
-    kl = 0.5 * (mu ** 2 + math.exp(logvar) - 1 - logvar)
+    kl = 0.5 * (mu**2 + math.exp(logvar) - 1 - logvar)
     return mu, logvar, z, m, log_lik, kl
 
 
@@ -70,7 +70,9 @@ def test_elbo_of_a_tiny_vae_equals_the_hand_computation():
     torch.manual_seed(3)
     e = torch.randn(2, 1)
     hand = [hand_terms(x0, x1, float(e[i])) for i, (x0, x1) in enumerate([(0.3, 0.8), (1.0, 0.0)])]
-    assert float(model.reconstruction_loss(out, x, None).detach()) == pytest.approx(-sum(h[4] for h in hand) / 2, abs=1e-5)
+    assert float(model.reconstruction_loss(out, x, None).detach()) == pytest.approx(
+        -sum(h[4] for h in hand) / 2, abs=1e-5
+    )
     assert float(out.penalty.detach()) == pytest.approx(sum(h[5] for h in hand) / 2, abs=1e-6)
     assert float(out.terms["kl"].detach()) == pytest.approx(sum(h[5] for h in hand) / 2, abs=1e-6)
 
@@ -79,7 +81,7 @@ def test_gaussian_likelihood_by_hand_and_learned_sigma():
     model = tiny_vae("gaussian", sigma=0.5)
     x = torch.tensor([[[[0.3, 0.8]]]])
     mean = torch.tensor([[[[0.4, 0.5]]]])
-    hand = -((0.1 ** 2 + 0.3 ** 2) / (2 * 0.25) + 2 * (math.log(0.5) + 0.5 * math.log(2 * math.pi)))
+    hand = -((0.1**2 + 0.3**2) / (2 * 0.25) + 2 * (math.log(0.5) + 0.5 * math.log(2 * math.pi)))
     assert float(model.log_likelihood(mean, x)[0]) == pytest.approx(hand, abs=1e-5)
     learned = tiny_vae("gaussian")
     assert isinstance(learned.log_sigma, nn.Parameter) and float(learned.sigma.detach()) == 1.0
@@ -92,7 +94,7 @@ def test_iwae_with_one_sample_is_the_one_sample_elbo_and_more_samples_are_tighte
     x = torch.tensor([[[[0.3, 0.8]]]])
     eps = torch.tensor([[[0.7]]])  # (k=1, N=1, d=1)
     mu, logvar, z, m, ll, _ = hand_terms(0.3, 0.8, 0.7)
-    log_prior = -0.5 * (math.log(2 * math.pi) + z ** 2)
+    log_prior = -0.5 * (math.log(2 * math.pi) + z**2)
     log_q = -0.5 * (math.log(2 * math.pi) + logvar + (z - mu) ** 2 / math.exp(logvar))
     assert float(B.iwae_bound(model, x, k=1, eps=eps)[0]) == pytest.approx(ll + log_prior - log_q, abs=1e-5)
     # in expectation IWAE(k=1) is the ELBO; IWAE(k=64) is at least as high (tighter)
@@ -122,8 +124,13 @@ def test_kl_warmup_and_cyclical_schedules_and_free_bits():
 
 def test_beta_follows_the_warmup_in_training_and_is_logged_per_epoch():
     ds = load_dataset(DataConfig(name="digits"), seed=0)
-    small = ImageDataset("d", ImageSplit(ds.train.images[:64], ds.train.labels[:64]),
-                         ImageSplit(ds.val.images[:16], ds.val.labels[:16]), ds.test, ds.class_names)
+    small = ImageDataset(
+        "d",
+        ImageSplit(ds.train.images[:64], ds.train.labels[:64]),
+        ImageSplit(ds.val.images[:16], ds.val.labels[:16]),
+        ds.test,
+        ds.class_names,
+    )
     spec = {"type": "mlp", "hidden": [16], "code_size": 2}
     model = build_model(ModelConfig(spec=spec, variational={"beta": 3.0, "warmup_epochs": 2}), small.shape)
     result = train(model, small, TrainingConfig(epochs=4, batch_size=32, device="cpu"), progress=False)
@@ -136,9 +143,12 @@ def test_beta_follows_the_warmup_in_training_and_is_logged_per_epoch():
 
 
 def quantizer(codebook, ema=False, commitment=0.25, decay=0.5, restart=0.0):
-    q = VectorQuantizer(codebook.shape[1], QuantizerConfig(codebook_size=codebook.shape[0], ema=ema,
-                                                           commitment=commitment, decay=decay,
-                                                           restart_threshold=restart))
+    q = VectorQuantizer(
+        codebook.shape[1],
+        QuantizerConfig(
+            codebook_size=codebook.shape[0], ema=ema, commitment=commitment, decay=decay, restart_threshold=restart
+        ),
+    )
     with torch.no_grad():
         q.codebook.copy_(codebook)
         if ema:
@@ -153,18 +163,20 @@ def test_vq_straight_through_gradient_and_losses_on_hand_values():
     z_q, idx, penalty, perplexity = q(z_e)
     assert idx.tolist() == [[[1, 0]]]  # (0.2, 0.9) is nearer (1, 1); (-0.1, 0.6) nearer (0, 0)
     assert z_q.detach().view(-1).tolist() == [1.0, 0.0, 1.0, 0.0]
-    sq = (0.8 ** 2 + 0.1 ** 2 + 0.1 ** 2 + 0.6 ** 2) / 4  # mean ||z_e - e||^2 per value
+    sq = (0.8**2 + 0.1**2 + 0.1**2 + 0.6**2) / 4  # mean ||z_e - e||^2 per value
     assert float(penalty.detach()) == pytest.approx(0.25 * sq + sq, abs=1e-6)
     assert float(perplexity) == pytest.approx(2.0)
     g = torch.tensor([1.0, 2.0, 3.0, 4.0]).view(1, 2, 1, 2)
     ((z_q * g).sum() + penalty).backward()
-    diff = (z_e.detach() - torch.tensor([1.0, 0.0, 1.0, 0.0]).view(1, 2, 1, 2))
+    diff = z_e.detach() - torch.tensor([1.0, 0.0, 1.0, 0.0]).view(1, 2, 1, 2)
     # straight through: the decoder's gradient g reaches z_e unchanged, plus the commitment term 2 beta (z_e - e) / 4
     assert torch.allclose(z_e.grad, g + 2 * 0.25 * diff / 4, atol=1e-6)
     # the codebook loss pulls each used entry towards its vectors: d/de = 2 (e - z_e) / 4 summed over its positions
-    assert torch.allclose(q.codebook.grad, torch.tensor([[2 * (0 + 0.1) / 4, 2 * (0 - 0.6) / 4],
-                                                        [2 * (1 - 0.2) / 4, 2 * (1 - 0.9) / 4]]),
-                          atol=1e-6)
+    assert torch.allclose(
+        q.codebook.grad,
+        torch.tensor([[2 * (0 + 0.1) / 4, 2 * (0 - 0.6) / 4], [2 * (1 - 0.2) / 4, 2 * (1 - 0.9) / 4]]),
+        atol=1e-6,
+    )
 
 
 def test_vq_ema_codebook_update_on_hand_values():
@@ -213,7 +225,9 @@ def test_vqvae_preset_code_is_an_exact_index_grid():
 def test_generative_presets_shapes_and_parameters():
     vae2 = build_model("vae-2")
     # encoder 784-512-256-4, decoder 2-256-512-784
-    hand = (784 * 512 + 512) + (512 * 256 + 256) + (256 * 4 + 4) + (2 * 256 + 256) + (256 * 512 + 512) + (512 * 784 + 784)
+    hand = (
+        (784 * 512 + 512) + (512 * 256 + 256) + (256 * 4 + 4) + (2 * 256 + 256) + (256 * 512 + 512) + (512 * 784 + 784)
+    )
     assert vae2.num_parameters() == hand and vae2.code_shape == (2,)
     cvae, vae = build_model("cvae-conv-16"), build_model("vae-conv-16")
     # the conditional one has 10 more input channels in its first conv (3x3) and 10 more inputs to its first Linear
@@ -234,7 +248,7 @@ def tiny_dataset(n=200, classes=10, size=28):
     labels = torch.arange(n) % classes
     images = torch.randint(0, 40, (n, 1, size, size), generator=g, dtype=torch.uint8)
     for i, c in enumerate(labels.tolist()):
-        images[i, 0, 2 + 2 * c:6 + 2 * c, 4:24] = 220
+        images[i, 0, 2 + 2 * c : 6 + 2 * c, 4:24] = 220
     split = ImageSplit(images, labels)
     return ImageDataset("toy", split, ImageSplit(images[:20], labels[:20]), split, [f"c{i}" for i in range(classes)])
 
@@ -256,8 +270,11 @@ def test_samplers_shapes_seeding_and_refusals():
     grids = cat.codes(4)
     assert cat.kind == "categorical" and grids.shape == (4, 7, 7) and cat.frequencies.shape == (49, 256)
     assert torch.allclose(cat.frequencies.sum(1), torch.ones(49))
-    with pytest.raises(AelabError, match=r"sampler prior: model 'conv-64' \(autoencoder\) cannot sample that way; "
-                                         "allowed for it: gmm"):
+    with pytest.raises(
+        AelabError,
+        match=r"sampler prior: model 'conv-64' \(autoencoder\) cannot sample that way; "
+        "allowed for it: gmm",
+    ):
         G.fit_sampler(ae, ds, "prior")
     with pytest.raises(AelabError, match="sampler gmm: model 'vqvae-conv' .* allowed for it: categorical"):
         G.fit_sampler(vq, ds, "gmm")
@@ -307,7 +324,9 @@ def test_active_units_and_traversals_and_manifold():
     assert values[1][0] == pytest.approx(-2.0) and values[1][-1] == pytest.approx(2.0)  # the prior's range at least
     grid, u, v, _ = L.manifold(model, ds, steps=5)
     assert grid.shape == (5, 5, 1, 28, 28)
-    assert u.tolist() == pytest.approx([-1.6449, -0.5978, 0.0, 0.5978, 1.6449], abs=1e-4) and v[0] == pytest.approx(1.6449, abs=1e-4)
+    assert u.tolist() == pytest.approx([-1.6449, -0.5978, 0.0, 0.5978, 1.6449], abs=1e-4) and v[0] == pytest.approx(
+        1.6449, abs=1e-4
+    )
     with pytest.raises(AelabError, match="the decoded manifold needs a 2-D code"):
         L.manifold(build_model("vae-conv-16"), ds)
 
@@ -315,8 +334,18 @@ def test_active_units_and_traversals_and_manifold():
 # ------------------------------------------------------------------------------------------- CLI and runs
 def test_generative_runs_report_and_bad_input(tmp_path, idx_dir):
     runs = tmp_path / "runs"
-    base = ["--dataset", "mnist", "--data-dir", str(idx_dir), "--runs-dir", str(runs), "--epochs", "2",
-            "--batch-size", "32"]
+    base = [
+        "--dataset",
+        "mnist",
+        "--data-dir",
+        str(idx_dir),
+        "--runs-dir",
+        str(runs),
+        "--epochs",
+        "2",
+        "--batch-size",
+        "32",
+    ]
     r = runner.invoke(app, ["compare", "--models", "vae-2,cvae-conv-16,vqvae-conv", *base, "--name", "gen"])
     assert r.exit_code == 0, r.output
     rows = json.loads((runs / "gen" / "metrics.json").read_text())["runs"]
@@ -326,8 +355,11 @@ def test_generative_runs_report_and_bad_input(tmp_path, idx_dir):
     assert by["vqvae-conv"]["bits_per_image"] == 392 and by["vqvae-conv"]["code_size"] == 49
     assert "sample_class_accuracy" in by["cvae-conv-16"] and "frechet_distance" in by["vae-2"]
     folders = {p.name.rsplit("-", 1)[0]: p for p in (runs / "gen").iterdir() if p.is_dir()}
-    assert {p.name for p in (folders["vae-2"] / "analysis").glob("*.png")} >= {"generate.png", "traverse.png",
-                                                                                 "manifold.png"}
+    assert {p.name for p in (folders["vae-2"] / "analysis").glob("*.png")} >= {
+        "generate.png",
+        "traverse.png",
+        "manifold.png",
+    }
     # a conditional model gets only the analyses that take labels
     assert {p.name for p in (folders["cvae-conv-16"] / "analysis").glob("*.png")} == {"generate.png", "traverse.png"}
     comp = json.loads((folders["vqvae-conv"] / "analysis" / "compression.json").read_text())
@@ -348,22 +380,49 @@ def test_generative_runs_report_and_bad_input(tmp_path, idx_dir):
     assert "Frechet distance" in r.output
 
 
-@pytest.mark.parametrize("args,expected", [
-    (["--model", "vae-conv-16", "--set", "model.variational.beta=-1"],
-     "model.variational.beta: Input should be greater than or equal to 0"),
-    (["--model", "vqvae-conv", "--set", "model.quantizer.codebook_size=1"],
-     "model.quantizer.codebook_size: Input should be greater than or equal to 2"),
-    (["--model", "vae-2", "--set", "model.variational.likelihood=poisson"],
-     "model.variational.likelihood: got 'poisson'; allowed: 'bernoulli' or 'gaussian'"),
-    (["--model", "res-16", "--set", "model.quantizer.codebook_size=16"],
-     "a quantizer (VQ-VAE) needs a conv spec whose code is a feature map"),
-    (["--model", "vae-2", "--set", "model.sparsity=topk:1"], "sparsity and tied weights are for deterministic"),
-    (["--model", "cvae-conv-16", "--denoise", "gaussian:0.2"], "training.corruption: model 'cvae-conv-16' is conditional"),
-    (["--model", "vae-2", "--layerwise", "2"], "training.layerwise_epochs: model 'vae-2' is generative"),
-])
+@pytest.mark.parametrize(
+    "args,expected",
+    [
+        (
+            ["--model", "vae-conv-16", "--set", "model.variational.beta=-1"],
+            "model.variational.beta: Input should be greater than or equal to 0",
+        ),
+        (
+            ["--model", "vqvae-conv", "--set", "model.quantizer.codebook_size=1"],
+            "model.quantizer.codebook_size: Input should be greater than or equal to 2",
+        ),
+        (
+            ["--model", "vae-2", "--set", "model.variational.likelihood=poisson"],
+            "model.variational.likelihood: got 'poisson'; allowed: 'bernoulli' or 'gaussian'",
+        ),
+        (
+            ["--model", "res-16", "--set", "model.quantizer.codebook_size=16"],
+            "a quantizer (VQ-VAE) needs a conv spec whose code is a feature map",
+        ),
+        (["--model", "vae-2", "--set", "model.sparsity=topk:1"], "sparsity and tied weights are for deterministic"),
+        (
+            ["--model", "cvae-conv-16", "--denoise", "gaussian:0.2"],
+            "training.corruption: model 'cvae-conv-16' is conditional",
+        ),
+        (["--model", "vae-2", "--layerwise", "2"], "training.layerwise_epochs: model 'vae-2' is generative"),
+    ],
+)
 def test_bad_generative_config_is_one_error_line(tmp_path, idx_dir, args, expected):
-    r = runner.invoke(app, ["train", *args, "--dataset", "mnist", "--data-dir", str(idx_dir), "--runs-dir",
-                            str(tmp_path / "runs"), "--epochs", "1"])
+    r = runner.invoke(
+        app,
+        [
+            "train",
+            *args,
+            "--dataset",
+            "mnist",
+            "--data-dir",
+            str(idx_dir),
+            "--runs-dir",
+            str(tmp_path / "runs"),
+            "--epochs",
+            "1",
+        ],
+    )
     assert r.exit_code == 2, r.output
     assert expected in error_line(r)
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").rglob("*.safetensors"))
@@ -377,8 +436,23 @@ def test_conditional_model_on_unlabelled_folder_data(tmp_path):
     rng = np.random.default_rng(0)
     for i in range(12):
         Image.fromarray(rng.integers(0, 255, (28, 28), dtype=np.uint8)).save(folder / f"{i}.png")
-    r = runner.invoke(app, ["train", "--model", "cvae-conv-16", "--dataset", "folder", "--data-dir", str(folder),
-                            "--grayscale", "--runs-dir", str(tmp_path / "runs"), "--epochs", "1"])
+    r = runner.invoke(
+        app,
+        [
+            "train",
+            "--model",
+            "cvae-conv-16",
+            "--dataset",
+            "folder",
+            "--data-dir",
+            str(folder),
+            "--grayscale",
+            "--runs-dir",
+            str(tmp_path / "runs"),
+            "--epochs",
+            "1",
+        ],
+    )
     assert r.exit_code == 2, r.output
     assert "is a conditional VAE and needs labelled data with 2 or more classes; this data has 1" in error_line(r)
     assert not any((tmp_path / "runs").rglob("model.safetensors"))

@@ -4,7 +4,7 @@ from torch import nn
 
 from aelab.config import ConvLayerSpec, ConvSpec, DeconvLayerSpec, MLPSpec, ModelConfig
 from aelab.errors import ModelError
-from aelab.models import PRESETS, build_model
+from aelab.models import build_model
 
 
 def linear_params(sizes):
@@ -20,8 +20,16 @@ def test_linear3_matches_tutorial():
     enc = linear_params([784, 128, 64, 12, 3])
     dec = linear_params([3, 12, 64, 128, 784])
     assert m.num_parameters() == enc + dec == 219_891
-    assert [type(l).__name__ for l in m.encoder] == ["Flatten", "Linear", "ReLU", "Linear", "ReLU", "Linear",
-                                                     "ReLU", "Linear"]
+    assert [type(l).__name__ for l in m.encoder] == [
+        "Flatten",
+        "Linear",
+        "ReLU",
+        "Linear",
+        "ReLU",
+        "Linear",
+        "ReLU",
+        "Linear",
+    ]
     assert type(m.decoder[-2]).__name__ == "Sigmoid"
     assert m.code_shape == (3,) and m.compression_ratio == pytest.approx(784 / 3)
 
@@ -33,7 +41,10 @@ def test_conv64_matches_tutorial():
     assert m.num_parameters() == enc + dec == 210_369
     convt = [l for l in m.decoder if isinstance(l, nn.ConvTranspose2d)]
     assert [(l.kernel_size[0], l.stride[0], l.padding[0], l.output_padding[0]) for l in convt] == [
-        (7, 1, 0, 0), (3, 2, 1, 1), (3, 2, 1, 1)]
+        (7, 1, 0, 0),
+        (3, 2, 1, 1),
+        (3, 2, 1, 1),
+    ]
     x = torch.rand(5, 1, 28, 28)
     assert m.encode(x).shape == (5, 64, 1, 1)
     assert m(x).reconstruction.shape == (5, 1, 28, 28)
@@ -41,25 +52,23 @@ def test_conv64_matches_tutorial():
 
 def test_other_presets_parameter_counts():
     assert build_model("linear-10").num_parameters() == (
-        linear_params([784, 128, 64, 12, 10]) + linear_params([10, 12, 64, 128, 784]))
+        linear_params([784, 128, 64, 12, 10]) + linear_params([10, 12, 64, 128, 784])
+    )
     assert build_model("fc-64").num_parameters() == 784 * 64 + 64 + 64 * 784 + 784
-    cifar = conv_params(3, 8, 4) + conv_params(8, 16, 4) + conv_params(16, 32, 4) + \
-        (32 * 16 * 16 + 16) + (16 * 8 * 16 + 8) + (8 * 3 * 16 + 3)
+    cifar = (
+        conv_params(3, 8, 4)
+        + conv_params(8, 16, 4)
+        + conv_params(16, 32, 4)
+        + (32 * 16 * 16 + 16)
+        + (16 * 8 * 16 + 8)
+        + (8 * 3 * 16 + 3)
+    )
     assert build_model("cifar-conv").num_parameters() == cifar
     assert build_model("cifar-conv").code_shape == (32, 4, 4)
     pool = conv_params(1, 16, 3) + conv_params(16, 4, 3) + (4 * 16 * 4 + 16) + (16 * 1 * 4 + 1)
     m = build_model("conv-pool")
     assert m.num_parameters() == pool == 1077 and m.code_shape == (4, 7, 7)
     assert not any(isinstance(l, nn.ReLU) for l in m.encoder)  # the post's encoder has no activation
-
-
-@pytest.mark.parametrize("name", list(PRESETS))
-def test_every_preset_reconstructs_its_shape(name):
-    m = build_model(name)
-    x = torch.rand(2, *m.input_shape)
-    y = torch.tensor([3, 7])  # every model takes the class labels (a conditional VAE uses them)
-    out = m(x, y).reconstruction
-    assert out.shape == x.shape and out.dtype == torch.float32
 
 
 def test_preset_that_does_not_fit_names_both_shapes():
@@ -88,18 +97,31 @@ def test_conv_spec_fc_decoder_and_explicit_decoder():
     spec = ConvSpec(layers=[ConvLayerSpec(channels=4, kernel=3, stride=2, padding=1)], decoder="fc", fc_hidden=[20])
     m = build_model(ModelConfig(spec=spec), (1, 10, 10))
     assert m.code_shape == (4, 5, 5) and m.reconstruct(torch.rand(2, 1, 10, 10)).shape == (2, 1, 10, 10)
-    spec = ConvSpec(layers=[ConvLayerSpec(channels=4, kernel=2, stride=2)],
-                    decoder=[DeconvLayerSpec(channels=1, kernel=2, stride=2)])
-    assert build_model(ModelConfig(spec=spec), (1, 10, 10)).reconstruct(torch.rand(1, 1, 10, 10)).shape == (1, 1, 10, 10)
-    bad = ConvSpec(layers=[ConvLayerSpec(channels=4, kernel=2, stride=2)],
-                   decoder=[DeconvLayerSpec(channels=1, kernel=3, stride=1)])
+    spec = ConvSpec(
+        layers=[ConvLayerSpec(channels=4, kernel=2, stride=2)],
+        decoder=[DeconvLayerSpec(channels=1, kernel=2, stride=2)],
+    )
+    assert build_model(ModelConfig(spec=spec), (1, 10, 10)).reconstruct(torch.rand(1, 1, 10, 10)).shape == (
+        1,
+        1,
+        10,
+        10,
+    )
+    bad = ConvSpec(
+        layers=[ConvLayerSpec(channels=4, kernel=2, stride=2)],
+        decoder=[DeconvLayerSpec(channels=1, kernel=3, stride=1)],
+    )
     with pytest.raises(ModelError, match="decoder outputs 1x7x7 but the input is 1x10x10"):
         build_model(ModelConfig(spec=bad), (1, 10, 10))
 
 
 def test_mirror_handles_odd_sizes():
-    spec = ConvSpec(layers=[ConvLayerSpec(channels=8, kernel=3, stride=2, padding=1),
-                            ConvLayerSpec(channels=8, kernel=3, stride=2, padding=1)])
+    spec = ConvSpec(
+        layers=[
+            ConvLayerSpec(channels=8, kernel=3, stride=2, padding=1),
+            ConvLayerSpec(channels=8, kernel=3, stride=2, padding=1),
+        ]
+    )
     for size in (27, 28, 29, 32):
         m = build_model(ModelConfig(spec=spec), (1, size, size))
         assert m.reconstruct(torch.rand(1, 1, size, size)).shape == (1, 1, size, size)
@@ -111,22 +133,22 @@ def test_conv_that_shrinks_to_nothing():
         build_model(ModelConfig(spec=spec), (1, 8, 8))
 
 
-@pytest.mark.parametrize("name", list(PRESETS))
-def test_save_and_load_round_trip_every_preset(name, tmp_path):
+@pytest.mark.parametrize("name", ["linear-3", "fc-64"])
+def test_save_and_load_round_trip_of_tied_models(name, tmp_path):
+    """Every preset's round trip is in test_conformance.py; tied weights are one tensor in two places."""
     import json
 
     from aelab.models import load
 
     torch.manual_seed(0)
-    m = build_model(ModelConfig(preset=name, tied=name in ("linear-3", "fc-64"))).eval()
+    m = build_model(ModelConfig(preset=name, tied=True)).eval()
     m.save(tmp_path / "m")
     meta = json.loads((tmp_path / "m" / "config.json").read_text())
-    assert meta["input_shape"] == list(m.input_shape) and meta["model"]["preset"] == name
+    assert meta["input_shape"] == list(m.input_shape) and meta["model"]["preset"] == name and meta["model"]["tied"]
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["config.json", "model.safetensors"]
     loaded = load(tmp_path / "m")
     x = torch.rand(3, *m.input_shape)
-    y = torch.tensor([0, 4, 9])
-    assert torch.equal(loaded.reconstruct(x, y), m.reconstruct(x, y))
+    assert torch.equal(loaded.reconstruct(x), m.reconstruct(x))
     assert loaded.num_parameters() == m.num_parameters() and loaded.code_shape == m.code_shape
 
 

@@ -4,17 +4,26 @@ import math
 
 import pytest
 import torch
-from conftest import error_line
 from typer.testing import CliRunner
 
 from aelab.cli import app
-from aelab.config import RECIPES, DataConfig, ExperimentConfig, MLPSpec, ModelConfig, RunConfig, TrainingConfig, dump_yaml
-from aelab.config import load_yaml
+from aelab.config import (
+    RECIPES,
+    DataConfig,
+    ExperimentConfig,
+    MLPSpec,
+    ModelConfig,
+    RunConfig,
+    TrainingConfig,
+    dump_yaml,
+    load_yaml,
+)
 from aelab.data import load_dataset
-from aelab.experiments.spec import resolve, run_id
+from aelab.experiments.resolve import resolve, run_id
 from aelab.models import build_model
 from aelab.training import load_checkpoint, train
 from aelab.training.recipe import WeightEMA, schedule_lrs
+from conftest import error_line
 
 SMALL = ModelConfig(spec=MLPSpec(hidden=[32], code_size=8))
 
@@ -40,8 +49,9 @@ def test_constant_with_warmup_by_hand():
 def test_cosine_with_warmup_by_hand():
     T, W, lr = 10, 3, 0.5
     hand = [lr * (t + 1) / W if t < W else lr * (1 + math.cos(math.pi * (t - W) / (T - W))) / 2 for t in range(T)]
-    assert schedule_lrs(TrainingConfig(epochs=2, lr=lr, schedule="cosine", warmup_epochs=0.6), 5) == \
-        pytest.approx(hand, abs=1e-12)
+    assert schedule_lrs(TrainingConfig(epochs=2, lr=lr, schedule="cosine", warmup_epochs=0.6), 5) == pytest.approx(
+        hand, abs=1e-12
+    )
     no_warmup = [lr * (1 + math.cos(math.pi * t / T)) / 2 for t in range(T)]
     assert schedule_lrs(TrainingConfig(epochs=2, lr=lr, schedule="cosine"), 5) == pytest.approx(no_warmup, abs=1e-12)
 
@@ -112,8 +122,9 @@ def test_ema_with_batchnorm_recomputes_statistics(digits):
 # ------------------------------------------------------------------------------ clipping, AdamW, L1, resume
 def test_clipping_bounds_the_first_step(digits):
     # SGD without momentum: the first step moves the weights by lr * clipped gradient, whose norm is <= clip
-    cfg = TrainingConfig(epochs=1, batch_size=len(digits.train), optimizer="sgd", momentum=0.0, lr=1.0,
-                         clip_grad_norm=1e-3)
+    cfg = TrainingConfig(
+        epochs=1, batch_size=len(digits.train), optimizer="sgd", momentum=0.0, lr=1.0, clip_grad_norm=1e-3
+    )
     model = fresh()
     before = torch.cat([p.detach().reshape(-1).clone() for p in model.parameters()])
     train(model, digits, cfg, progress=False)
@@ -123,8 +134,9 @@ def test_clipping_bounds_the_first_step(digits):
 
 def test_adamw_and_l1_loss(digits):
     model = fresh()
-    h = train(model, digits, TrainingConfig(epochs=4, optimizer="adamw", weight_decay=0.01, loss="l1"),
-              progress=False).history
+    h = train(
+        model, digits, TrainingConfig(epochs=4, optimizer="adamw", weight_decay=0.01, loss="l1"), progress=False
+    ).history
     assert h.train_loss[-1] < h.train_loss[0]
     x = digits.val.floats()
     model.eval()
@@ -132,8 +144,17 @@ def test_adamw_and_l1_loss(digits):
 
 
 def test_resume_mid_schedule_is_bit_identical(digits, tmp_path):
-    cfg = TrainingConfig(epochs=4, batch_size=40, optimizer="adamw", lr=3e-3, weight_decay=1e-4, schedule="onecycle",
-                         warmup_epochs=1, clip_grad_norm=0.5, ema_decay=0.95)
+    cfg = TrainingConfig(
+        epochs=4,
+        batch_size=40,
+        optimizer="adamw",
+        lr=3e-3,
+        weight_decay=1e-4,
+        schedule="onecycle",
+        warmup_epochs=1,
+        clip_grad_norm=0.5,
+        ema_decay=0.95,
+    )
     uncut = fresh()
     full = train(uncut, digits, cfg, seed=3, run_dir=tmp_path / "uncut", progress=False)
 
@@ -163,8 +184,9 @@ def test_presets_get_their_recipe_and_explicit_fields_win():
         assert getattr(res, key) == value
     assert (conv.optimizer, conv.schedule, conv.lr, conv.batch_size, conv.epochs) == ("adam", "constant", 1e-3, 64, 50)
     assert spec == conv  # specs get the tutorial recipe unless they ask
-    runs = resolve(ExperimentConfig(models=["res-64"], training=TrainingConfig(epochs=3)),
-                   {"training.optimizer": "adam"})
+    runs = resolve(
+        ExperimentConfig(models=["res-64"], training=TrainingConfig(epochs=3)), {"training.optimizer": "adam"}
+    )
     t = runs[0].config.training
     assert (t.epochs, t.optimizer, t.schedule, t.lr) == (3, "adam", "cosine", RECIPES["aelab"]["lr"])
     asked = resolve(ExperimentConfig(models=["conv-64"]), {"training.recipe": "aelab"})[0].config.training
@@ -186,19 +208,57 @@ def test_tutorial_run_ids_did_not_change():
     assert run_id(RunConfig(model=ModelConfig(preset="conv-64"), training=TrainingConfig(epochs=3))) == "778457d8b8a5"
 
 
+def test_run_ids_and_names_of_every_family_did_not_change_across_the_restructure():
+    """ids and names computed with the code before the model protocol (commit 4e5da39): finished runs of every
+    family are found again after the config, models and engine moved."""
+    from aelab.experiments.resolve import resolve
+
+    e = ExperimentConfig(
+        models=[
+            "res-64",
+            "vae-conv-16",
+            "cvae-conv-16",
+            "vqvae-conv",
+            {"preset": "vae-2", "variational": {"beta": 4}},
+            {"preset": "fc-64", "sparsity": "topk:8", "tied": True},
+            {"spec": {"type": "conv", "layers": [{"channels": 8, "stride": 2, "padding": 1}]}},
+        ],
+        data={"name": "folder", "data_dir": "/data/icons", "resize": [28, 28]},
+    )
+    assert [(r.name, r.id) for r in resolve(e)] == [
+        ("res-64", "82c20be82832"),
+        ("vae-conv-16", "c922a53977e3"),
+        ("cvae-conv-16", "a083a4ab5fcb"),
+        ("vqvae-conv", "83af208022b3"),
+        ("vae-2 beta:4", "dbddb4cfecc3"),
+        ("fc-64 topk:8 tied", "09b15a1f090a"),
+        ("conv", "9d87b187f8f4"),
+    ]
+
+
 runner = CliRunner()
 
 
-@pytest.mark.parametrize("args, expected", [
-    (["--warmup", "60"], "training: warmup_epochs: got 60 but the training lasts 50 epochs; allowed: "
-                         "0 <= warmup_epochs < epochs"),
-    (["--model", "res-3", "--warmup", f"{RECIPES['aelab']['epochs']}"],
-     f"but the training lasts {RECIPES['aelab']['epochs']} epochs"),
-    (["--clip", "-1"], "training.clip_grad_norm: Input should be greater than 0 (got -1.0)"),
-    (["--set", "training.schedule=step"], "training.schedule: got 'step'; allowed: 'constant', 'cosine' or 'onecycle'"),
-    (["--ema", "1"], "training.ema_decay: Input should be less than 1 (got 1.0)"),
-    (["--set", "training.recipe=fast"], "training.recipe: got 'fast'; allowed: 'tutorial' or 'aelab'"),
-])
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (
+            ["--warmup", "60"],
+            "training: warmup_epochs: got 60 but the training lasts 50 epochs; allowed: 0 <= warmup_epochs < epochs",
+        ),
+        (
+            ["--model", "res-3", "--warmup", f"{RECIPES['aelab']['epochs']}"],
+            f"but the training lasts {RECIPES['aelab']['epochs']} epochs",
+        ),
+        (["--clip", "-1"], "training.clip_grad_norm: Input should be greater than 0 (got -1.0)"),
+        (
+            ["--set", "training.schedule=step"],
+            "training.schedule: got 'step'; allowed: 'constant', 'cosine' or 'onecycle'",
+        ),
+        (["--ema", "1"], "training.ema_decay: Input should be less than 1 (got 1.0)"),
+        (["--set", "training.recipe=fast"], "training.recipe: got 'fast'; allowed: 'tutorial' or 'aelab'"),
+    ],
+)
 def test_bad_recipe_input(args, expected, tmp_path):
     result = runner.invoke(app, ["train", *args, "--runs-dir", str(tmp_path / "runs"), "--no-progress"])
     assert result.exit_code == 2

@@ -6,30 +6,58 @@ import subprocess
 
 import numpy as np
 import pytest
-from conftest import write_idx_dataset
 from PIL import Image
 from typer.testing import CliRunner
 
 from aelab.cli import app
+from conftest import write_idx_dataset
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = [pytest.mark.slow, pytest.mark.requires("chromium"),
-              pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (.ci/run installs it)")]
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--disable-quic"]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.requires("chromium"),
+    pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (.ci/run installs it)"),
+]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+]
 
 
 def chromium(tmp_path, *args) -> subprocess.CompletedProcess:
     profile = tmp_path / f"profile-{len(list(tmp_path.glob('profile-*')))}"
-    return subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", *args], capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", *args], capture_output=True, text=True, timeout=120
+    )
 
 
 def test_report_renders_with_table_and_images(tmp_path):
     data = write_idx_dataset(tmp_path / "idx", n_train=200, n_test=40)
-    result = CliRunner().invoke(app, ["compare", "--dataset", "mnist", "--data-dir", str(data), "--models",
-                                      "linear-3,conv-64", "--epochs", "1", "--runs-dir", str(tmp_path), "--name", "r",
-                                      "--no-progress"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "compare",
+            "--dataset",
+            "mnist",
+            "--data-dir",
+            str(data),
+            "--models",
+            "linear-3,conv-64",
+            "--epochs",
+            "1",
+            "--runs-dir",
+            str(tmp_path),
+            "--name",
+            "r",
+            "--no-progress",
+        ],
+    )
     assert result.exit_code == 0, result.output
     report = tmp_path / "r" / "report.html"
     html = report.read_text()

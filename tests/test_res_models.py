@@ -4,7 +4,6 @@ import json
 
 import pytest
 import torch
-from conftest import error_line, write_idx_dataset
 from torch import nn
 from typer.testing import CliRunner
 
@@ -13,6 +12,7 @@ from aelab.config import FRONTIER_CODE_SIZES, ModelConfig, ResSpec
 from aelab.errors import ModelError
 from aelab.models import PRESETS, build_model
 from aelab.models.resnet import ResBlock
+from conftest import error_line, write_idx_dataset
 
 
 def conv(c_in, c_out, k):
@@ -29,8 +29,9 @@ def test_res_presets_shapes_and_parameters(size):
     flat = 32 * 7 * 7  # the 32x7x7 map after two stride-2 stages
     hidden = [256, 64] if size <= 3 else [256]  # the small codes get a second fully-connected layer
     chain = [flat, *hidden, size]
-    fully_connected = sum(a * b + b for a, b in zip(chain[:-1], chain[1:])) \
-        + sum(a * b + b for a, b in zip(chain[::-1][:-1], chain[::-1][1:]))
+    fully_connected = sum(a * b + b for a, b in zip(chain[:-1], chain[1:])) + sum(
+        a * b + b for a, b in zip(chain[::-1][:-1], chain[::-1][1:])
+    )
     convs = conv(1, 16, 3) + bn(16) + conv(16, 32, 3) + bn(32) + bn(32) + conv(32, 16, 4) + bn(16) + conv(16, 1, 4)
     assert convs == 13_457  # (a ConvTranspose's bias has out-channels entries, as conv() counts)
     assert m.num_parameters() == convs + fully_connected
@@ -78,8 +79,21 @@ runner = CliRunner()
 
 def test_frontier_command(tmp_path):
     data = write_idx_dataset(tmp_path / "fmnist", n_train=120, n_test=40)
-    args = ["frontier", "--code-sizes", "2,3", "--epochs", "1", "--data-dir", str(data), "--no-analysis",
-            "--runs-dir", str(tmp_path / "runs"), "--no-progress", "--name", "f"]
+    args = [
+        "frontier",
+        "--code-sizes",
+        "2,3",
+        "--epochs",
+        "1",
+        "--data-dir",
+        str(data),
+        "--no-analysis",
+        "--runs-dir",
+        str(tmp_path / "runs"),
+        "--no-progress",
+        "--name",
+        "f",
+    ]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     metrics = json.loads((tmp_path / "runs" / "f" / "metrics.json").read_text())

@@ -65,9 +65,14 @@ def test_sparsity_config_strings_and_errors():
     assert parse_config(ModelConfig, {"preset": "fc-64", "sparsity": "lifetime:10"}).sparsity.k == 10
     kl = parse_config(ModelConfig, {"preset": "fc-64", "sparsity": "kl:0.05:0.1"}).sparsity
     assert (kl.rho, kl.weight) == (0.05, 0.1)
-    for bad, msg in [("lifetime:1.5", "allowed: (0, 1]"), ("lifetime:0.0", "allowed: (0, 1]"),
-                     ("kl:1.2:0.1", "allowed: 0 < rho < 1"), ("kl:0:0.1", "allowed: 0 < rho < 1"),
-                     ("topk:0", "greater than or equal to 1"), ("dropout:1", "allowed kinds: topk, lifetime, l1, kl")]:
+    for bad, msg in [
+        ("lifetime:1.5", "allowed: (0, 1]"),
+        ("lifetime:0.0", "allowed: (0, 1]"),
+        ("kl:1.2:0.1", "allowed: 0 < rho < 1"),
+        ("kl:0:0.1", "allowed: 0 < rho < 1"),
+        ("topk:0", "greater than or equal to 1"),
+        ("dropout:1", "allowed kinds: topk, lifetime, l1, kl"),
+    ]:
         with pytest.raises(ConfigError, match=msg.replace("(", "\\(").replace(")", "\\)").replace("]", "\\]")):
             parse_config(ModelConfig, {"preset": "fc-64", "sparsity": bad})
 

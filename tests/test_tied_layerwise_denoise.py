@@ -2,8 +2,16 @@ import pytest
 import torch
 from torch import nn
 
-from aelab.config import (ConvLayerSpec, ConvSpec, CorruptionConfig, DataConfig, MLPSpec, ModelConfig, TrainingConfig,
-                          parse_config)
+from aelab.config import (
+    ConvLayerSpec,
+    ConvSpec,
+    CorruptionConfig,
+    DataConfig,
+    MLPSpec,
+    ModelConfig,
+    TrainingConfig,
+    parse_config,
+)
 from aelab.data import load_dataset
 from aelab.data.corruption import corrupt
 from aelab.errors import ConfigError, ModelError
@@ -32,8 +40,9 @@ def test_tied_layers_share_storage_and_drop_parameters():
 
 
 def test_tied_gradient_reaches_encoder_weight_from_both_sides():
-    tied = build_model(ModelConfig(spec=MLPSpec(hidden=[], code_size=4, output_activation="identity"), tied=True),
-                       (1, 2, 3))
+    tied = build_model(
+        ModelConfig(spec=MLPSpec(hidden=[], code_size=4, output_activation="identity"), tied=True), (1, 2, 3)
+    )
     x = torch.rand(5, 1, 2, 3)
     tied(x).reconstruction.pow(2).sum().backward()
     w = tied.encoder[1].weight
@@ -106,8 +115,13 @@ def test_layerwise_on_conv_and_refusal():
     m = build_model("conv-64")
     s1 = m.stage_model(1)
     assert s1.reconstruct(torch.rand(2, 1, 28, 28)).shape == (2, 1, 28, 28) and s1.code_shape == (16, 14, 14)
-    spec = ConvSpec(layers=[ConvLayerSpec(channels=4, kernel=3, stride=2, padding=1),
-                            ConvLayerSpec(channels=4, kernel=3, stride=2, padding=1)], decoder="fc")
+    spec = ConvSpec(
+        layers=[
+            ConvLayerSpec(channels=4, kernel=3, stride=2, padding=1),
+            ConvLayerSpec(channels=4, kernel=3, stride=2, padding=1),
+        ],
+        decoder="fc",
+    )
     with pytest.raises(ModelError, match="mirrors the encoder"):
         build_model(ModelConfig(spec=spec), (1, 8, 8)).stage_model(1)
 
@@ -133,8 +147,11 @@ def test_masking_and_salt_pepper_fractions():
 
 
 def test_corruption_config_errors():
-    for bad, msg in [("gaussian:-0.1", "allowed: std >= 0"), ("masking:1.5", "allowed: \\(0, 1\\]"),
-                     ("blur:2", "allowed kinds: gaussian, masking, salt_pepper")]:
+    for bad, msg in [
+        ("gaussian:-0.1", "allowed: std >= 0"),
+        ("masking:1.5", "allowed: \\(0, 1\\]"),
+        ("blur:2", "allowed kinds: gaussian, masking, salt_pepper"),
+    ]:
         with pytest.raises(ConfigError, match=msg):
             parse_config(TrainingConfig, {"corruption": bad})
 

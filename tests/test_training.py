@@ -53,9 +53,11 @@ def test_resume_ends_like_an_uncut_run(digits, tmp_path):
     full = train(uncut, digits, cfg, seed=3, run_dir=tmp_path / "uncut", progress=False)
     cut = fresh()
     with pytest.raises(KeyboardInterrupt):
+
         def stop(epoch, history):
             if epoch == 2:
                 raise KeyboardInterrupt
+
         train(cut, digits, cfg, seed=3, run_dir=tmp_path / "cut", progress=False, on_epoch=stop)
     assert load_checkpoint(tmp_path / "cut" / "checkpoint.pt")["epoch"] == 2
     resumed_model = fresh(seed=99)  # different init: everything must come from the checkpoint
@@ -102,8 +104,12 @@ def test_checkpoint_is_atomic_and_weights_only(tmp_path):
 @pytest.mark.parametrize("opt, loss", [("sgd", "mse_sum"), ("adam", "bce")])
 def test_other_optimizers_and_losses(digits, opt, loss):
     model = fresh()
-    h = train(model, digits, TrainingConfig(epochs=6, optimizer=opt, loss=loss, lr=0.01 if opt == "sgd" else 1e-3),
-              progress=False).history
+    h = train(
+        model,
+        digits,
+        TrainingConfig(epochs=6, optimizer=opt, loss=loss, lr=0.01 if opt == "sgd" else 1e-3),
+        progress=False,
+    ).history
     assert h.train_loss[-1] < h.train_loss[0]
     if loss == "mse_sum":  # summed per image = 64 pixels x per-pixel MSE
         assert h.train_loss[0] > 1.0
@@ -160,6 +166,7 @@ def test_compile_is_used_with_a_penalty(digits, monkeypatch):
             out = model(x, y)
             calls.append(out.penalty is not None)
             return out
+
         return step
 
     monkeypatch.setattr(torch, "compile", fake_compile)

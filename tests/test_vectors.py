@@ -4,13 +4,13 @@ import json
 
 import numpy as np
 import pytest
-from conftest import error_line
 import torch
 from typer.testing import CliRunner
 
 import aelab
 from aelab.cli import app
 from aelab.config import DataConfig, ExperimentConfig
+from conftest import error_line
 
 runner = CliRunner()
 
@@ -42,26 +42,55 @@ def test_array_data_is_split_and_standardized_with_the_training_statistics(featu
 
 
 def test_topk_sparse_autoencoder_on_vectors_from_the_cli_and_the_api(features, tmp_path):
-    r = runner.invoke(app, ["train", "--dataset", "array", "--data-dir", str(features), "--model", "fc-64",
-                            "--sparsity", "topk:8", "--epochs", "2", "--runs-dir", str(tmp_path / "runs"),
-                            "--name", "v", "--no-progress"])
+    r = runner.invoke(
+        app,
+        [
+            "train",
+            "--dataset",
+            "array",
+            "--data-dir",
+            str(features),
+            "--model",
+            "fc-64",
+            "--sparsity",
+            "topk:8",
+            "--epochs",
+            "2",
+            "--runs-dir",
+            str(tmp_path / "runs"),
+            "--name",
+            "v",
+            "--no-progress",
+        ],
+    )
     assert r.exit_code == 0, r.output
     metrics = json.loads((tmp_path / "runs" / "v" / "metrics.json").read_text())
     [row] = metrics["runs"]
     mean_row = [b for b in metrics["baselines"] if b.get("kind") == "mean-image"][0]
     assert row["code_l0"] == 8.0 and row["test_psnr"] is None and row["test_ssim"] is None
     assert row["test_mse"] < 0.5 * mean_row["test_mse"]  # standardized: the mean row leaves ~1 per feature
-    assert "Vector data: no PSNR/SSIM and no image analyses (interpolate, failures, compression, generate, traverse, manifold)" in metrics["summary"]
+    assert (
+        "Vector data: no PSNR/SSIM and no image analyses (interpolate, failures, compression, generate, traverse, manifold)"
+        in metrics["summary"]
+    )
     [run] = [p for p in (tmp_path / "runs" / "v").iterdir() if p.is_dir()]
     assert sorted(p.name for p in (run / "analysis").glob("*.png")) == ["dictionary.png", "heatmap.png"]
     model = aelab.load(run / "model")
     assert model.data_range is None and model.input_shape == (1, 1, 256) and model.standardization[0].shape == (256,)
     assert not model.sigmoid_output  # standardized features are unbounded: a linear reconstruction
 
-    res = aelab.run_experiment(ExperimentConfig(name="api", data={"name": "array", "data_dir": str(features)},
-                                                model={"spec": {"type": "mlp", "hidden": [128], "code_size": 32},
-                                                       "sparsity": "topk:4"}, training={"epochs": 1}),
-                               runs_dir=tmp_path / "runs", analyses=False, progress=False, log=lambda m: None)
+    res = aelab.run_experiment(
+        ExperimentConfig(
+            name="api",
+            data={"name": "array", "data_dir": str(features)},
+            model={"spec": {"type": "mlp", "hidden": [128], "code_size": 32}, "sparsity": "topk:4"},
+            training={"epochs": 1},
+        ),
+        runs_dir=tmp_path / "runs",
+        analyses=False,
+        progress=False,
+        log=lambda m: None,
+    )
     assert res.rows[0]["code_l0"] == 4.0 and res.rows[0]["code_size"] == 32
 
     r = runner.invoke(app, ["encode", str(run), str(features), "--limit", "10", "-o", str(tmp_path / "c.npz")])
@@ -83,28 +112,48 @@ def test_csv_with_a_label_column(tmp_path):
     assert sorted(set(data.test.labels.tolist())) == [0, 1]
 
 
-@pytest.mark.parametrize("make, expected", [
-    (lambda p: np.save(p.with_suffix(".npy"), np.array([[1.0, np.nan], [2.0, 3.0], [1, 1], [2, 2]])),
-     "has 1 NaN or infinite values (first at row 0, feature 1)"),
-    (lambda p: np.save(p.with_suffix(".npy"), np.zeros((4, 2, 3))), "holds an array of shape (4, 2, 3) (rank 3)"),
-    (lambda p: p.with_suffix(".csv").write_text("a,b\n1,2\n3,oops\n5,6\n"),
-     "column 'b', row 3 holds 'oops', not a number"),
-    (lambda p: p.with_suffix(".txt").write_text("1 2\n"), "is not a feature file; allowed: .npy, .npz, .csv"),
-])
+@pytest.mark.parametrize(
+    "make, expected",
+    [
+        (
+            lambda p: np.save(p.with_suffix(".npy"), np.array([[1.0, np.nan], [2.0, 3.0], [1, 1], [2, 2]])),
+            "has 1 NaN or infinite values (first at row 0, feature 1)",
+        ),
+        (lambda p: np.save(p.with_suffix(".npy"), np.zeros((4, 2, 3))), "holds an array of shape (4, 2, 3) (rank 3)"),
+        (
+            lambda p: p.with_suffix(".csv").write_text("a,b\n1,2\n3,oops\n5,6\n"),
+            "column 'b', row 3 holds 'oops', not a number",
+        ),
+        (lambda p: p.with_suffix(".txt").write_text("1 2\n"), "is not a feature file; allowed: .npy, .npz, .csv"),
+    ],
+)
 def test_bad_feature_files(make, expected, tmp_path):
     base = tmp_path / "data" / "x"
     base.parent.mkdir()
     make(base)
     [path] = list(base.parent.iterdir())
-    r = runner.invoke(app, ["train", "--dataset", "array", "--data-dir", str(path), "--runs-dir",
-                            str(tmp_path / "runs")])
+    r = runner.invoke(
+        app, ["train", "--dataset", "array", "--data-dir", str(path), "--runs-dir", str(tmp_path / "runs")]
+    )
     assert r.exit_code == 2 and expected in error_line(r)
     assert not (tmp_path / "runs").exists()
 
 
 def test_conv_models_are_refused_on_vectors(features, tmp_path):
-    r = runner.invoke(app, ["compare", "--dataset", "array", "--data-dir", str(features), "--models", "conv-64",
-                            "--runs-dir", str(tmp_path / "runs")])
+    r = runner.invoke(
+        app,
+        [
+            "compare",
+            "--dataset",
+            "array",
+            "--data-dir",
+            str(features),
+            "--models",
+            "conv-64",
+            "--runs-dir",
+            str(tmp_path / "runs"),
+        ],
+    )
     assert r.exit_code == 2
     assert "model 'conv-64' is convolutional" in error_line(r) and "linear-3, linear-10, fc-64" in r.stderr
     assert not (tmp_path / "runs").exists()

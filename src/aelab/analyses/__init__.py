@@ -7,5 +7,15 @@ from aelab.analyses.entries import ANALYSES, BY_NAME
 from aelab.analyses.registry import DATA_NEEDS, Analysis, Outcome, why_not
 from aelab.analyses.runner import analyse, analyse_all, entry, report_analyses
 
-__all__ = ["ANALYSES", "BY_NAME", "DATA_NEEDS", "Analysis", "Outcome", "analyse", "analyse_all", "entry",
-           "report_analyses", "why_not"]
+__all__ = [
+    "ANALYSES",
+    "BY_NAME",
+    "DATA_NEEDS",
+    "Analysis",
+    "Outcome",
+    "analyse",
+    "analyse_all",
+    "entry",
+    "report_analyses",
+    "why_not",
+]

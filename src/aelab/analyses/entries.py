@@ -1,252 +1,179 @@
-"""Every analysis, in report order (:data:`ANALYSES`): what each computes (from :mod:`aelab.evaluation`), draws
-(:mod:`aelab.figures`), shows in its table, and needs. Adding an analysis is one function here and one entry."""
+"""Every analysis, in report order (:data:`ANALYSES`): its command name, title, caption, parameters, compute
+function (:mod:`.adapters`), table columns and needs. Adding an analysis is one function in :mod:`.adapters`, its
+parameters in :mod:`.params` and one entry here."""
 
 from __future__ import annotations
 
-from aelab.analyses.params import (AnomalyParams, DictionaryParams, FailuresParams, GenerateParams, HeatmapParams,
-                                   InterpolationParams, LatentMapParams, ManifoldParams, NoParams, ProbeParams,
-                                   TraverseParams)
-from aelab.analyses.registry import Analysis, Outcome
+from aelab.analyses import adapters as A
+from aelab.analyses.params import (
+    AnomalyParams,
+    DictionaryParams,
+    FailuresParams,
+    GenerateParams,
+    HeatmapParams,
+    InterpolationParams,
+    LatentMapParams,
+    ManifoldParams,
+    NoParams,
+    ProbeParams,
+    TraverseParams,
+)
+from aelab.analyses.registry import Analysis
 from aelab.models.measures import Measure as C
 
-
-def _interpolation(model, dataset, label, p: InterpolationParams) -> Outcome:
-    from aelab.evaluation import latent as A
-    from aelab.figures.grids import interpolation_figure
-
-    test = dataset.test
-    present = sorted(set(test.labels.tolist()))  # the default classes are the first two that have test images
-    i, j = p.index_from, p.index_to
-    if i is None:
-        i = A.pick_of_class(test, A.resolve_class(dataset, p.from_ if p.from_ is not None else present[0]), p.seed) \
-            if len(present) > 1 else 0
-    if j is None:
-        j = A.pick_of_class(test, A.resolve_class(dataset, p.to if p.to is not None else present[1]), p.seed + 1) \
-            if len(present) > 1 else min(1, len(test) - 1)
-    interp = A.interpolate(model, test, i, j, p.steps)
-    names = dataset.class_names
-    title = f"{label}: {names[int(test.labels[i])]} (#{i}) -> {names[int(test.labels[j])]} (#{j})"
-    return Outcome(interpolation_figure(interp, title), {"index_from": i, "index_to": j, "steps": p.steps})
-
-
-def _latent_map(model, dataset, label, p: LatentMapParams) -> Outcome:
-    from aelab.evaluation import latent as A
-    from aelab.figures.charts import latent_map_figure
-
-    lm = A.latent_map(model, dataset.test, p.method, p.n, p.seed)
-    return Outcome(latent_map_figure(lm, dataset.class_names, f"{label}: latent map ({lm.method})"),
-                   {"method": lm.method, "images": len(lm.points)})
-
-
-def _heatmap(model, dataset, label, p: HeatmapParams) -> Outcome:
-    from aelab.evaluation import latent as A
-    from aelab.figures.charts import code_heatmap_figure
-
-    h = A.code_heatmap(model, dataset.test, p.n)
-    dead, units = int(h.dead.sum()), int(h.codes.shape[1])
-    return Outcome(code_heatmap_figure(h, f"{label}: codes of {len(h.codes)} test images"),
-                   {"dead_units": dead, "units": units},
-                   summary=f"{dead} of {units} code units are dead on these {len(h.codes)} images")
-
-
-def _dictionary(model, dataset, label, p: DictionaryParams) -> Outcome:
-    from aelab.evaluation import latent as A
-    from aelab.figures.grids import feature_dictionary_figure
-
-    tiles = A.feature_dictionary(model, p.amplitude)
-    return Outcome(feature_dictionary_figure(tiles, f"{label}: feature dictionary (amplitude {p.amplitude})",
-                                             vectors=dataset is not None and dataset.is_vectors),
-                   {"units": int(tiles.shape[0]), "amplitude": p.amplitude})
-
-
-def _failures(model, dataset, label, p: FailuresParams) -> Outcome:
-    from aelab.evaluation.failures import failures
-    from aelab.figures.charts import failures_figure
-
-    f = failures(model, dataset, p.k)
-    rows = [{"class": n, "images": c, "mse": m} for n, c, m in f.per_class]
-    data = {"per_class": rows, "worst": [{"index": i, "mse": m} for i, m in zip(f.worst, f.worst_mse)]}
-    return Outcome(failures_figure(f, f"{label}: per-class test MSE and the {p.k} worst reconstructions"), data, rows)
-
-
-def _compression(model, dataset, label, p: NoParams) -> Outcome:
-    from aelab.evaluation.compression import compression
-    from aelab.figures.charts import compression_figure
-
-    rows = compression(model, dataset)
-    return Outcome(compression_figure(rows, f"{label}: compression"), rows, rows)
-
-
-def _pca(model, dataset, label, p: NoParams) -> Outcome:
-    from aelab.evaluation.pca import pca_baseline
-    from aelab.evaluation.reconstruction import evaluate
-
-    limit = min(len(dataset.train), dataset.train.images[0].numel())
-    test = evaluate(model, dataset.test)
-    rows = [{"model": label, "kind": "run", "code_size": model.code_size, "test_mse": test["mse"], "test_psnr": test["psnr"]}]
-    if model.code_size <= limit:
-        rows.append(pca_baseline(dataset.train, dataset.test, model.code_size))
-    return Outcome(None, rows, rows)
-
-
-def labels_list(text: str) -> list[int | None]:
-    """``"10,100,all"`` -> ``[10, 100, None]``.
-
-    Raises:
-        ConfigError: a part that is neither a positive integer nor 'all'.
-    """
-    from aelab.errors import ConfigError
-
-    out: list[int | None] = []
-    for part in text.split(","):
-        part = part.strip()
-        if part == "all":
-            out.append(None)
-        elif part.isdigit() and int(part) > 0:
-            out.append(int(part))
-        else:
-            raise ConfigError(f"--labels: got {part!r}; allowed: positive integers or 'all', e.g. 10,100,all")
-    return out
-
-
-def _probes(model, dataset, label, p: ProbeParams) -> Outcome:
-    import torch
-
-    from aelab.evaluation.probes import probe_table
-    from aelab.figures.charts import probes_figure
-
-    wanted = labels_list(p.labels)
-    counts = torch.bincount(dataset.train.labels)
-    smallest = int(counts[counts > 0].min())
-    usable = [n for n in wanted if n is None or n <= smallest] or wanted  # none usable: probe_table says why
-    rows = probe_table(model, dataset, usable, p.seed)
-    return Outcome(probes_figure(rows, f"{label}: frozen-encoder probes vs classifiers from scratch"), rows, rows)
-
-
-def _anomaly(model, dataset, label, p: AnomalyParams) -> Outcome:
-    from aelab.config import DataConfig
-    from aelab.errors import ConfigError
-    from aelab.evaluation.anomaly import separate
-    from aelab.figures.charts import anomaly_figure
-
-    normal = dataset.normal_classes
-    if p.normal_class is not None:
-        normal = DataConfig(normal_classes=p.normal_class).normal_classes
-    if normal is None:
-        raise ConfigError(f"{label} was trained on every class; give --normal-class (e.g. 0) to score the others as "
-                          "anomalies, or train with --normal-class")
-    r = separate(model, dataset.test, dataset.val, normal, p.percentile, p.score)
-    names = ", ".join(dataset.class_names[c] for c in normal)
-    row = {"normal": names, "roc_auc": r.roc_auc, "pr_auc": r.pr_auc, "threshold": r.threshold,
-           "normal_flagged": r.normal_flagged, "anomalies_flagged": r.anomalies_flagged}
-    figure = anomaly_figure(r, None if dataset.is_vectors else dataset.test.images, dataset.class_names,
-                            dataset.test.labels, p.k,
-                            f"{label}: normal = {names}; ROC-AUC {r.roc_auc:.3f}, PR-AUC {r.pr_auc:.3f}")
-    return Outcome(figure, {**row, "score": p.score, "percentile": p.percentile}, [row],
-                   summary=f"ROC-AUC {r.roc_auc:.4f}, PR-AUC {r.pr_auc:.4f} (normal: {names}; score {p.score})")
-
-
-def _generate(model, dataset, label, p: GenerateParams) -> Outcome:
-    from aelab.evaluation.generation import generate
-    from aelab.figures.grids import samples_figure
-
-    g = generate(model, dataset, p.sampler, p.n, p.seed, p.quality_samples)
-    row = {"sampler": g.sampler, "samples": g.samples, "frechet_distance": g.frechet,
-           "class_accuracy": g.class_accuracy, "classifier_accuracy": g.classifier_accuracy}
-    what = f"sampler {g.sampler}"
-    if g.frechet is not None:
-        what += f"; Frechet distance {g.frechet:.2f} (aelab classifier features, {g.samples:,} samples)"
-    if g.class_accuracy is not None:
-        what += f"; samples labelled as their class: {g.class_accuracy:.1%}"
-    names = dataset.class_names if model.lacks("unlabelled") else None  # one row per class
-    metrics = {"sampler": g.sampler}
-    if g.frechet is not None:
-        metrics["frechet_distance"] = g.frechet
-    if g.class_accuracy is not None:
-        metrics["sample_class_accuracy"] = g.class_accuracy
-    return Outcome(samples_figure(g.grid, g.rows, f"{label}: samples\n" + what.replace("; ", "\n"), names),
-                   {**row, "per_class": [{"class": n, "accuracy": a} for n, a in zip(dataset.class_names, g.per_class)]},
-                   [row], summary=what, metrics=metrics)
-
-
-def _traverse(model, dataset, label, p: TraverseParams) -> Outcome:
-    from aelab.evaluation.latent import traversals
-    from aelab.figures.grids import traversal_figure
-
-    images, units, values = traversals(model, dataset, p.index, p.steps, p.units)
-    return Outcome(traversal_figure(images, units, values, f"{label}: latent traversals around test image {p.index}"),
-                   {"index": p.index, "units": units, "values": values.round(4).tolist()})
-
-
-def _manifold(model, dataset, label, p: ManifoldParams) -> Outcome:
-    from aelab.evaluation import latent as A
-    from aelab.figures.grids import manifold_figure
-
-    cls = A.resolve_class(dataset, p.class_) if p.class_ is not None else None
-    images, u, v, how = A.manifold(model, dataset, p.steps, cls)
-    return Outcome(manifold_figure(images, u, v, f"{label}: decoded 2-D latent grid ({how})"),
-                   {"steps": p.steps, "u": u.round(4).tolist(), "v": v.round(4).tolist()})
-
-
 ANALYSES: list[Analysis] = [
-    Analysis("interpolate", "Latent interpolation",
-             "Interpolate between two test images: top, the data-space blend (1-a)x + ax'; bottom, the decoded "
-             "latent blend g((1-a)f(x) + af(x')), whose endpoints are the reconstructions of the two images.",
-             InterpolationParams, _interpolation, needs=("unlabelled", "images")),
-    Analysis("latent-map", "Latent map", "2-D map of the test codes, coloured by class.", LatentMapParams,
-             _latent_map, needs=("unlabelled",), report_needs=("labels",), report_params={"n": 2000}),
-    Analysis("heatmap", "Code heatmap",
-             "Codes of a batch of test images as an image (samples x units), unit activity, dead units in red.",
-             HeatmapParams, _heatmap, needs=("unlabelled",)),
-    Analysis("dictionary", "Feature dictionary", "What each code unit decodes to: g(a e_j) - g(0).",
-             DictionaryParams, _dictionary, needs=("unlabelled", "code_units")),
-    Analysis("failures", "Where it fails", "Per-class test MSE and the worst-reconstructed test images.",
-             FailuresParams, _failures, (C("class", "class"), C("images", "images", "{:,}"), C("mse", "MSE", "{:.5f}")),
-             needs=("unlabelled", "images")),
-    Analysis("compression", "Compression",
-             "Code bytes per image stored as float32 / float16 / 8-bit (per-unit affine) vs the raw 8-bit image, "
-             "and the PSNR of the reconstruction decoded from each.", NoParams, _compression,
-             (C("storage", "code stored as"), C("code_bytes", "bytes per code"), C("image_bytes", "raw image bytes"),
-              C("compression_ratio", "ratio", "{:.1f}x"), C("psnr", "PSNR (dB)", "{:.2f}")),
-             needs=("unlabelled", "images")),
-    Analysis("pca", "PCA at the same code size",
-             "The autoencoder beside scikit-learn PCA fitted on the training images with as many components as "
-             "the code has values.", NoParams, _pca,
-             (C("model", "model"), C("code_size", "code size"), C("test_mse", "test MSE", "{:.5f}"),
-              C("test_psnr", "PSNR (dB)", "{:.2f}")), needs=("unlabelled",), in_report=False),
-    Analysis("probe", "Features with few labels",
-             "Frozen-encoder linear probe (logistic regression) and kNN on the codes vs an MLP and a CNN trained "
-             "from scratch on the same few labels (test accuracy).", ProbeParams, _probes,
-             (C("labels_per_class", "labels/class"), C("labelled", "labelled images", "{:,}"),
-              C("logistic", "linear probe", "{:.3f}"), C("knn", "kNN", "{:.3f}"), C("mlp", "MLP (scratch)", "{:.3f}"),
-              C("cnn", "CNN (scratch)", "{:.3f}"), C("helps", "codes help?")),
-             needs=("unlabelled",), report_needs=("labels", "train_classes"), report_params={"labels": "10,100"}),
-    Analysis("anomaly-scores", "Anomaly scores",
-             "Reconstruction error as an anomaly score on the test set: normal class(es) vs the rest. ROC-AUC and "
-             "PR-AUC (scikit-learn, anomalies positive), the threshold at a percentile of the validation split's "
-             "scores, the score histograms and the most and least anomalous test images.", AnomalyParams, _anomaly,
-             (C("normal", "normal"), C("roc_auc", "ROC-AUC", "{:.4f}"), C("pr_auc", "PR-AUC", "{:.4f}"),
-              C("threshold", "threshold", "{:.5f}"), C("normal_flagged", "normal flagged", "{:.3f}"),
-              C("anomalies_flagged", "anomalies flagged", "{:.3f}")),
-             needs=("unlabelled",), report_needs=("labels", "one_class")),
-    Analysis("generate", "Generated samples",
-             "Images decoded from sampled codes: the prior N(0, I) of a VAE, a Gaussian mixture fitted to the training "
-             "codes of any other model, a VQ-VAE's index frequencies per position; a conditional model draws one row "
-             "per class. Sample quality: the Frechet distance between generated and test images in the 128 features "
-             "of a small CNN that aelab trains on the same dataset (NOT the Inception FID: comparable only between "
-             "aelab runs on this dataset; lower is better), and for conditional models the share of samples of class "
-             "c that this classifier labels c.", GenerateParams, _generate,
-             (C("sampler", "sampler"), C("samples", "samples", "{:,}"), C("frechet_distance", "Frechet distance", "{:.2f}"),
-              C("class_accuracy", "class accuracy", "{:.3f}"),
-              C("classifier_accuracy", "classifier test accuracy", "{:.3f}")),
-             needs=("images",)),
-    Analysis("traverse", "Latent traversals",
-             "Each latent unit (rows, most-varying first) swept over its range (2nd-98th percentile of the test "
-             "codes; a VAE's at least -2..2) with the other units held at a test image's code.", TraverseParams,
-             _traverse, needs=("images", "vector_code")),
-    Analysis("manifold", "Decoded latent manifold",
-             "A grid of 2-D latent points decoded: a VAE's prior quantiles, or the range of another model's test "
-             "codes.", ManifoldParams, _manifold, needs=("images", "code_2d")),
+    Analysis(
+        "interpolate",
+        "Latent interpolation",
+        "Interpolate between two test images: top, the data-space blend (1-a)x + ax'; bottom, the decoded "
+        "latent blend g((1-a)f(x) + af(x')), whose endpoints are the reconstructions of the two images.",
+        InterpolationParams,
+        A._interpolation,
+        needs=("unlabelled", "images"),
+    ),
+    Analysis(
+        "latent-map",
+        "Latent map",
+        "2-D map of the test codes, coloured by class.",
+        LatentMapParams,
+        A._latent_map,
+        needs=("unlabelled",),
+        report_needs=("labels",),
+        report_params={"n": 2000},
+    ),
+    Analysis(
+        "heatmap",
+        "Code heatmap",
+        "Codes of a batch of test images as an image (samples x units), unit activity, dead units in red.",
+        HeatmapParams,
+        A._heatmap,
+        needs=("unlabelled",),
+    ),
+    Analysis(
+        "dictionary",
+        "Feature dictionary",
+        "What each code unit decodes to: g(a e_j) - g(0).",
+        DictionaryParams,
+        A._dictionary,
+        needs=("unlabelled", "code_units"),
+    ),
+    Analysis(
+        "failures",
+        "Where it fails",
+        "Per-class test MSE and the worst-reconstructed test images.",
+        FailuresParams,
+        A._failures,
+        (C("class", "class"), C("images", "images", "{:,}"), C("mse", "MSE", "{:.5f}")),
+        needs=("unlabelled", "images"),
+    ),
+    Analysis(
+        "compression",
+        "Compression",
+        "Code bytes per image stored as float32 / float16 / 8-bit (per-unit affine) vs the raw 8-bit image, "
+        "and the PSNR of the reconstruction decoded from each.",
+        NoParams,
+        A._compression,
+        (
+            C("storage", "code stored as"),
+            C("code_bytes", "bytes per code"),
+            C("image_bytes", "raw image bytes"),
+            C("compression_ratio", "ratio", "{:.1f}x"),
+            C("psnr", "PSNR (dB)", "{:.2f}"),
+        ),
+        needs=("unlabelled", "images"),
+    ),
+    Analysis(
+        "pca",
+        "PCA at the same code size",
+        "The autoencoder beside scikit-learn PCA fitted on the training images with as many components as "
+        "the code has values.",
+        NoParams,
+        A._pca,
+        (
+            C("model", "model"),
+            C("code_size", "code size"),
+            C("test_mse", "test MSE", "{:.5f}"),
+            C("test_psnr", "PSNR (dB)", "{:.2f}"),
+        ),
+        needs=("unlabelled",),
+        in_report=False,
+    ),
+    Analysis(
+        "probe",
+        "Features with few labels",
+        "Frozen-encoder linear probe (logistic regression) and kNN on the codes vs an MLP and a CNN trained "
+        "from scratch on the same few labels (test accuracy).",
+        ProbeParams,
+        A._probes,
+        (
+            C("labels_per_class", "labels/class"),
+            C("labelled", "labelled images", "{:,}"),
+            C("logistic", "linear probe", "{:.3f}"),
+            C("knn", "kNN", "{:.3f}"),
+            C("mlp", "MLP (scratch)", "{:.3f}"),
+            C("cnn", "CNN (scratch)", "{:.3f}"),
+            C("helps", "codes help?"),
+        ),
+        needs=("unlabelled",),
+        report_needs=("labels", "train_classes"),
+        report_params={"labels": "10,100"},
+    ),
+    Analysis(
+        "anomaly-scores",
+        "Anomaly scores",
+        "Reconstruction error as an anomaly score on the test set: normal class(es) vs the rest. ROC-AUC and "
+        "PR-AUC (scikit-learn, anomalies positive), the threshold at a percentile of the validation split's "
+        "scores, the score histograms and the most and least anomalous test images.",
+        AnomalyParams,
+        A._anomaly,
+        (
+            C("normal", "normal"),
+            C("roc_auc", "ROC-AUC", "{:.4f}"),
+            C("pr_auc", "PR-AUC", "{:.4f}"),
+            C("threshold", "threshold", "{:.5f}"),
+            C("normal_flagged", "normal flagged", "{:.3f}"),
+            C("anomalies_flagged", "anomalies flagged", "{:.3f}"),
+        ),
+        needs=("unlabelled",),
+        report_needs=("labels", "one_class"),
+    ),
+    Analysis(
+        "generate",
+        "Generated samples",
+        "Images decoded from sampled codes: the prior N(0, I) of a VAE, a Gaussian mixture fitted to the training "
+        "codes of any other model, a VQ-VAE's index frequencies per position; a conditional model draws one row "
+        "per class. Sample quality: the Frechet distance between generated and test images in the 128 features "
+        "of a small CNN that aelab trains on the same dataset (NOT the Inception FID: comparable only between "
+        "aelab runs on this dataset; lower is better), and for conditional models the share of samples of class "
+        "c that this classifier labels c.",
+        GenerateParams,
+        A._generate,
+        (
+            C("sampler", "sampler"),
+            C("samples", "samples", "{:,}"),
+            C("frechet_distance", "Frechet distance", "{:.2f}"),
+            C("class_accuracy", "class accuracy", "{:.3f}"),
+            C("classifier_accuracy", "classifier test accuracy", "{:.3f}"),
+        ),
+        needs=("images",),
+    ),
+    Analysis(
+        "traverse",
+        "Latent traversals",
+        "Each latent unit (rows, most-varying first) swept over its range (2nd-98th percentile of the test "
+        "codes; a VAE's at least -2..2) with the other units held at a test image's code.",
+        TraverseParams,
+        A._traverse,
+        needs=("images", "vector_code"),
+    ),
+    Analysis(
+        "manifold",
+        "Decoded latent manifold",
+        "A grid of 2-D latent points decoded: a VAE's prior quantiles, or the range of another model's test codes.",
+        ManifoldParams,
+        A._manifold,
+        needs=("images", "code_2d"),
+    ),
 ]
 """Every analysis, in report order."""
 

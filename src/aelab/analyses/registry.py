@@ -8,13 +8,14 @@ data's (:data:`DATA_NEEDS`); :func:`why_not` checks them in order and names the 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 from pydantic import BaseModel
 
-from aelab.models.needs import NEEDS
 from aelab.models.measures import Measure
+from aelab.models.needs import NEEDS
 
 DATA_NEEDS = {
     "images": "images (not vector rows)",

@@ -4,8 +4,9 @@ report), each writing ``<out>/<name>.png`` and ``<out>/<name>.json``."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from aelab.analyses.entries import ANALYSES, BY_NAME
 from aelab.analyses.registry import Analysis, Outcome, why_not
@@ -55,8 +56,9 @@ def report_analyses(model: Any, dataset: Any) -> list[Analysis]:
     return [a for a in ANALYSES if a.in_report and why_not(a, model, dataset, report=True) is None]
 
 
-def analyse_all(model: Any, dataset: Any, label: str, out: Path,
-                log: Callable[[str], None] = print) -> tuple[dict, list[str], list[str]]:
+def analyse_all(
+    model: Any, dataset: Any, label: str, out: Path, log: Callable[[str], None] = print
+) -> tuple[dict, list[str], list[str]]:
     """Every analysis of :func:`report_analyses`. One that raises is logged and skipped (the trained run is kept).
 
     Returns:
@@ -72,6 +74,9 @@ def analyse_all(model: Any, dataset: Any, label: str, out: Path,
         except Exception as exc:  # one analysis must not throw away a trained run
             errors.append(f"analysis {a.name} of {label} failed: {type(exc).__name__}: {exc}")
             log(errors[-1])
-    skipped = [f"{a.name}: {why_not(a, model, dataset, report=True)}" for a in ANALYSES
-               if a.in_report and why_not(a, model, dataset, report=True) is not None]
+    skipped = [
+        f"{a.name}: {why_not(a, model, dataset, report=True)}"
+        for a in ANALYSES
+        if a.in_report and why_not(a, model, dataset, report=True) is not None
+    ]
     return metrics, errors, skipped

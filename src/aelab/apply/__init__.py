@@ -14,5 +14,7 @@ def refuse_unlabelled(model, what: str) -> None:
     if reason is not None:
         from aelab.errors import AelabError
 
-        raise AelabError(f"{what}: model {model.name!r} cannot be used without class labels ({reason}); allowed: "
-                         "unconditional models (generate its images with 'aelab generate')")
+        raise AelabError(
+            f"{what}: model {model.name!r} cannot be used without class labels ({reason}); allowed: "
+            "unconditional models (generate its images with 'aelab generate')"
+        )

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -69,8 +71,9 @@ def encode_images(model, images: torch.Tensor, names: list[str], bits: int = 8, 
 
     refuse_unlabelled(model, "encode")
     q, low, scale = quantize(encode_all(model, images, None, batch_size), bits)
-    return CodeFile(q.view(len(images), *model.code_shape), low, scale, bits, list(names), model.fingerprint(),
-                    model.input_shape)
+    return CodeFile(
+        q.view(len(images), *model.code_shape), low, scale, bits, list(names), model.fingerprint(), model.input_shape
+    )
 
 
 @torch.no_grad()
@@ -87,9 +90,11 @@ def decode_codes(model, codes: CodeFile, batch_size: int = 1000) -> torch.Tensor
     check_model(model, codes)
     model.eval()
     z = codes.dequantized()
-    out = [model.clamp(model.decode(z[i:i + batch_size].to(model.device)).float()).cpu()
-           for i in range(0, len(z), batch_size)]
-    out = torch.cat(out) if out else torch.zeros(0, *model.input_shape)
+    parts = [
+        model.clamp(model.decode(z[i : i + batch_size].to(model.device)).float()).cpu()
+        for i in range(0, len(z), batch_size)
+    ]
+    out = torch.cat(parts) if parts else torch.zeros(0, *model.input_shape)
     return out if model.data_range is None else to_uint8(out)
 
 
@@ -119,23 +124,32 @@ def check_model(model, codes: CodeFile) -> None:
     """
     shape = tuple(codes.codes.shape[1:])
     if shape != tuple(model.code_shape):
-        raise AelabError(f"the codes are {'x'.join(map(str, shape))} per image but model {model.name!r} has codes of "
-                         f"{'x'.join(map(str, model.code_shape))}; decode with the model that encoded them")
+        raise AelabError(
+            f"the codes are {'x'.join(map(str, shape))} per image but model {model.name!r} has codes of "
+            f"{'x'.join(map(str, model.code_shape))}; decode with the model that encoded them"
+        )
     if codes.model != model.fingerprint():
-        raise AelabError(f"the codes were made by model {codes.model} but this is model {model.fingerprint()} "
-                         f"({model.name}); decode with the run that encoded them")
+        raise AelabError(
+            f"the codes were made by model {codes.model} but this is model {model.fingerprint()} "
+            f"({model.name}); decode with the run that encoded them"
+        )
 
 
 def save_codes(codes: CodeFile, path: Path | str) -> Path:
     """Write ``codes`` to ``path`` (``.npz``, atomically)."""
     path = Path(path)
-    arrays = {"format": np.array(FORMAT), "codes": codes.codes.numpy().astype(
-        {8: np.uint8, 16: np.uint16, 32: np.float32}[codes.bits]), "low": codes.low.numpy().astype(np.float32),
-        "scale": codes.scale.numpy().astype(np.float32), "bits": np.array(codes.bits),
-        "names": np.array(codes.names, dtype=str), "model": np.array(codes.model),
-        "input_shape": np.array(codes.input_shape)}
+    arrays: dict[str, Any] = {
+        "format": np.array(FORMAT),
+        "codes": codes.codes.numpy().astype({8: np.uint8, 16: np.uint16, 32: np.float32}[codes.bits]),
+        "low": codes.low.numpy().astype(np.float32),
+        "scale": codes.scale.numpy().astype(np.float32),
+        "bits": np.array(codes.bits),
+        "names": np.array(codes.names, dtype=str),
+        "model": np.array(codes.model),
+        "input_shape": np.array(codes.input_shape),
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, lambda f: np.savez(f, **arrays))
+    atomic_write(path, lambda f: np.savez(f, **arrays))  # type: ignore[arg-type]
     return path
 
 
@@ -155,12 +169,27 @@ def load_codes(path: Path | str) -> CodeFile:
             bits = int(data["bits"])
             raw = data["codes"]
             codes = torch.from_numpy(raw.astype(np.int32) if raw.dtype == np.uint16 else raw.copy())
-            return CodeFile(codes, torch.from_numpy(data["low"].copy()), torch.from_numpy(data["scale"].copy()), bits,
-                            [str(n) for n in data["names"]], str(data["model"]),
-                            tuple(int(v) for v in data["input_shape"]))  # type: ignore[arg-type]
+            return CodeFile(
+                codes,
+                torch.from_numpy(data["low"].copy()),
+                torch.from_numpy(data["scale"].copy()),
+                bits,
+                [str(n) for n in data["names"]],
+                str(data["model"]),
+                _shape3(data["input_shape"]),
+            )
     except (OSError, ValueError, KeyError) as exc:
         why = "it lacks the arrays aelab encode writes" if isinstance(exc, KeyError) else "not a NumPy .npz file"
         raise AelabError(f"{str(path)!r} is not an aelab code file ({why}); make one with 'aelab encode'") from None
+
+
+def _shape3(values) -> tuple[int, int, int]:
+    c, h, w = (int(v) for v in values)
+    return c, h, w
+
+
+def _save_png(picture, f) -> None:
+    picture.save(f, format="PNG")
 
 
 def png_names(names: list[str]) -> list[str]:
@@ -183,5 +212,5 @@ def write_pngs(images: torch.Tensor, names: list[str], folder: Path | str) -> li
         arr = image.numpy()
         picture = Image.fromarray(arr[0] if arr.shape[0] == 1 else arr.transpose(1, 2, 0))
         paths.append(folder / name)
-        atomic_write(paths[-1], lambda f, p=picture: p.save(f, format="PNG"))
+        atomic_write(paths[-1], partial(_save_png, picture))
     return paths

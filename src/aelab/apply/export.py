@@ -63,21 +63,37 @@ def _onnx_modules():
         import onnxruntime
         import onnxscript  # noqa: F401  (torch's ONNX exporter needs it)
     except ImportError as exc:
-        raise ExportError(f"ONNX export needs onnx, onnxscript and onnxruntime ({exc.name} is missing): "
-                          "pip install 'aelab[onnx]', or export with --format safetensors") from None
+        raise ExportError(
+            f"ONNX export needs onnx, onnxscript and onnxruntime ({exc.name} is missing): "
+            "pip install 'aelab[onnx]', or export with --format safetensors"
+        ) from None
     return onnx, onnxruntime
 
 
-def _export_onnx(module: nn.Module, example: torch.Tensor, path: Path, input_name: str, output_name: str,
-                 what: str, metadata: dict[str, str]) -> None:
+def _export_onnx(
+    module: nn.Module,
+    example: torch.Tensor,
+    path: Path,
+    input_name: str,
+    output_name: str,
+    what: str,
+    metadata: dict[str, str],
+) -> None:
     onnx, _ = _onnx_modules()
     batch = torch.export.Dim("batch", min=1)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            program = torch.onnx.export(module, (example,), dynamo=True, input_names=[input_name],
-                                        output_names=[output_name],
-                                        dynamic_shapes={"x": {0: batch}}, verbose=False)
+            program = torch.onnx.export(
+                module,
+                (example,),
+                dynamo=True,
+                input_names=[input_name],
+                output_names=[output_name],
+                dynamic_shapes={"x": {0: batch}},
+                verbose=False,
+            )
+            assert program is not None  # dynamo=True returns the program
             program.save(str(path))
         proto = onnx.load(str(path))
         onnx.helper.set_model_props(proto, metadata)
@@ -85,11 +101,15 @@ def _export_onnx(module: nn.Module, example: torch.Tensor, path: Path, input_nam
         onnx.checker.check_model(str(path), full_check=True)
     except Exception as exc:  # the exporter raises many types; the first line names the unsupported operation
         first = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
-        raise ExportError(f"ONNX export of the {what} failed ({type(exc).__name__}: {first[:300]}); "
-                          "--format safetensors exports every model") from None
+        raise ExportError(
+            f"ONNX export of the {what} failed ({type(exc).__name__}: {first[:300]}); "
+            "--format safetensors exports every model"
+        ) from None
 
 
-def export_model(model, folder: Path | str, fmt: str = "safetensors", check_images: torch.Tensor | None = None) -> ExportResult:
+def export_model(
+    model, folder: Path | str, fmt: str = "safetensors", check_images: torch.Tensor | None = None
+) -> ExportResult:
     """Export ``model`` into ``folder``: always the model folder (``config.json``, ``model.safetensors``); with
     ``fmt="onnx"`` also ``encoder.onnx`` and ``decoder.onnx``, run with onnxruntime on ``check_images`` and
     compared to PyTorch. Files are written into a temporary folder beside ``folder`` and moved in at the end,
@@ -123,22 +143,7 @@ def export_model(model, folder: Path | str, fmt: str = "safetensors", check_imag
     try:
         model.save(tmp)
         if fmt == "onnx":
-            x = check_images if check_images is not None else torch.rand(8, *model.input_shape,
-                                                                         generator=torch.Generator().manual_seed(0))
-            x = x.float().cpu()
-            with torch.no_grad():
-                code = model.encode(x)
-                out = model.decode(code)
-            meta = onnx_metadata(model)
-            _export_onnx(_Verb(model, "encode"), x[:2], tmp / "encoder.onnx", "images", "code", "encoder", meta)
-            _export_onnx(_Verb(model, "decode"), code[:2], tmp / "decoder.onnx", "code", "reconstruction", "decoder",
-                         meta)
-            result.max_abs_diff = {"encoder": _ort_diff(tmp / "encoder.onnx", x, code),
-                                   "decoder": _ort_diff(tmp / "decoder.onnx", code, out)}
-            worst = max(result.max_abs_diff.values())
-            if not worst <= ONNX_TOLERANCE:
-                raise ExportError(f"ONNX outputs differ from PyTorch by up to {worst:.2e} (> {ONNX_TOLERANCE:g}) on "
-                                  f"{len(x)} images; the export was not written")
+            result.max_abs_diff = _onnx_files(model, tmp, check_images)
         folder.mkdir(parents=True, exist_ok=True)
         for f in sorted(tmp.iterdir()):
             os.replace(f, folder / f.name)
@@ -148,15 +153,47 @@ def export_model(model, folder: Path | str, fmt: str = "safetensors", check_imag
     return result
 
 
+def _onnx_files(model, folder: Path, check_images: torch.Tensor | None) -> dict[str, float]:
+    """Write ``encoder.onnx`` and ``decoder.onnx`` into ``folder`` and compare them with PyTorch on the check
+    images; the largest absolute difference of each.
+
+    Raises:
+        ExportError: the export fails, or differs from PyTorch by more than :data:`ONNX_TOLERANCE`.
+    """
+    generator = torch.Generator().manual_seed(0)
+    x = check_images if check_images is not None else torch.rand(8, *model.input_shape, generator=generator)
+    x = x.float().cpu()
+    with torch.no_grad():
+        code = model.encode(x)
+        out = model.decode(code)
+    meta = onnx_metadata(model)
+    _export_onnx(_Verb(model, "encode"), x[:2], folder / "encoder.onnx", "images", "code", "encoder", meta)
+    _export_onnx(_Verb(model, "decode"), code[:2], folder / "decoder.onnx", "code", "reconstruction", "decoder", meta)
+    diffs = {
+        "encoder": _ort_diff(folder / "encoder.onnx", x, code),
+        "decoder": _ort_diff(folder / "decoder.onnx", code, out),
+    }
+    worst = max(diffs.values())
+    if not worst <= ONNX_TOLERANCE:
+        raise ExportError(
+            f"ONNX outputs differ from PyTorch by up to {worst:.2e} (> {ONNX_TOLERANCE:g}) on "
+            f"{len(x)} images; the export was not written"
+        )
+    return diffs
+
+
 def onnx_metadata(model) -> dict[str, str]:
     """What the ONNX files carry besides the graph (``metadata_props``, strings): the model's name, input and code
     shapes, and the preprocessing that makes an input from an image file (JSON, see
     :func:`aelab.data.preprocessing`; for vector data the per-feature standardization instead)."""
     import json
 
-    meta = {"aelab.name": model.name, "aelab.input_shape": json.dumps(list(model.input_shape)),
-            "aelab.code_shape": json.dumps(list(model.code_shape)),
-            "aelab.inputs": "encoder: images float32 (batch, C, H, W) in [0, 1]; decoder: code float32 (batch, *code)"}
+    meta = {
+        "aelab.name": model.name,
+        "aelab.input_shape": json.dumps(list(model.input_shape)),
+        "aelab.code_shape": json.dumps(list(model.code_shape)),
+        "aelab.inputs": "encoder: images float32 (batch, C, H, W) in [0, 1]; decoder: code float32 (batch, *code)",
+    }
     if model.preprocessing is not None:
         meta["aelab.preprocessing"] = json.dumps(model.preprocessing)
     if model.standardization is not None:

@@ -36,17 +36,33 @@ class ScoreTable:
         """CSV text: image, [label], mse, [ssim_score], anomalous (0/1)."""
         out = io.StringIO()
         writer = csv.writer(out)
-        writer.writerow(["image"] + (["label"] if self.labels is not None else []) + ["mse"] +
-                        (["ssim_score"] if self.ssim is not None else []) + ["anomalous"])
+        writer.writerow(
+            ["image"]
+            + (["label"] if self.labels is not None else [])
+            + ["mse"]
+            + (["ssim_score"] if self.ssim is not None else [])
+            + ["anomalous"]
+        )
         for i, name in enumerate(self.names):
-            writer.writerow([name] + ([int(self.labels[i])] if self.labels is not None else []) +
-                            [f"{float(self.mse[i]):.8g}"] + ([f"{float(self.ssim[i]):.8g}"] if self.ssim is not None
-                                                             else []) + [int(self.flagged[i])])
+            writer.writerow(
+                [name]
+                + ([int(self.labels[i])] if self.labels is not None else [])
+                + [f"{float(self.mse[i]):.8g}"]
+                + ([f"{float(self.ssim[i]):.8g}"] if self.ssim is not None else [])
+                + [int(self.flagged[i])]
+            )
         return out.getvalue()
 
 
-def score_images(model, images: torch.Tensor, names: list[str], validation: torch.Tensor, percentile: float = 99.0,
-                 score: str = "mse", labels: torch.Tensor | None = None) -> ScoreTable:
+def score_images(
+    model,
+    images: torch.Tensor,
+    names: list[str],
+    validation: torch.Tensor,
+    percentile: float = 99.0,
+    score: str = "mse",
+    labels: torch.Tensor | None = None,
+) -> ScoreTable:
     """Score uint8 ``images`` ``(N, C, H, W)``; flag those above the ``percentile`` of the scores of the
     ``validation`` images (uint8, the run's validation split).
 

@@ -19,8 +19,12 @@ from rich.markup import escape
 from aelab.cli import apply, experiments, inspect, runs
 from aelab.cli.common import EXIT_CODES
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help=escape(f"aelab: autoencoders on images. Train, compare and look inside them. {EXIT_CODES}"))
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help=escape(f"aelab: autoencoders on images. Train, compare and look inside them. {EXIT_CODES}"),
+)
 for group in (experiments, inspect, apply, runs):
     group.register(app)
 

@@ -11,8 +11,9 @@ import typer
 from aelab.cli.common import DATA_DIR, RUN_PATH, WHICH, add, argument, console, option
 from aelab.errors import AelabError, ConfigError
 
-IMAGES = argument("images", list[str], "Image files (PNG/JPEG), folders of them, or split:train|val|test of the run's "
-                  "dataset")
+IMAGES = argument(
+    "images", list[str], "Image files (PNG/JPEG), folders of them, or split:train|val|test of the run's dataset"
+)
 RESIZE = option("resize", False, bool, "Convert and resize images of another shape to the model's", "--resize")
 LIMIT = option("limit", None, Optional[int], "Use only the first N images", "--limit", min=1)
 
@@ -56,9 +57,11 @@ def export(path, model, data_dir, fmt: str, out, images: int) -> None:
         console.print(f"wrote {f} ({f.stat().st_size:,} bytes)")
     if result.max_abs_diff:
         worst = max(result.max_abs_diff.values())
-        console.print(f"onnxruntime vs PyTorch on {where}: largest absolute difference encoder "
-                      f"{result.max_abs_diff['encoder']:.2e}, decoder {result.max_abs_diff['decoder']:.2e} "
-                      f"({'within' if worst <= ONNX_TOLERANCE else 'OVER'} {ONNX_TOLERANCE:g})")
+        console.print(
+            f"onnxruntime vs PyTorch on {where}: largest absolute difference encoder "
+            f"{result.max_abs_diff['encoder']:.2e}, decoder {result.max_abs_diff['decoder']:.2e} "
+            f"({'within' if worst <= ONNX_TOLERANCE else 'OVER'} {ONNX_TOLERANCE:g})"
+        )
 
 
 def encode(path, images, model, data_dir, out: Path, bits: int, resize: bool, limit) -> None:
@@ -74,10 +77,13 @@ def encode(path, images, model, data_dir, out: Path, bits: int, resize: bool, li
     save_codes(codes, out)
     raw = named.images[0].numel() * named.images.element_size()
     what = "images" if run.model.data_range is not None else "rows"
-    console.print(f"encoded {len(named.names):,} {what} with {run.label} into {out} ({out.stat().st_size:,} bytes): "
-                  f"{codes.bytes_per_image:g} bytes per {what[:-1]} at {bits} bits (+{2 * 4 * run.model.code_size:,} "
-                  f"bytes of scales per file) vs {raw:,} raw: {raw / codes.bytes_per_image:.1f}x; round trip: "
-                  f"{round_trip_quality(run.model, named.images, codes)}", soft_wrap=True)
+    console.print(
+        f"encoded {len(named.names):,} {what} with {run.label} into {out} ({out.stat().st_size:,} bytes): "
+        f"{codes.bytes_per_image:g} bytes per {what[:-1]} at {bits} bits (+{2 * 4 * run.model.code_size:,} "
+        f"bytes of scales per file) vs {raw:,} raw: {raw / codes.bytes_per_image:.1f}x; round trip: "
+        f"{round_trip_quality(run.model, named.images, codes)}",
+        soft_wrap=True,
+    )
 
 
 def decode(path, codes_file: Path, model, out: Path) -> None:
@@ -106,30 +112,41 @@ def score(path, images, model, data_dir, out: Path, percentile: float, kind: str
     table = score_images(run.model, named.images, named.names, run.data().val.images, percentile, kind, named.labels)
     write_scores(table, out)
     n = int(table.flagged.sum())
-    console.print(f"threshold {table.threshold:.6g} ({kind}, {percentile:g}th percentile of {len(run.data().val):,} "
-                  f"validation images); flagged {n:,} of {len(table.names):,} images ({n / len(table.names):.1%}); "
-                  f"wrote {out}")
+    console.print(
+        f"threshold {table.threshold:.6g} ({kind}, {percentile:g}th percentile of {len(run.data().val):,} "
+        f"validation images); flagged {n:,} of {len(table.names):,} images ({n / len(table.names):.1%}); "
+        f"wrote {out}"
+    )
+
+
+FORMAT = option(
+    "fmt",
+    "safetensors",
+    str,
+    "safetensors (the model folder: config.json + model.safetensors) or onnx "
+    "(also encoder.onnx and decoder.onnx, checked with onnxruntime; needs pip install 'aelab[onnx]')",
+    "--format",
+)
+EXPORT_TO = option("out", None, Optional[Path], "Output folder (default: <run>/export)", "-o", "--out")
+CHECK_IMAGES = option("images", 64, int, "Test images the ONNX check runs on", "--check-images", min=1)
+CODE_FILE = option("out", ..., Path, "Code file to write (.npz)", "-o", "--out")
+BITS = option("bits", 8, int, "Bits per code value: 8 or 16 (quantized per unit) or 32 (float32)", "--bits")
+CODES = argument("codes_file", Path, "Code file from 'aelab encode'")
+PNG_FOLDER = option("out", ..., Path, "Folder for the decoded PNGs", "-o", "--out")
+CSV_FILE = option("out", ..., Path, "CSV file to write", "-o", "--out")
+PERCENTILE = option(
+    "percentile",
+    99.0,
+    float,
+    "Flag images above this percentile (0..100) of the validation split's scores",
+    "--threshold-percentile",
+)
+SCORE = option("kind", "mse", str, "Score the flag uses: mse, or ssim (1 - SSIM; adds a column)", "--score")
 
 
 def register(app: typer.Typer) -> None:
     """Add ``export``, ``encode``, ``decode`` and ``score`` to ``app``."""
-    add(app, "export", export, [
-        RUN_PATH, WHICH, DATA_DIR,
-        option("fmt", "safetensors", str, "safetensors (the model folder: config.json + model.safetensors) or onnx "
-               "(also encoder.onnx and decoder.onnx, checked with onnxruntime; needs pip install 'aelab[onnx]')",
-               "--format"),
-        option("out", None, Optional[Path], "Output folder (default: <run>/export)", "-o", "--out"),
-        option("images", 64, int, "Test images the ONNX check runs on", "--check-images", min=1)])
-    add(app, "encode", encode, [
-        RUN_PATH, IMAGES, WHICH, DATA_DIR, option("out", ..., Path, "Code file to write (.npz)", "-o", "--out"),
-        option("bits", 8, int, "Bits per code value: 8 or 16 (quantized per unit) or 32 (float32)", "--bits"),
-        RESIZE, LIMIT])
-    add(app, "decode", decode, [
-        RUN_PATH, argument("codes_file", Path, "Code file from 'aelab encode'"), WHICH,
-        option("out", ..., Path, "Folder for the decoded PNGs", "-o", "--out")])
-    add(app, "score", score, [
-        RUN_PATH, IMAGES, WHICH, DATA_DIR, option("out", ..., Path, "CSV file to write", "-o", "--out"),
-        option("percentile", 99.0, float, "Flag images above this percentile (0..100) of the validation split's "
-               "scores", "--threshold-percentile"),
-        option("kind", "mse", str, "Score the flag uses: mse, or ssim (1 - SSIM; adds a column)", "--score"),
-        RESIZE, LIMIT])
+    add(app, "export", export, [RUN_PATH, WHICH, DATA_DIR, FORMAT, EXPORT_TO, CHECK_IMAGES])
+    add(app, "encode", encode, [RUN_PATH, IMAGES, WHICH, DATA_DIR, CODE_FILE, BITS, RESIZE, LIMIT])
+    add(app, "decode", decode, [RUN_PATH, CODES, WHICH, PNG_FOLDER])
+    add(app, "score", score, [RUN_PATH, IMAGES, WHICH, DATA_DIR, CSV_FILE, PERCENTILE, SCORE, RESIZE, LIMIT])

@@ -10,8 +10,9 @@ from __future__ import annotations
 import functools
 import inspect
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import typer
 from rich.console import Console
@@ -21,8 +22,10 @@ from aelab.cli.schema import Flag, command
 from aelab.errors import AelabError
 
 EXIT_FAILED_RUNS, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 1, 2, 130
-EXIT_CODES = ("Exit codes: 0 done; 1 some runs failed (the others finished; each failure is listed); 2 bad input "
-              "(one error line, nothing written); 130 interrupted (run the same command again to continue).")
+EXIT_CODES = (
+    "Exit codes: 0 done; 1 some runs failed (the others finished; each failure is listed); 2 bad input "
+    "(one error line, nothing written); 130 interrupted (run the same command again to continue)."
+)
 
 console = Console(width=None if sys.stdout.isatty() else 160, markup=False, highlight=False)
 err_console = Console(stderr=True, markup=False, highlight=False)
@@ -36,12 +39,13 @@ def user_errors(fn: Callable) -> Callable:
         try:
             return fn(*args, **kwargs)
         except AelabError as exc:
-            err_console.print("error:", str(exc), style="bold red" if err_console.is_terminal else None,
-                              soft_wrap=True)
+            err_console.print("error:", str(exc), style="bold red" if err_console.is_terminal else None, soft_wrap=True)
             raise typer.Exit(EXIT_BAD_INPUT) from None
         except KeyboardInterrupt:
-            err_console.print("interrupted: every finished epoch is checkpointed; run the same command again to "
-                              "continue", soft_wrap=True)
+            err_console.print(
+                "interrupted: every finished epoch is checkpointed; run the same command again to continue",
+                soft_wrap=True,
+            )
             raise typer.Exit(EXIT_INTERRUPTED) from None
 
     return wrapper
@@ -55,11 +59,16 @@ def log(message: str) -> None:
 P = inspect.Parameter
 
 
-def option(name: str, default: Any, annotation: Any, help: str, *decls: str, panel: Optional[str] = None,
-           **kwargs) -> P:
+def option(
+    name: str, default: Any, annotation: Any, help: str, *decls: str, panel: Optional[str] = None, **kwargs
+) -> P:
     """A keyword parameter of a command: a typer option ``decls`` with its help and panel."""
-    return P(name, P.KEYWORD_ONLY, annotation=annotation,
-             default=typer.Option(default, *decls, help=escape(help), rich_help_panel=panel, **kwargs))
+    return P(
+        name,
+        P.KEYWORD_ONLY,
+        annotation=annotation,
+        default=typer.Option(default, *decls, help=escape(help), rich_help_panel=panel, **kwargs),
+    )
 
 
 def argument(name: str, annotation: Any, help: str, default: Any = ...) -> P:
@@ -67,8 +76,9 @@ def argument(name: str, annotation: Any, help: str, default: Any = ...) -> P:
     return P(name, P.KEYWORD_ONLY, annotation=annotation, default=typer.Argument(default, help=escape(help)))
 
 
-def add(app: typer.Typer, name: str, fn: Callable, params: list[P], flags: list[Flag] | None = None,
-        help: str | None = None) -> None:
+def add(
+    app: typer.Typer, name: str, fn: Callable, params: list[P], flags: list[Flag] | None = None, help: str | None = None
+) -> None:
     """Declare command ``name``: ``fn`` gets ``params`` by name and, when ``flags`` (schema flags) are given,
     ``given`` (dotted key -> value of every flag used). Bad input becomes one error line and exit code 2. Help
     texts are shown as written (rich markup is escaped)."""
@@ -77,8 +87,20 @@ def add(app: typer.Typer, name: str, fn: Callable, params: list[P], flags: list[
 
 
 RUN_PATH = argument("path", Path, "A run folder, or an experiment folder (then --model picks the run)")
-WHICH = option("model", None, Optional[str], "Which run of an experiment folder, by its label (default: the first).",
-               "--model", panel="Target")
-DATA_DIR = option("data_dir", None, Optional[Path], "Where the run's data is now, when it moved since training (the "
-                  "run keeps its id and config).", "--data-dir", panel="Target")
+WHICH = option(
+    "model",
+    None,
+    Optional[str],
+    "Which run of an experiment folder, by its label (default: the first).",
+    "--model",
+    panel="Target",
+)
+DATA_DIR = option(
+    "data_dir",
+    None,
+    Optional[Path],
+    "Where the run's data is now, when it moved since training (the run keeps its id and config).",
+    "--data-dir",
+    panel="Target",
+)
 RUNS_DIR = option("runs_dir", Path("runs"), Path, "Runs folder", "--runs-dir")

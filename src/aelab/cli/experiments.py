@@ -15,32 +15,93 @@ from aelab.cli.schema import option_flags, run_flags
 from aelab.config import COMPARE_PRESETS, FRONTIER_CODE_SIZES, class_list
 from aelab.errors import ConfigError
 
-CONFIG = option("config", None, Optional[Path], "Experiment YAML file (the one dialect of compare, train and run); "
-                "flags given here override it.", "--config", panel="Experiment")
-SETS = option("set_", None, Optional[list[str]], "Set any config field, dotted: --set training.lr=3e-4 (repeat it).",
-              "--set", panel="Experiment")
-NAME = option("name", None, Optional[str], "Experiment folder name (default: the command and a hash of its runs, "
-              "so the same command finds its runs again).", "--name", panel="Experiment")
-RESUME = option("resume", False, bool, "Continue the experiment --name (re-running the same command does this "
-                "too): finished runs are skipped, cut runs resume from their last checkpoint.", "--resume",
-                panel="Experiment")
-MODELS = option("models", None, Optional[str], f"Comma-separated presets (default: {','.join(COMPARE_PRESETS)}).",
-                "--models", panel="Experiment")
-MODEL = option("model", None, Optional[str], "Preset to train (see 'aelab models'; default: linear-3).", "--model",
-               panel="Experiment")
+CONFIG = option(
+    "config",
+    None,
+    Optional[Path],
+    "Experiment YAML file (the one dialect of compare, train and run); flags given here override it.",
+    "--config",
+    panel="Experiment",
+)
+SETS = option(
+    "set_",
+    None,
+    Optional[list[str]],
+    "Set any config field, dotted: --set training.lr=3e-4 (repeat it).",
+    "--set",
+    panel="Experiment",
+)
+NAME = option(
+    "name",
+    None,
+    Optional[str],
+    "Experiment folder name (default: the command and a hash of its runs, so the same command finds its runs again).",
+    "--name",
+    panel="Experiment",
+)
+RESUME = option(
+    "resume",
+    False,
+    bool,
+    "Continue the experiment --name (re-running the same command does this "
+    "too): finished runs are skipped, cut runs resume from their last checkpoint.",
+    "--resume",
+    panel="Experiment",
+)
+MODELS = option(
+    "models",
+    None,
+    Optional[str],
+    f"Comma-separated presets (default: {','.join(COMPARE_PRESETS)}).",
+    "--models",
+    panel="Experiment",
+)
+MODEL = option(
+    "model",
+    None,
+    Optional[str],
+    "Preset to train (see 'aelab models'; default: linear-3).",
+    "--model",
+    panel="Experiment",
+)
 FILE = argument("experiment_file", Path, "Experiment YAML file")
-NORMAL = option("normal_class", "all", str, "Normal classes, each in turn: all, an index (3), a range (0..9) or a "
-                "list (0,3,5).", "--normal-class", panel="Data")
-ANOMALY_MODELS = option("models", None, Optional[str], "Comma-separated presets (default: conv-64).", "--models",
-                        panel="Experiment")
-CODE_SIZES = option("code_sizes", ",".join(map(str, FRONTIER_CODE_SIZES)), str, "Code sizes: aelab's res-<size> "
-                    "preset and PCA at each, and the tutorial presets of these sizes.", "--code-sizes", panel="Models")
-TUTORIAL = option("tutorial", True, bool, "Also train the tutorial presets whose code has one of the sizes.",
-                  "--tutorial/--no-tutorial", panel="Models")
+NORMAL = option(
+    "normal_class",
+    "all",
+    str,
+    "Normal classes, each in turn: all, an index (3), a range (0..9) or a list (0,3,5).",
+    "--normal-class",
+    panel="Data",
+)
+ANOMALY_MODELS = option(
+    "models", None, Optional[str], "Comma-separated presets (default: conv-64).", "--models", panel="Experiment"
+)
+CODE_SIZES = option(
+    "code_sizes",
+    ",".join(map(str, FRONTIER_CODE_SIZES)),
+    str,
+    "Code sizes: aelab's res-<size> preset and PCA at each, and the tutorial presets of these sizes.",
+    "--code-sizes",
+    panel="Models",
+)
+TUTORIAL = option(
+    "tutorial",
+    True,
+    bool,
+    "Also train the tutorial presets whose code has one of the sizes.",
+    "--tutorial/--no-tutorial",
+    panel="Models",
+)
 
 
-def _experiment(config: Optional[Path], name: Optional[str], sets: Optional[list[str]], given: dict,
-                models: Optional[list[str]] = None, flag: str = "--models"):
+def _experiment(
+    config: Optional[Path],
+    name: Optional[str],
+    sets: Optional[list[str]],
+    given: dict,
+    models: Optional[list[str]] = None,
+    flag: str = "--models",
+):
     """(experiment, overrides of run fields, execution options) from --config, --name, --models, --set and the
     schema flags."""
     from aelab.config import ExperimentConfig, RunOptions, parse_assignment, parse_config, read_yaml_mapping
@@ -72,7 +133,7 @@ def _check_resume(resume: bool, name: Optional[str], runs_dir: Path) -> None:
         return
     if not name:
         raise ConfigError("--resume needs --name: the experiment to continue (or run the same command again)")
-    from aelab.experiments.experiment import load_experiment
+    from aelab.experiments.jobs import load_experiment
 
     load_experiment(name, runs_dir)  # an error naming the experiments there if it does not exist
 
@@ -96,12 +157,21 @@ def print_result(result) -> None:
     from aelab.models.table import columns
 
     test = sorted({str(r["test_images"]) for r in result.rows})
-    console.print(_table(f"{result.name}: test set ({', '.join(test) or '-'} images)", result.rows,
-                         result.baselines, columns(result.rows + result.baselines, "main")))
+    console.print(
+        _table(
+            f"{result.name}: test set ({', '.join(test) or '-'} images)",
+            result.rows,
+            result.baselines,
+            columns(result.rows + result.baselines, "main"),
+        )
+    )
     generative = columns(result.rows, "generative")
     if len(generative) > 1:  # likelihood bounds, codebook use and sample quality
-        console.print(_table(f"{result.name}: generative measures (nats per image; *not Inception FID)",
-                             result.rows, [], generative))
+        console.print(
+            _table(
+                f"{result.name}: generative measures (nats per image; *not Inception FID)", result.rows, [], generative
+            )
+        )
     if result.mean_roc_auc is not None:
         console.print(f"mean ROC-AUC over {len(result.rows)} runs: {result.mean_roc_auc:.4f}")
     for r in result.failed:
@@ -114,7 +184,7 @@ def print_result(result) -> None:
 def _compare(config, set_, name, resume, models, given):
     """Train several autoencoders on the same data and compare them on the test set (default: the Covalent
     tutorial's linear-3 vs conv-64 on Fashion-MNIST, 50 epochs, batch 64, Adam 1e-3, MSE)."""
-    from aelab.experiments.experiment import compare
+    from aelab.experiments.jobs import compare
 
     experiment, overrides, opts = _experiment(config, name, set_, given, _names(models))
     _check_resume(resume, experiment.name, opts["runs_dir"])
@@ -123,8 +193,8 @@ def _compare(config, set_, name, resume, models, given):
 
 def _train(config, set_, name, resume, model, given):
     """Train one autoencoder and evaluate it: an experiment of one run."""
-    from aelab.experiments.experiment import run_experiment
-    from aelab.experiments.spec import resolve
+    from aelab.experiments.jobs import run_experiment
+    from aelab.experiments.resolve import resolve
 
     experiment, overrides, opts = _experiment(config, name, set_, given, None if model is None else [model], "--model")
     count = len(resolve(experiment, overrides))
@@ -136,7 +206,7 @@ def _train(config, set_, name, resume, model, given):
 
 def _run(experiment_file, set_, given):
     """Run an experiment file: every run not done yet; finished runs are skipped, cut runs resume."""
-    from aelab.experiments.experiment import run_experiment
+    from aelab.experiments.jobs import run_experiment
 
     _, overrides, opts = _experiment(None, None, set_, given)
     print_result(run_experiment(experiment_file, overrides, log=log, **opts))
@@ -157,17 +227,18 @@ def _class_list(text: str) -> list[int] | None:
             if a > b:
                 raise ValueError
             return list(range(a, b + 1))
-        return sorted(set(class_list(text))) or None  # type: ignore[arg-type]
+        return sorted(set(class_list(text))) or None  # type: ignore[call-overload]
     except ValueError:
-        raise ConfigError(f"--normal-class: got {text!r}; allowed: all, a class index (3), a range (0..9) or a list "
-                          "(0,3,5)") from None
+        raise ConfigError(
+            f"--normal-class: got {text!r}; allowed: all, a class index (3), a range (0..9) or a list (0,3,5)"
+        ) from None
 
 
 def _anomaly(config, set_, name, resume, models, normal_class, given):
     """One-class anomaly detection benchmark: for each normal class in turn, train on that class only, score
     every test image by its reconstruction error, and report ROC-AUC and PR-AUC of the class vs the rest
     (default: conv-64, every class of the dataset; the mean ROC-AUC is in the summary)."""
-    from aelab.experiments.experiment import anomaly
+    from aelab.experiments.jobs import anomaly
 
     classes = _class_list(normal_class)
     experiment, overrides, opts = _experiment(config, name, set_, given, _names(models))
@@ -179,13 +250,15 @@ def _frontier(config, set_, name, resume, code_sizes, tutorial, given):
     """The rate-distortion curve: train aelab's res-<size> presets (their own recipe) and the tutorial presets at
     the same code sizes (the tutorials' recipe), with PCA at every size; draws test MSE and PSNR against code
     size, one line per family, into rate_distortion.png and the report."""
-    from aelab.experiments.experiment import frontier
+    from aelab.experiments.jobs import frontier
 
     try:
         sizes = [int(v) for v in code_sizes.split(",") if v.strip()]
     except ValueError:
-        raise ConfigError(f"--code-sizes: got {code_sizes!r}; allowed: comma-separated numbers from "
-                          f"{','.join(map(str, FRONTIER_CODE_SIZES))}") from None
+        raise ConfigError(
+            f"--code-sizes: got {code_sizes!r}; allowed: comma-separated numbers from "
+            f"{','.join(map(str, FRONTIER_CODE_SIZES))}"
+        ) from None
     experiment, overrides, opts = _experiment(config, name, set_, given)
     _check_resume(resume, experiment.name, opts["runs_dir"])
     result = frontier(experiment, sizes, tutorial, overrides, log=log, **opts)
@@ -200,6 +273,11 @@ def register(app: typer.Typer) -> None:
     add(app, "compare", _compare, [CONFIG, SETS, NAME, RESUME, MODELS], flags)
     add(app, "train", _train, [CONFIG, SETS, NAME, RESUME, MODEL], flags)
     add(app, "run", _run, [FILE, SETS], flags)
-    add(app, "anomaly", _anomaly, [CONFIG, SETS, NAME, RESUME, ANOMALY_MODELS, NORMAL],
-        [f for f in flags if f.key != "data.normal_classes"])
+    add(
+        app,
+        "anomaly",
+        _anomaly,
+        [CONFIG, SETS, NAME, RESUME, ANOMALY_MODELS, NORMAL],
+        [f for f in flags if f.key != "data.normal_classes"],
+    )
     add(app, "frontier", _frontier, [CONFIG, SETS, NAME, RESUME, CODE_SIZES, TUTORIAL], flags)

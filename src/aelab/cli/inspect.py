@@ -21,8 +21,16 @@ def list_models() -> None:
         table.add_column(col, justify="right" if col in ("parameters", "compression") else "left")
     for name, preset in PRESETS.items():
         m = build_model(name)
-        table.add_row(name, m.describe(), f"{m.num_parameters():,}", "x".join(map(str, m.input_shape)),
-                      "x".join(map(str, m.code_shape)), f"{m.compression_ratio:.1f}x", preset.recipe, preset.source)
+        table.add_row(
+            name,
+            m.describe(),
+            f"{m.num_parameters():,}",
+            "x".join(map(str, m.input_shape)),
+            "x".join(map(str, m.code_shape)),
+            f"{m.compression_ratio:.1f}x",
+            preset.recipe,
+            preset.source,
+        )
     console.print(table)
 
 
@@ -50,13 +58,15 @@ def _analysis_command(entry):
         console.print("wrote " + ", ".join(map(str, written)))
 
     run_one.__doc__ = entry.text
-    flags = [field_flag(field.alias or name, name, field, "Analysis") for name, field in entry.params.model_fields.items()]
+    flags = [
+        field_flag(field.alias or name, name, field, "Analysis") for name, field in entry.params.model_fields.items()
+    ]
     return run_one, flags
 
 
 def report(path: Path, analyses: bool, data_dir) -> None:
     """Write the experiment's self-contained HTML report again (images embedded), re-running the analyses."""
-    from aelab.experiments.experiment import report as write
+    from aelab.experiments.jobs import report as write
 
     result = write(path, analyses=analyses, data_dir=data_dir, log=log)
     console.print(f"wrote {result.folder.report}")
@@ -70,6 +80,13 @@ def register(app: typer.Typer) -> None:
     for entry in ANALYSES:
         fn, flags = _analysis_command(entry)
         add(app, entry.name, fn, [RUN_PATH, WHICH, DATA_DIR], flags, help=entry.text)
-    add(app, "report", report, [
-        argument("path", Path, "An experiment folder (or a run folder: its experiment's)"),
-        option("analyses", True, bool, "(Re)run every run's analyses first", "--analyses/--no-analyses"), DATA_DIR])
+    add(
+        app,
+        "report",
+        report,
+        [
+            argument("path", Path, "An experiment folder (or a run folder: its experiment's)"),
+            option("analyses", True, bool, "(Re)run every run's analyses first", "--analyses/--no-analyses"),
+            DATA_DIR,
+        ],
+    )

@@ -12,8 +12,9 @@ import inspect
 import keyword
 import types
 import typing
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Literal, Optional, Union
+from typing import Any, Literal, Optional, Union
 
 import typer
 from pydantic import BaseModel
@@ -72,10 +73,16 @@ def field_flag(key: str, name: str, field, panel: str) -> Flag:
         help_text += f" (default: {'on' if default else 'off'})"
     else:
         decls = [f"--{flag}"]
-    option = typer.Option(None, *decls, help=escape(help_text), show_default=False,  # type: ignore[call-overload]
-                          rich_help_panel=panel)
-    return Flag(key, inspect.Parameter(param_name, inspect.Parameter.KEYWORD_ONLY, default=option,
-                                       annotation=Optional[kind]))
+    option = typer.Option(
+        None,
+        *decls,
+        help=escape(help_text),
+        show_default=False,  # type: ignore[call-overload]
+        rich_help_panel=panel,
+    )
+    return Flag(
+        key, inspect.Parameter(param_name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=Optional[kind])
+    )
 
 
 def run_flags() -> list[Flag]:
@@ -110,8 +117,9 @@ def command(fn: Callable, extra: list[inspect.Parameter], flags: list[Flag], wit
         for f in flags:
             value = kwargs.pop(f.param.name)
             if value is not None:
-                given[f.key] = list(value) if isinstance(value, tuple) else str(value) if isinstance(value, Path) \
-                    else value
+                given[f.key] = (
+                    list(value) if isinstance(value, tuple) else str(value) if isinstance(value, Path) else value
+                )
         return fn(given=given, **kwargs) if with_given else fn(**kwargs)
 
     wrapper.__signature__ = inspect.Signature(extra + [f.param for f in flags])  # type: ignore[attr-defined]

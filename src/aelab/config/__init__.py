@@ -8,10 +8,10 @@ CLI. The modules, by topic:
 * :mod:`.data`: :class:`DataConfig`, which images and how they are split;
 * :mod:`.specs`: the architectures (:class:`MLPSpec`, :class:`ConvSpec`, :class:`ResSpec`);
 * :mod:`.variants`: sparsity, the VAE and the VQ-VAE settings;
-* :mod:`.model`: :class:`ModelConfig`, a preset or a spec and what is added to it;
+* :mod:`.model_config`: :class:`ModelConfig`, a preset or a spec and what is added to it;
 * :mod:`.presets`: the one preset table (torch-free);
 * :mod:`.training`: :class:`TrainingConfig`, corruption and the recipes;
-* :mod:`.experiment`: :class:`RunConfig`, :class:`ExperimentConfig`, :class:`RunOptions`;
+* :mod:`.run_config`: :class:`RunConfig`, :class:`ExperimentConfig`, :class:`RunOptions`;
 * :mod:`.parsing`: mappings and YAML to configs and back.
 
 One YAML dialect, the experiment (:class:`ExperimentConfig`); ``aelab compare``, ``aelab train`` and
@@ -29,20 +29,58 @@ One YAML dialect, the experiment (:class:`ExperimentConfig`); ``aelab compare``,
 
 from aelab.config.base import Activation, Strict, flag
 from aelab.config.data import DATASET_NAMES, DataConfig, class_list
-from aelab.config.experiment import ANOMALY_PRESET, COMPARE_PRESETS, ExperimentConfig, RunConfig, RunOptions
-from aelab.config.model import ModelConfig
-from aelab.config.parsing import (check_key, dump_yaml, load_yaml, parse_assignment, parse_config, read_yaml_mapping,
-                                  set_dotted)
+from aelab.config.model_config import ModelConfig
+from aelab.config.parsing import (
+    check_key,
+    dump_yaml,
+    load_yaml,
+    parse_assignment,
+    parse_config,
+    read_yaml_mapping,
+    set_dotted,
+)
 from aelab.config.presets import FRONTIER_CODE_SIZES, PRESET_NAMES, PRESETS, Preset
+from aelab.config.run_config import ANOMALY_PRESET, COMPARE_PRESETS, ExperimentConfig, RunConfig, RunOptions
 from aelab.config.specs import SPEC_CLASSES, ConvLayerSpec, ConvSpec, DeconvLayerSpec, MLPSpec, ModelSpec, ResSpec
 from aelab.config.training import RECIPES, CorruptionConfig, TrainingConfig, recipe_of
 from aelab.config.variants import QuantizerConfig, SparsityConfig, VariationalConfig
 
 __all__ = [
-    "ANOMALY_PRESET", "COMPARE_PRESETS", "DATASET_NAMES", "FRONTIER_CODE_SIZES", "PRESETS", "PRESET_NAMES", "RECIPES",
-    "SPEC_CLASSES", "Activation", "ConvLayerSpec", "ConvSpec", "CorruptionConfig", "DataConfig", "DeconvLayerSpec",
-    "ExperimentConfig", "MLPSpec", "ModelConfig", "ModelSpec", "Preset", "QuantizerConfig", "ResSpec", "RunConfig",
-    "RunOptions", "SparsityConfig", "Strict", "TrainingConfig", "VariationalConfig", "check_key", "class_list",
-    "dump_yaml", "flag", "load_yaml", "parse_assignment", "parse_config", "read_yaml_mapping", "recipe_of",
+    "ANOMALY_PRESET",
+    "COMPARE_PRESETS",
+    "DATASET_NAMES",
+    "FRONTIER_CODE_SIZES",
+    "PRESETS",
+    "PRESET_NAMES",
+    "RECIPES",
+    "SPEC_CLASSES",
+    "Activation",
+    "ConvLayerSpec",
+    "ConvSpec",
+    "CorruptionConfig",
+    "DataConfig",
+    "DeconvLayerSpec",
+    "ExperimentConfig",
+    "MLPSpec",
+    "ModelConfig",
+    "ModelSpec",
+    "Preset",
+    "QuantizerConfig",
+    "ResSpec",
+    "RunConfig",
+    "RunOptions",
+    "SparsityConfig",
+    "Strict",
+    "TrainingConfig",
+    "VariationalConfig",
+    "check_key",
+    "class_list",
+    "dump_yaml",
+    "flag",
+    "load_yaml",
+    "parse_assignment",
+    "parse_config",
+    "read_yaml_mapping",
+    "recipe_of",
     "set_dotted",
 ]

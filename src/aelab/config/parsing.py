@@ -15,14 +15,14 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from aelab.config.experiment import ExperimentConfig, RunConfig
+from aelab.config.run_config import ExperimentConfig, RunConfig
 from aelab.config.specs import SPEC_CLASSES
 from aelab.errors import ConfigError
 
 C = TypeVar("C", bound=BaseModel)
 
 
-def _format_error(err: dict, model_cls: type[BaseModel]) -> str:
+def _format_error(err: Any, model_cls: type[BaseModel]) -> str:
     loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith(("function-", "tagged-union")))
     kind = err["type"]
     if kind == "extra_forbidden":
@@ -32,7 +32,7 @@ def _format_error(err: dict, model_cls: type[BaseModel]) -> str:
         return f"unknown key '{where}{key}'; allowed keys here: {', '.join(allowed)}"
     msg = err["msg"]
     if msg.startswith("Value error, "):
-        msg = msg[len("Value error, "):]
+        msg = msg[len("Value error, ") :]
     if kind in ("literal_error", "enum"):
         expected = err.get("ctx", {}).get("expected", "")
         return f"{loc}: got {err.get('input')!r}; allowed: {expected}"

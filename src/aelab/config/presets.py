@@ -54,8 +54,13 @@ PRESETS: dict[str, Preset] = {
         "As linear-3 with a 10-value code: 784-128-64-12-10, mirrored, sigmoid output.",
     ),
     "conv-64": Preset(
-        ConvSpec(layers=[L(channels=16, kernel=3, stride=2, padding=1), L(channels=32, kernel=3, stride=2, padding=1),
-                         L(channels=64, kernel=7)]),
+        ConvSpec(
+            layers=[
+                L(channels=16, kernel=3, stride=2, padding=1),
+                L(channels=32, kernel=3, stride=2, padding=1),
+                L(channels=64, kernel=7),
+            ]
+        ),
         (1, 28, 28),
         "Covalent tutorial 'Linear and convolutional autoencoders'; 'AutoEncoders: minimal working examples'",
         """Conv 1->16 (3x3 s2 p1) -> 32 (3x3 s2 p1) -> 64 (7x7), ReLU between, mirrored ConvTranspose
@@ -65,8 +70,13 @@ PRESETS: dict[str, Preset] = {
         210,369 parameters; the tutorial reports test MSE 0.0053 after 50 epochs.""",
     ),
     "cifar-conv": Preset(
-        ConvSpec(layers=[L(channels=8, kernel=4, stride=2, padding=1), L(channels=16, kernel=4, stride=2, padding=1),
-                         L(channels=32, kernel=4, stride=2, padding=1)]),
+        ConvSpec(
+            layers=[
+                L(channels=8, kernel=4, stride=2, padding=1),
+                L(channels=16, kernel=4, stride=2, padding=1),
+                L(channels=32, kernel=4, stride=2, padding=1),
+            ]
+        ),
         (3, 32, 32),
         "COMP90051 Workshop 8 (CIFAR-10)",
         """3 convs 4x4 s2 p1 (8, 16, 32 channels), ReLU between, mirrored ConvTranspose, sigmoid.
@@ -74,15 +84,23 @@ PRESETS: dict[str, Preset] = {
         3x32x32 -> 8x16x16 -> 16x8x8 -> z 32x4x4 -> 16x8x8 -> 8x16x16 -> 3x32x32""",
     ),
     "fc-64": Preset(
-        MLPSpec(hidden=[], code_size=64, activation="leaky_relu", code_activation="leaky_relu",
-                output_activation="leaky_relu"),
+        MLPSpec(
+            hidden=[],
+            code_size=64,
+            activation="leaky_relu",
+            code_activation="leaky_relu",
+            output_activation="leaky_relu",
+        ),
         (1, 28, 28),
         "Jian Zhong, 'Autoencoders with PyTorch: Full Code Guide' (2024)",
         "784-64 with LeakyReLU, decoder 64-784 with LeakyReLU (the guide's simple FC autoencoder).",
     ),
     "conv-pool": Preset(
-        ConvSpec(layers=[L(channels=16, kernel=3, padding=1, pool=2), L(channels=4, kernel=3, padding=1, pool=2)],
-                 activation="identity", decoder_activation="relu"),
+        ConvSpec(
+            layers=[L(channels=16, kernel=3, padding=1, pool=2), L(channels=4, kernel=3, padding=1, pool=2)],
+            activation="identity",
+            decoder_activation="relu",
+        ),
         (1, 28, 28),
         "'Convolutional Autoencoders' (2020, Fashion-MNIST, compression)",
         """Conv 1->16 (3x3 p1) + maxpool 2, Conv 16->4 (3x3 p1) + maxpool 2 (no activation in the encoder);
@@ -130,7 +148,8 @@ PRESETS["vae-2"] = Preset(
     decoder 2-256-512-784, sigmoid.
 
         x(784) -> 512 -> 256 -> (mu, log sigma^2)(2) -> z(2) -> 256 -> 512 -> 784 -> sigmoid""",
-    recipe="aelab", model={"variational": {}},
+    recipe="aelab",
+    model={"variational": {}},
 )
 PRESETS["vae-conv-16"] = Preset(
     RES16_BODY,
@@ -140,7 +159,8 @@ PRESETS["vae-conv-16"] = Preset(
     BN/SiLU, Linear 1568 -> 256 -> 32 (mean and log-variance); decoder 16 -> 256 -> 1568 -> ConvTranspose x2, sigmoid.
 
         1x28x28 -> 16x14x14 -> 32x7x7 -> 256 -> (mu, log sigma^2)(16) -> z(16) -> 256 -> 32x7x7 -> 16x14x14 -> 1x28x28""",
-    recipe="aelab", model={"variational": {}},
+    recipe="aelab",
+    model={"variational": {}},
 )
 PRESETS["cvae-conv-16"] = Preset(
     RES16_BODY,
@@ -150,11 +170,19 @@ PRESETS["cvae-conv-16"] = Preset(
     and the decoder appended to the latent (16 + 10 values). Generates a chosen class.
 
         [x 1x28x28 ; y 10x28x28] -> ... -> (mu, log sigma^2)(16) -> [z(16) ; y(10)] -> 256 -> ... -> 1x28x28""",
-    recipe="aelab", model={"variational": {"conditional": True}},
+    recipe="aelab",
+    model={"variational": {"conditional": True}},
 )
 PRESETS["vqvae-conv"] = Preset(
-    ConvSpec(layers=[L(channels=32, kernel=4, stride=2, padding=1), L(channels=64, kernel=4, stride=2, padding=1),
-                     L(channels=64, kernel=3, padding=1), L(channels=16, kernel=1)], batchnorm=True),
+    ConvSpec(
+        layers=[
+            L(channels=32, kernel=4, stride=2, padding=1),
+            L(channels=64, kernel=4, stride=2, padding=1),
+            L(channels=64, kernel=3, padding=1),
+            L(channels=16, kernel=1),
+        ],
+        batchnorm=True,
+    ),
     (1, 28, 28),
     "aelab (VQ-VAE: van den Oord et al. 2017, EMA codebook, dead-code restarts)",
     """VQ-VAE with K = 256 codebook vectors of D = 16 on a 7x7 grid: 49 indices of 8 bits = 49 bytes per image.
@@ -162,6 +190,7 @@ PRESETS["vqvae-conv"] = Preset(
     mirrored ConvTranspose decoder, sigmoid.
 
         1x28x28 -> 32x14x14 -> 64x7x7 -> 64x7x7 -> z_e 16x7x7 -> nearest of 256 -> z_q 16x7x7 -> ... -> 1x28x28""",
-    recipe="aelab", model={"quantizer": {}},
+    recipe="aelab",
+    model={"quantizer": {}},
 )
 PRESET_NAMES = tuple(PRESETS)

@@ -125,10 +125,12 @@ class ResSpec(Strict):
     """Applied to the reconstruction; sigmoid keeps it in [0, 1]."""
 
     @model_validator(mode="after")
-    def _blocks_per_stage(self) -> "ResSpec":
+    def _blocks_per_stage(self) -> ResSpec:
         if isinstance(self.blocks, list) and len(self.blocks) != len(self.channels):
-            raise ValueError(f"blocks: got {len(self.blocks)} numbers for {len(self.channels)} stages; allowed: one "
-                             "number, or one per entry of channels")
+            raise ValueError(
+                f"blocks: got {len(self.blocks)} numbers for {len(self.channels)} stages; allowed: one "
+                "number, or one per entry of channels"
+            )
         return self
 
     @property

@@ -8,7 +8,7 @@ from typing import Any, Literal, Optional
 from pydantic import Field, model_validator
 
 from aelab.config.base import Strict, flag, short_form
-from aelab.config.model import ModelConfig
+from aelab.config.model_config import ModelConfig
 from aelab.config.presets import PRESETS
 
 
@@ -40,7 +40,7 @@ class CorruptionConfig(Strict):
         return short_form(value, {"gaussian": ["std"], "masking": ["fraction"], "salt_pepper": ["fraction"]})
 
     @model_validator(mode="after")
-    def _complete(self) -> "CorruptionConfig":
+    def _complete(self) -> CorruptionConfig:
         if self.kind == "gaussian" and (self.std is None or self.std < 0):
             raise ValueError(f"gaussian std: got {self.std}; allowed: std >= 0 (gaussian:0.5)")
         if self.kind != "gaussian" and (self.fraction is None or not 0 < self.fraction <= 1):
@@ -106,17 +106,27 @@ class TrainingConfig(Strict):
     for the others and for specs)."""
 
     @model_validator(mode="after")
-    def _warmup_inside_training(self) -> "TrainingConfig":
+    def _warmup_inside_training(self) -> TrainingConfig:
         if self.warmup_epochs >= self.epochs:
-            raise ValueError(f"warmup_epochs: got {self.warmup_epochs:g} but the training lasts {self.epochs} "
-                             f"epochs; allowed: 0 <= warmup_epochs < epochs")
+            raise ValueError(
+                f"warmup_epochs: got {self.warmup_epochs:g} but the training lasts {self.epochs} "
+                f"epochs; allowed: 0 <= warmup_epochs < epochs"
+            )
         return self
 
 
 RECIPES: dict[str, dict[str, Any]] = {
     "tutorial": {},
-    "aelab": {"epochs": 20, "batch_size": 128, "optimizer": "adamw", "lr": 3e-3, "weight_decay": 1e-4,
-              "schedule": "cosine", "warmup_epochs": 0.5, "clip_grad_norm": 1.0},
+    "aelab": {
+        "epochs": 20,
+        "batch_size": 128,
+        "optimizer": "adamw",
+        "lr": 3e-3,
+        "weight_decay": 1e-4,
+        "schedule": "cosine",
+        "warmup_epochs": 0.5,
+        "clip_grad_norm": 1.0,
+    },
 }
 """Training recipes by name: the values a recipe gives the :class:`TrainingConfig` fields not set explicitly.
 ``tutorial`` is the field defaults (the Covalent tutorial's settings); ``aelab`` is the recipe of the ``res-*``

@@ -41,7 +41,7 @@ class SparsityConfig(Strict):
         return out
 
     @model_validator(mode="after")
-    def _complete(self) -> "SparsityConfig":
+    def _complete(self) -> SparsityConfig:
         if self.kind == "topk" and self.k is None:
             raise ValueError("topk needs k, the number of code units kept per sample (topk:16)")
         if self.kind == "lifetime":
@@ -89,10 +89,11 @@ class VariationalConfig(Strict):
     and the decoder (appended to the code); generation of a chosen class. Needs labelled data."""
 
     @model_validator(mode="after")
-    def _sigma_needs_gaussian(self) -> "VariationalConfig":
+    def _sigma_needs_gaussian(self) -> VariationalConfig:
         if self.likelihood == "bernoulli" and self.sigma is not None:
-            raise ValueError("sigma: a bernoulli likelihood has no sigma; allowed: set likelihood: gaussian, or "
-                             "leave sigma out")
+            raise ValueError(
+                "sigma: a bernoulli likelihood has no sigma; allowed: set likelihood: gaussian, or leave sigma out"
+            )
         return self
 
 

@@ -7,4 +7,14 @@ from aelab.data.dataset import ImageDataset, ImageSplit, to_uint8, to_unit_float
 from aelab.data.images import preprocessing
 from aelab.data.registry import CLASS_NAMES, cache_dir, cached_dataset, load_dataset
 
-__all__ = ["ImageDataset", "ImageSplit", "to_uint8", "to_unit_float", "preprocessing", "load_dataset", "cached_dataset", "cache_dir", "CLASS_NAMES"]
+__all__ = [
+    "ImageDataset",
+    "ImageSplit",
+    "to_uint8",
+    "to_unit_float",
+    "preprocessing",
+    "load_dataset",
+    "cached_dataset",
+    "cache_dir",
+    "CLASS_NAMES",
+]

@@ -44,8 +44,10 @@ def _read_csv(path: Path, label_column: str) -> tuple[np.ndarray, np.ndarray | N
             try:
                 x[r, j] = float(row[c])
             except ValueError:
-                raise DataError(f"{str(path)!r}: column {header[c]!r}, row {r + 2} holds {row[c]!r}, not a number; "
-                                f"feature columns must be numbers (the label column is {label_column!r})") from None
+                raise DataError(
+                    f"{str(path)!r}: column {header[c]!r}, row {r + 2} holds {row[c]!r}, not a number; "
+                    f"feature columns must be numbers (the label column is {label_column!r})"
+                ) from None
     if label_at is None:
         return x, None, []
     y, classes = _labels([row[label_at] for row in body], path)
@@ -67,15 +69,18 @@ def load_array(path: Path | str, label_column: str = "label") -> tuple[torch.Ten
         raise DataError(f"dataset 'array': {str(path)!r} is not a feature file; allowed: {', '.join(SUFFIXES)}")
     if not path.is_file():
         raise DataError(f"dataset 'array': {str(path)!r} does not exist; give --data-dir FILE.npy|.npz|.csv")
-    y, classes = None, []
+    y: np.ndarray | None = None
+    classes: list[str] = []
     try:
         if path.suffix.lower() == ".csv":
             x, y, classes = _read_csv(path, label_column)
         elif path.suffix.lower() == ".npz":
             with np.load(path, allow_pickle=False) as data:
                 if "x" not in data:
-                    raise DataError(f"{str(path)!r} has no array 'x' (it has {', '.join(data.files) or 'none'}); "
-                                    "save features as x= and optional labels as y=")
+                    raise DataError(
+                        f"{str(path)!r} has no array 'x' (it has {', '.join(data.files) or 'none'}); "
+                        "save features as x= and optional labels as y="
+                    )
                 x = data["x"]
                 if "y" in data:
                     y, classes = _labels(data["y"], path)
@@ -85,16 +90,20 @@ def load_array(path: Path | str, label_column: str = "label") -> tuple[torch.Ten
         raise DataError(f"cannot read {str(path)!r} ({type(exc).__name__}: {exc})") from None
     x = np.asarray(x)
     if x.ndim != 2:
-        raise DataError(f"{str(path)!r} holds an array of shape {x.shape} (rank {x.ndim}); features must be rank 2: "
-                        "(rows, features)")
+        raise DataError(
+            f"{str(path)!r} holds an array of shape {x.shape} (rank {x.ndim}); features must be rank 2: "
+            "(rows, features)"
+        )
     if x.dtype.kind not in "fiub":
         raise DataError(f"{str(path)!r} holds {x.dtype} values; features must be numbers")
     x = x.astype(np.float32)
     bad = ~np.isfinite(x)
     if bad.any():
         r, c = np.argwhere(bad)[0]
-        raise DataError(f"{str(path)!r} has {int(bad.sum())} NaN or infinite values (first at row {r}, feature {c}); "
-                        "remove or impute them")
+        raise DataError(
+            f"{str(path)!r} has {int(bad.sum())} NaN or infinite values (first at row {r}, feature {c}); "
+            "remove or impute them"
+        )
     if y is not None and len(y) != len(x):
         raise DataError(f"{str(path)!r} has {len(x)} rows but {len(y)} labels")
     labels = torch.from_numpy(y) if y is not None else torch.zeros(len(x), dtype=torch.long)

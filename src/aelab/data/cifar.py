@@ -66,11 +66,15 @@ def load_cifar10(root: Path, download: bool = False) -> tuple:
         try:
             ds = cls(root=str(root), train=train, download=download)
         except (pickle.UnpicklingError, EOFError, KeyError, ValueError, TypeError) as exc:
-            raise DataError(f"CIFAR-10 files in {str(Path(root) / BASE_FOLDER)!r} are corrupted or not in the "
-                            f"CIFAR-10 python format ({type(exc).__name__}: {exc})") from None
+            raise DataError(
+                f"CIFAR-10 files in {str(Path(root) / BASE_FOLDER)!r} are corrupted or not in the "
+                f"CIFAR-10 python format ({type(exc).__name__}: {exc})"
+            ) from None
         data = np.asarray(ds.data)
         if data.dtype != np.uint8 or data.ndim != 4 or data.shape[1:] != (32, 32, 3):
-            raise DataError(f"CIFAR-10 files in {str(Path(root) / BASE_FOLDER)!r} hold arrays of shape "
-                            f"{data.shape}; expected rows of 3072 uint8 values (3x32x32)")
+            raise DataError(
+                f"CIFAR-10 files in {str(Path(root) / BASE_FOLDER)!r} hold arrays of shape "
+                f"{data.shape}; expected rows of 3072 uint8 values (3x32x32)"
+            )
         out += [torch.from_numpy(data).permute(0, 3, 1, 2).contiguous(), torch.tensor(ds.targets, dtype=torch.long)]
     return (*out, list(ds.classes))

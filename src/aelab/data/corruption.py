@@ -24,12 +24,13 @@ def corrupt(x: torch.Tensor, config: CorruptionConfig, generator: torch.Generato
     """
     if config.kind == "gaussian":
         noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-        out = x + config.std * noise
+        out = x + float(config.std or 0.0) * noise
     else:
         u = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-        hit = u < config.fraction
+        fraction = float(config.fraction or 0.0)
+        hit = u < fraction
         if config.kind == "masking":
             out = torch.where(hit, torch.full_like(x, config.value), x)
         else:  # salt and pepper: the hit pixels with u < fraction/2 become 0 (pepper), the rest 1 (salt)
-            out = torch.where(hit, (u >= config.fraction / 2).to(x.dtype), x)
+            out = torch.where(hit, (u >= fraction / 2).to(x.dtype), x)
     return out.clamp(0.0, 1.0) if config.clip else out

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
 
 import torch
 
@@ -36,8 +36,10 @@ class ImageSplit:
 
     def __post_init__(self) -> None:
         if self.images.dtype not in (torch.uint8, torch.float32) or self.images.dim() != 4:
-            raise ValueError(f"images must be uint8 (N, C, H, W) or float32 (N, 1, 1, D), got {self.images.dtype} "
-                             f"{tuple(self.images.shape)}")
+            raise ValueError(
+                f"images must be uint8 (N, C, H, W) or float32 (N, 1, 1, D), got {self.images.dtype} "
+                f"{tuple(self.images.shape)}"
+            )
         if self.labels.shape != (self.images.shape[0],):
             raise ValueError(f"labels must be ({self.images.shape[0]},), got {tuple(self.labels.shape)}")
 
@@ -90,8 +92,9 @@ class ImageDataset:
     def summary(self) -> str:
         c, h, w = self.shape
         what = f"rows of {w} features" if self.is_vectors else f"images of {c}x{h}x{w}"
-        return (f"{self.name}: {len(self.train)} train / {len(self.val)} val / {len(self.test)} test {what} "
-                f"({self.source})")
+        return (
+            f"{self.name}: {len(self.train)} train / {len(self.val)} val / {len(self.test)} test {what} ({self.source})"
+        )
 
 
 def split_by_seed(split: ImageSplit, fraction: float, seed: int) -> tuple[ImageSplit, ImageSplit]:
@@ -102,5 +105,4 @@ def split_by_seed(split: ImageSplit, fraction: float, seed: int) -> tuple[ImageS
         n_out = 1
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     out, rest = perm[:n_out].sort().values, perm[n_out:].sort().values
-    return (ImageSplit(split.images[rest], split.labels[rest]),
-            ImageSplit(split.images[out], split.labels[out]))
+    return (ImageSplit(split.images[rest], split.labels[rest]), ImageSplit(split.images[out], split.labels[out]))

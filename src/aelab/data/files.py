@@ -40,16 +40,23 @@ def _shape(shape) -> str:
 def _files(arg: str) -> list[Path]:
     path = Path(arg).expanduser()
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-                       and not any(s.startswith(".") for s in p.relative_to(path).parts))
+        files = sorted(
+            p
+            for p in path.rglob("*")
+            if p.is_file()
+            and p.suffix.lower() in IMAGE_SUFFIXES
+            and not any(s.startswith(".") for s in p.relative_to(path).parts)
+        )
         if not files:
             raise DataError(f"folder {arg!r} has no PNG/JPEG images")
         return files
     if not path.is_file():
         raise DataError(f"{arg!r} is not a file, a folder or split:train|val|test")
     if path.suffix.lower() not in IMAGE_SUFFIXES:
-        raise DataError(f"{arg!r} is not an image; allowed: {', '.join(IMAGE_SUFFIXES)} files, folders of them, or "
-                        "split:train|val|test")
+        raise DataError(
+            f"{arg!r} is not an image; allowed: {', '.join(IMAGE_SUFFIXES)} files, folders of them, or "
+            "split:train|val|test"
+        )
     return [path]
 
 
@@ -65,13 +72,22 @@ def read_file(path: Path, shape: tuple[int, int, int], resize: bool, background:
     image = open_image(path)
     channels = 1 if image.mode in GREY_MODES else 3
     if (channels, image.height, image.width) != (c, h, w) and not resize:
-        raise DataError(f"image {str(path)!r} is {_shape((channels, image.height, image.width))} (CxHxW) but the "
-                        f"model takes {_shape(shape)}; give --resize to convert and resize it")
+        raise DataError(
+            f"image {str(path)!r} is {_shape((channels, image.height, image.width))} (CxHxW) but the "
+            f"model takes {_shape(shape)}; give --resize to convert and resize it"
+        )
     return to_array(image, "L" if c == 1 else "RGB", (h, w), background)
 
 
-def read_images(args: list[str], shape: tuple[int, int, int], resize: bool = False, dataset=None,
-                limit: int | None = None, standardization=None, background: str | None = None) -> NamedImages:
+def read_images(
+    args: list[str],
+    shape: tuple[int, int, int],
+    resize: bool = False,
+    dataset=None,
+    limit: int | None = None,
+    standardization=None,
+    background: str | None = None,
+) -> NamedImages:
     """Read the images the arguments name (see the module doc), in order.
 
     Args:
@@ -96,8 +112,9 @@ def read_images(args: list[str], shape: tuple[int, int, int], resize: bool = Fal
                 raise DataError(f"{arg!r}: no such split; allowed: {', '.join('split:' + s for s in SPLITS)}")
             split = getattr(dataset(), which)
             if tuple(split.images.shape[1:]) != tuple(shape):
-                raise DataError(f"{arg!r} holds {_shape(split.images.shape[1:])} images but the model takes "
-                                f"{_shape(shape)}")
+                raise DataError(
+                    f"{arg!r} holds {_shape(split.images.shape[1:])} images but the model takes {_shape(shape)}"
+                )
             chunks.append(split.images)
             names += [f"{which}:{i}" for i in range(len(split))]
             labels.append(split.labels)

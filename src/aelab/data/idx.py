@@ -38,8 +38,9 @@ def read_idx_bytes(path: Path) -> bytes:
     try:
         raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
     except (OSError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
-        raise DataError(f"IDX file {str(path)!r} is corrupted or truncated ({exc}); "
-                        "re-install or re-download it") from None
+        raise DataError(
+            f"IDX file {str(path)!r} is corrupted or truncated ({exc}); re-install or re-download it"
+        ) from None
     check_idx(raw, path)
     return raw
 
@@ -51,11 +52,12 @@ def check_idx(raw: bytes, path: Path) -> tuple[int, ...]:
     ndim = raw[3]
     if len(raw) < 4 + 4 * ndim:
         raise DataError(f"IDX file {str(path)!r} is truncated inside its header")
-    dims = struct.unpack(f">{ndim}i", raw[4:4 + 4 * ndim])
+    dims = struct.unpack(f">{ndim}i", raw[4 : 4 + 4 * ndim])
     expected = 4 + 4 * ndim + int(torch.tensor(dims).prod())
     if len(raw) != expected:
-        raise DataError(f"IDX file {str(path)!r} is truncated or corrupted: {len(raw)} bytes, "
-                        f"header {dims} says {expected}")
+        raise DataError(
+            f"IDX file {str(path)!r} is truncated or corrupted: {len(raw)} bytes, header {dims} says {expected}"
+        )
     return dims
 
 

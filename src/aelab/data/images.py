@@ -50,8 +50,10 @@ class ReadReport:
         if self.squashed:
             names = ", ".join(self.squashed[:shown])
             more = f" and {len(self.squashed) - shown} more" if len(self.squashed) > shown else ""
-            parts.append(f"{len(self.squashed)} image(s) squashed by the resize (aspect ratio changed by more than "
-                         f"{SQUASH:g}x): {names}{more}")
+            parts.append(
+                f"{len(self.squashed)} image(s) squashed by the resize (aspect ratio changed by more than "
+                f"{SQUASH:g}x): {names}{more}"
+            )
         return "; ".join(parts) or None
 
 
@@ -96,8 +98,14 @@ def flatten(image: Any, mode: str, background: str | None = None) -> Any:
     return image.convert(mode) if image.mode != mode else image
 
 
-def to_array(image: Any, mode: str, size: tuple[int, int] | None = None, background: str | None = None,
-             report: ReadReport | None = None, name: str = "") -> np.ndarray:
+def to_array(
+    image: Any,
+    mode: str,
+    size: tuple[int, int] | None = None,
+    background: str | None = None,
+    report: ReadReport | None = None,
+    name: str = "",
+) -> np.ndarray:
     """uint8 ``(C, H, W)`` of ``image``: flattened onto ``background``, converted to ``mode``, resized (bilinear)
     to ``size`` = (height, width) when given (a strong change of aspect ratio is noted in ``report``)."""
     from PIL import Image
@@ -106,7 +114,7 @@ def to_array(image: Any, mode: str, size: tuple[int, int] | None = None, backgro
     if size is not None and image.size != (size[1], size[0]):
         if report is not None and _squashed(image.size, size):
             report.squashed.append(name)
-        image = image.resize((size[1], size[0]), Image.BILINEAR)
+        image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
     arr = np.asarray(image, dtype=np.uint8)
     return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
 
@@ -126,7 +134,14 @@ def preprocessing(shape: tuple[int, int, int], resize: bool, background: str | N
     """How a model's inputs are made from an image file, as kept in its ``config.json`` and ONNX metadata: what
     :func:`to_array` and :func:`aelab.data.to_unit_float` do, in order."""
     c, h, w = shape
-    return {"channels": c, "mode": "L" if c == 1 else "RGB", "height": h, "width": w,
-            "resize": "bilinear (PIL Image.BILINEAR), aspect ratio not kept" if resize else "none (images are HxW)",
-            "background": "#%02x%02x%02x" % rgb(background), "transparency": "alpha-composited onto the background",
-            "scale": "x / 255 (uint8 0..255 -> float32 in [0, 1])", "layout": "NCHW float32, channels R, G, B"}
+    return {
+        "channels": c,
+        "mode": "L" if c == 1 else "RGB",
+        "height": h,
+        "width": w,
+        "resize": "bilinear (PIL Image.BILINEAR), aspect ratio not kept" if resize else "none (images are HxW)",
+        "background": "#{:02x}{:02x}{:02x}".format(*rgb(background)),
+        "transparency": "alpha-composited onto the background",
+        "scale": "x / 255 (uint8 0..255 -> float32 in [0, 1])",
+        "layout": "NCHW float32, channels R, G, B",
+    }

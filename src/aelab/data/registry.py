@@ -23,21 +23,31 @@ from aelab.data.array import load_array, standardization, standardize
 from aelab.data.cifar import CLASS_NAMES as CIFAR10_CLASSES
 from aelab.data.cifar import find_cifar_root, load_cifar10
 from aelab.data.dataset import ImageDataset, ImageSplit, split_by_seed
-from aelab.data.folder import load_image_folder
 from aelab.data.idx import TORCHVISION_CLASS, find_idx_files, load_torchvision_idx, stage_idx_files
+from aelab.data.image_folder import load_image_folder
 from aelab.errors import DataError
 
 SYSTEM_DIRS = {"fashion-mnist": [Path("/usr/share/datasets/fashion-mnist")], "mnist": [], "cifar10": []}
 CLASS_NAMES = {
-    "fashion-mnist": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
-                      "Ankle boot"],
+    "fashion-mnist": [
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
+    ],
     "mnist": [str(d) for d in range(10)],
     "cifar10": CIFAR10_CLASSES,
     "digits": [str(d) for d in range(10)],
 }
 HOW_TO_GET = {
     "fashion-mnist": "install Debian's package (apt-get install dataset-fashion-mnist) or pass --data-dir "
-                     "with the four IDX files",
+    "with the four IDX files",
     "mnist": "pass --data-dir with the four MNIST IDX files (train-images-idx3-ubyte[.gz], ...)",
     "cifar10": "pass --data-dir with cifar-10-batches-py/ from the CIFAR-10 python archive",
 }
@@ -91,6 +101,36 @@ def _load_digits():
     return images.unsqueeze(1).contiguous(), torch.from_numpy(digits.target).long()
 
 
+def _load_unsplit(config: DataConfig) -> tuple[torch.Tensor, torch.Tensor, list[str], str, list[str]]:
+    """A dataset without an official test split (digits, array, folder): (images, labels, class names, source,
+    notes on what reading it skipped).
+
+    Raises:
+        DataError: no --data-dir where one is needed, fewer than 3 images, or what reading the files refuses.
+    """
+    notes: list[str] = []
+    if config.name == "digits":
+        images, labels = _load_digits()
+        classes, source = CLASS_NAMES["digits"], "scikit-learn load_digits"
+    elif config.data_dir is None:
+        what = "a .npy, .npz or .csv file of feature rows" if config.name == "array" else "a folder of PNG/JPEG images"
+        raise DataError(f"dataset {config.name!r} needs --data-dir: {what}")
+    elif config.name == "array":
+        images, labels, classes = load_array(config.data_dir, config.label_column)
+        source = str(config.data_dir)
+    else:
+        images, labels, classes, report = load_image_folder(
+            Path(config.data_dir), config.resize, config.grayscale, config.background
+        )
+        summary = report.summary()
+        source, notes = str(config.data_dir), [summary] if summary else []
+    if len(images) < 3:
+        raise DataError(
+            f"dataset {config.name!r} has {len(images)} images; at least 3 are needed (train, validation, test)"
+        )
+    return images, labels, classes, source, notes
+
+
 def load_dataset(config: DataConfig | None = None, seed: int = 0) -> ImageDataset:
     """Load a dataset into memory and split it into train / validation / test.
 
@@ -113,24 +153,7 @@ def load_dataset(config: DataConfig | None = None, seed: int = 0) -> ImageDatase
         train_x, train_y, test_x, test_y, classes, source = _load_torchvision(config)
         train, test = ImageSplit(train_x, train_y), ImageSplit(test_x, test_y)
     else:
-        if config.name == "digits":
-            images, labels = _load_digits()
-            classes, source = CLASS_NAMES["digits"], "scikit-learn load_digits"
-        elif config.name == "array":
-            if config.data_dir is None:
-                raise DataError("dataset 'array' needs --data-dir: a .npy, .npz or .csv file of feature rows")
-            images, labels, classes = load_array(config.data_dir, config.label_column)
-            source = str(config.data_dir)
-        else:
-            if config.data_dir is None:
-                raise DataError("dataset 'folder' needs --data-dir: a folder of PNG/JPEG images")
-            images, labels, classes, report = load_image_folder(Path(config.data_dir), config.resize,
-                                                                config.grayscale, config.background)
-            source = str(config.data_dir)
-            notes = [report.summary()] if report.summary() else []
-        if len(images) < 3:
-            raise DataError(f"dataset {config.name!r} has {len(images)} images; at least 3 are needed "
-                            "(train, validation, test)")
+        images, labels, classes, source, notes = _load_unsplit(config)
         train, test = split_by_seed(ImageSplit(images, labels), config.test_fraction, seed)
     if config.train_limit is not None:
         train = ImageSplit(train.images[: config.train_limit], train.labels[: config.train_limit])
@@ -143,9 +166,16 @@ def load_dataset(config: DataConfig | None = None, seed: int = 0) -> ImageDatase
     if config.name == "array":  # standardize with the training split's statistics only
         scaling = standardization(train.images)
         train, val, test = (ImageSplit(standardize(s.images, *scaling), s.labels) for s in (train, val, test))
-    dataset = ImageDataset(name=config.name, train=train, val=val, test=test,
-                           class_names=list(CLASS_NAMES.get(config.name, classes)), source=source,
-                           standardization=scaling, notes=notes)
+    dataset = ImageDataset(
+        config.name,
+        train,
+        val,
+        test,
+        list(CLASS_NAMES.get(config.name, classes)),
+        source,
+        standardization=scaling,
+        notes=notes,
+    )
     return dataset if config.normal_classes is None else only_classes(dataset, config.normal_classes)
 
 
@@ -159,8 +189,10 @@ def only_classes(dataset: ImageDataset, classes: list[int]) -> ImageDataset:
     names = dataset.class_names
     bad = [c for c in classes if c >= len(names)]
     if bad:
-        raise DataError(f"--normal-class: dataset {dataset.name!r} has no class {bad[0]}; allowed: "
-                        f"0..{len(names) - 1} ({', '.join(f'{i}={n}' for i, n in enumerate(names))})")
+        raise DataError(
+            f"--normal-class: dataset {dataset.name!r} has no class {bad[0]}; allowed: "
+            f"0..{len(names) - 1} ({', '.join(f'{i}={n}' for i, n in enumerate(names))})"
+        )
     keep = torch.tensor(classes, dtype=torch.long)
 
     def restrict(split: ImageSplit) -> ImageSplit:
@@ -169,10 +201,21 @@ def only_classes(dataset: ImageDataset, classes: list[int]) -> ImageDataset:
 
     train = restrict(dataset.train)
     if len(train) == 0:
-        raise DataError(f"--normal-class {','.join(map(str, classes))}: dataset {dataset.name!r} has no training "
-                        "images of these classes")
-    return ImageDataset(dataset.name, train, restrict(dataset.val), dataset.test, dataset.class_names,
-                        dataset.source, list(classes), dataset.standardization, dataset.notes)
+        raise DataError(
+            f"--normal-class {','.join(map(str, classes))}: dataset {dataset.name!r} has no training "
+            "images of these classes"
+        )
+    return ImageDataset(
+        dataset.name,
+        train,
+        restrict(dataset.val),
+        dataset.test,
+        dataset.class_names,
+        dataset.source,
+        list(classes),
+        dataset.standardization,
+        dataset.notes,
+    )
 
 
 _LOADED: dict[str, ImageDataset] = {}

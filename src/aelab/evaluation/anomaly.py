@@ -26,8 +26,9 @@ SCORE_KINDS = ("mse", "ssim")
 
 
 @torch.no_grad()
-def reconstruction_scores(model: AutoEncoder, images: torch.Tensor, kind: str = "mse",
-                          batch_size: int = 1000) -> torch.Tensor:
+def reconstruction_scores(
+    model: AutoEncoder, images: torch.Tensor, kind: str = "mse", batch_size: int = 1000
+) -> torch.Tensor:
     """Anomaly score of each image: its reconstruction error.
 
     Args:
@@ -50,9 +51,10 @@ def reconstruction_scores(model: AutoEncoder, images: torch.Tensor, kind: str = 
     model.eval()
     out = []
     for _, x, _ in batches(model, images, None, batch_size):
-        ssim = structural_similarity_index_measure(model.reconstruct(x), x, data_range=1.0, reduction="none",
-                                                   kernel_size=ssim_kernel(*x.shape[-2:]))
-        out.append((1.0 - ssim).double().cpu())
+        ssim = structural_similarity_index_measure(
+            model.reconstruct(x), x, data_range=1.0, reduction="none", kernel_size=ssim_kernel(*x.shape[-2:])
+        )
+        out.append((1.0 - ssim).double().cpu())  # type: ignore[union-attr, operator]
     return torch.cat(out) if out else torch.zeros(0, dtype=torch.float64)
 
 
@@ -89,8 +91,14 @@ class AnomalyResult:
     """Share of anomalous test images above the threshold (recall)."""
 
 
-def separate(model: AutoEncoder, test: ImageSplit, val: ImageSplit, normal_classes: list[int],
-             percentile: float = 99.0, kind: str = "mse") -> AnomalyResult:
+def separate(
+    model: AutoEncoder,
+    test: ImageSplit,
+    val: ImageSplit,
+    normal_classes: list[int],
+    percentile: float = 99.0,
+    kind: str = "mse",
+) -> AnomalyResult:
     """Score ``test`` (all classes) with ``model`` (trained on ``normal_classes`` only) and measure how well the
     scores separate the other classes: ROC-AUC and PR-AUC (scikit-learn), and the flags at the threshold
     taken from ``val`` (normal images).
@@ -103,11 +111,20 @@ def separate(model: AutoEncoder, test: ImageSplit, val: ImageSplit, normal_class
 
     anomalous = ~torch.isin(test.labels, torch.tensor(normal_classes, dtype=test.labels.dtype))
     if bool(anomalous.all()) or not bool(anomalous.any()):
-        raise ConfigError(f"the test set has {int((~anomalous).sum())} normal and {int(anomalous.sum())} anomalous "
-                          "images; ROC-AUC needs both")
+        raise ConfigError(
+            f"the test set has {int((~anomalous).sum())} normal and {int(anomalous.sum())} anomalous "
+            "images; ROC-AUC needs both"
+        )
     scores = reconstruction_scores(model, test.images, kind)
     cut = threshold(reconstruction_scores(model, val.images, kind), percentile)
     flagged = scores > cut
     y, s = anomalous.numpy(), scores.numpy()
-    return AnomalyResult(scores, anomalous, float(roc_auc_score(y, s)), float(average_precision_score(y, s)), cut,
-                         float(flagged[~anomalous].float().mean()), float(flagged[anomalous].float().mean()))
+    return AnomalyResult(
+        scores,
+        anomalous,
+        float(roc_auc_score(y, s)),
+        float(average_precision_score(y, s)),
+        cut,
+        float(flagged[~anomalous].float().mean()),
+        float(flagged[anomalous].float().mean()),
+    )

@@ -3,7 +3,8 @@ and the apply commands encode, reconstruct and score many images."""
 
 from __future__ import annotations
 
-from typing import Iterator, Optional
+from collections.abc import Iterator
+from typing import Optional
 
 import torch
 
@@ -11,8 +12,9 @@ from aelab.data.dataset import to_unit_float
 from aelab.models.autoencoder import AutoEncoder
 
 
-def batches(model: AutoEncoder, images: torch.Tensor, labels: Optional[torch.Tensor] = None,
-            batch_size: int = 1000) -> Iterator[tuple[slice, torch.Tensor, Optional[torch.Tensor]]]:
+def batches(
+    model: AutoEncoder, images: torch.Tensor, labels: Optional[torch.Tensor] = None, batch_size: int = 1000
+) -> Iterator[tuple[slice, torch.Tensor, Optional[torch.Tensor]]]:
     """``(where, x, y)`` per batch: the slice of ``images``, the batch as float32 in [0, 1] (vector rows as they
     are) and its labels, both on the model's device (``y`` None without labels)."""
     device = model.device
@@ -23,8 +25,9 @@ def batches(model: AutoEncoder, images: torch.Tensor, labels: Optional[torch.Ten
 
 
 @torch.no_grad()
-def encode_all(model: AutoEncoder, images: torch.Tensor, labels: Optional[torch.Tensor] = None,
-               batch_size: int = 1000) -> torch.Tensor:
+def encode_all(
+    model: AutoEncoder, images: torch.Tensor, labels: Optional[torch.Tensor] = None, batch_size: int = 1000
+) -> torch.Tensor:
     """Codes of every image in eval mode, flattened: float32 ``(N, D)`` on the CPU.
 
     Args:
@@ -37,13 +40,16 @@ def encode_all(model: AutoEncoder, images: torch.Tensor, labels: Optional[torch.
 
 
 @torch.no_grad()
-def per_image_mse(model: AutoEncoder, images: torch.Tensor, labels: Optional[torch.Tensor] = None,
-                  batch_size: int = 1000) -> torch.Tensor:
+def per_image_mse(
+    model: AutoEncoder, images: torch.Tensor, labels: Optional[torch.Tensor] = None, batch_size: int = 1000
+) -> torch.Tensor:
     """Each image's reconstruction error: the mean squared error over its pixels (values in [0, 1]; vector rows:
     standardized units), float64 ``(N,)`` on the CPU, in eval mode."""
     model.eval()
-    out = [squared_error(model.reconstruct(x, y), x).double().cpu()
-           for _, x, y in batches(model, images, labels, batch_size)]
+    out = [
+        squared_error(model.reconstruct(x, y), x).double().cpu()
+        for _, x, y in batches(model, images, labels, batch_size)
+    ]
     return torch.cat(out) if out else torch.zeros(0, dtype=torch.float64)
 
 

@@ -34,9 +34,17 @@ class Features(nn.Module):
     def __init__(self, shape: tuple[int, int, int]) -> None:
         super().__init__()
         c, h, w = shape
-        self.net = nn.Sequential(nn.Conv2d(c, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                                 nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(1),
-                                 nn.Linear(64 * (h // 4) * (w // 4), FEATURES), nn.ReLU())
+        self.net = nn.Sequential(
+            nn.Conv2d(c, 32, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Flatten(1),
+            nn.Linear(64 * (h // 4) * (w // 4), FEATURES),
+            nn.ReLU(),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x.float())
@@ -58,7 +66,7 @@ class Classifier(nn.Module):
     def predict(self, x: torch.Tensor, batch: int = 1000) -> torch.Tensor:
         """Class indices ``(N,)`` of float images ``(N, C, H, W)`` in [0, 1]."""
         self.eval()
-        return torch.cat([self(x[i:i + batch]).argmax(1) for i in range(0, len(x), batch)])
+        return torch.cat([self(x[i : i + batch]).argmax(1) for i in range(0, len(x), batch)])
 
 
 def _key(dataset: ImageDataset) -> str:
@@ -87,8 +95,10 @@ def reference_classifier(dataset: ImageDataset) -> Classifier:
     from aelab.io import atomic_write, atomic_write_text
 
     if dataset.is_vectors or not dataset.labelled:
-        raise AelabError(f"sample quality needs labelled images to train aelab's classifier; {dataset.name} "
-                         "has vectors or a single class")
+        raise AelabError(
+            f"sample quality needs labelled images to train aelab's classifier; {dataset.name} "
+            "has vectors or a single class"
+        )
     model = Classifier(dataset.shape, len(dataset.class_names))
     folder = cache_dir() / "classifiers"
     key = _key(dataset)
@@ -107,7 +117,7 @@ def reference_classifier(dataset: ImageDataset) -> Classifier:
         for _ in range(EPOCHS):
             perm = torch.randperm(len(x), generator=generator)
             for i in range(0, len(x), BATCH):
-                idx = perm[i:i + BATCH]
+                idx = perm[i : i + BATCH]
                 loss = F.cross_entropy(model(to_unit_float(x[idx])), y[idx])
                 opt.zero_grad()
                 loss.backward()
@@ -117,6 +127,10 @@ def reference_classifier(dataset: ImageDataset) -> Classifier:
     folder.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.contiguous() for k, v in model.state_dict().items()}
     atomic_write(weights, lambda f: f.write(save(tensors)))
-    atomic_write_text(meta, json.dumps({"dataset": dataset.name, "test_accuracy": model.test_accuracy,
-                                        "epochs": EPOCHS, "features": FEATURES}))
+    atomic_write_text(
+        meta,
+        json.dumps(
+            {"dataset": dataset.name, "test_accuracy": model.test_accuracy, "epochs": EPOCHS, "features": FEATURES}
+        ),
+    )
     return model

@@ -4,6 +4,7 @@ per image and the quality of the images decoded from them; the "Convolutional Au
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 
@@ -39,7 +40,7 @@ def quantize(codes: torch.Tensor, bits: int) -> tuple[torch.Tensor, torch.Tensor
     d = codes.shape[1]
     if bits == 32:
         return codes.clone(), torch.zeros(d), torch.ones(d)
-    levels = 2 ** bits - 1
+    levels = 2**bits - 1
     low = codes.min(0).values if len(codes) else torch.zeros(d)
     high = codes.max(0).values if len(codes) else torch.zeros(d)
     scale = ((high - low) / levels).clamp_min(1e-12)
@@ -53,16 +54,15 @@ def dequantize(q: torch.Tensor, low: torch.Tensor, scale: torch.Tensor) -> torch
 
 
 @torch.no_grad()
-def decoded_quality(model: AutoEncoder, images: torch.Tensor, codes: torch.Tensor,
-                    batch_size: int = 1000) -> float:
+def decoded_quality(model: AutoEncoder, images: torch.Tensor, codes: torch.Tensor, batch_size: int = 1000) -> float:
     """How well ``model.decode(codes)`` restores uint8 ``images`` ``(N, C, H, W)``: the PSNR (dB, per image,
     averaged; decoded images clamped to [0, 1]), or for vector rows the mean squared error per row; ``codes``
     float ``(N, D)`` or ``(N, *code_shape)``, e.g. dequantized: what storing the codes that way costs."""
     model.eval()
     device, total = model.device, 0.0
     for i in range(0, len(images), batch_size):
-        x = to_unit_float(images[i:i + batch_size], device)
-        z = codes[i:i + batch_size].to(device).float().view(-1, *model.code_shape)
+        x = to_unit_float(images[i : i + batch_size], device)
+        z = codes[i : i + batch_size].to(device).float().view(-1, *model.code_shape)
         out = model.clamp(model.decode(z).float())
         per_image = psnr_per_image(out, x) if model.data_range is not None else (out - x).pow(2).flatten(1).mean(1)
         total += float(per_image.sum())
@@ -83,16 +83,29 @@ def compression(model: AutoEncoder, dataset: ImageDataset, batch_size: int = 100
     codes = encode_all(model, test.images, test.labels, batch_size)
     raw = test.images[0].numel()
     if model.code_kind == "indices":
-        code_bytes = model.bits_per_image / 8  # type: ignore[attr-defined]
-        return [{"storage": f"indices (K={model.index_levels}, {math.log2(model.index_levels):g} bits each)",  # type: ignore[attr-defined]
-                 "code_bytes": code_bytes, "image_bytes": raw, "compression_ratio": raw / code_bytes,
-                 "psnr": decoded_quality(model, test.images, codes, batch_size)}]
+        discrete: Any = model  # a grid of codebook indices
+        code_bytes = discrete.bits_per_image / 8
+        return [
+            {
+                "storage": f"indices (K={discrete.index_levels}, {math.log2(discrete.index_levels):g} bits each)",
+                "code_bytes": code_bytes,
+                "image_bytes": raw,
+                "compression_ratio": raw / code_bytes,
+                "psnr": decoded_quality(model, test.images, codes, batch_size),
+            }
+        ]
     q, low, scale = quantize(codes, 8)
     stored = {"float32": codes, "float16": codes.half().float(), "uint8": dequantize(q, low, scale)}
     rows = []
     for name, per_value in (("float32", 4), ("float16", 2), ("uint8", 1)):
         code_bytes = model.code_size * per_value
-        rows.append({"storage": name, "code_bytes": code_bytes, "image_bytes": raw,
-                     "compression_ratio": raw / code_bytes,
-                     "psnr": decoded_quality(model, test.images, stored[name], batch_size)})
+        rows.append(
+            {
+                "storage": name,
+                "code_bytes": code_bytes,
+                "image_bytes": raw,
+                "compression_ratio": raw / code_bytes,
+                "psnr": decoded_quality(model, test.images, stored[name], batch_size),
+            }
+        )
     return rows

@@ -46,23 +46,30 @@ class Sampler:
             z = torch.from_numpy(z).float()[torch.randperm(n, generator=g)]  # sklearn returns them by component
             return z.view(n, *self.model.code_shape)
         _, h, w = self.model.code_shape
+        assert self.frequencies is not None  # a categorical sampler has them
         return torch.multinomial(self.frequencies, n, replacement=True, generator=g).t().reshape(n, h, w)
 
     @torch.no_grad()
     def images(self, n: int, seed: int = 0, y: torch.Tensor | None = None, batch_size: int = 1000) -> torch.Tensor:
         """``n`` generated images ``(n, C, H, W)`` float32 in [0, 1] (for a model that takes labels, of classes
         ``y``)."""
-        model = self.model.eval()
+        model: Any = self.model.eval()
         codes, out = self.codes(n, seed), []
-        decode = model.decode_indices if self.kind == "categorical" else model.decode  # type: ignore[attr-defined]
+        decode = model.decode_indices if self.kind == "categorical" else model.decode
         for i in range(0, n, batch_size):
-            yb = y[i:i + batch_size].to(model.device) if y is not None else None
-            out.append(decode(codes[i:i + batch_size].to(model.device), yb).float().clamp(0, 1).cpu())
+            yb = y[i : i + batch_size].to(model.device) if y is not None else None
+            out.append(decode(codes[i : i + batch_size].to(model.device), yb).float().clamp(0, 1).cpu())
         return torch.cat(out)
 
 
-def fit_sampler(model: AutoEncoder, dataset: ImageDataset, kind: str = "auto", components: int = 10,
-                fit_images: int = 10000, seed: int = 0) -> Sampler:
+def fit_sampler(
+    model: AutoEncoder,
+    dataset: ImageDataset,
+    kind: str = "auto",
+    components: int = 10,
+    fit_images: int = 10000,
+    seed: int = 0,
+) -> Sampler:
     """A sampler of ``kind`` for ``model`` (``auto``: the model's default), fitted on the first ``fit_images``
     training images where it needs codes (gmm: ``GaussianMixture(components, covariance_type='full')``;
     categorical: index frequencies, with one pseudo-count per entry).
@@ -73,28 +80,31 @@ def fit_sampler(model: AutoEncoder, dataset: ImageDataset, kind: str = "auto", c
     if kind not in SAMPLERS:
         raise AelabError(f"sampler: got {kind!r}; allowed: {', '.join(SAMPLERS)}")
     if dataset.is_vectors:
-        raise AelabError(f"model {model.name!r} was trained on vector data; sampling generates images: allowed: "
-                         "image models")
+        raise AelabError(
+            f"model {model.name!r} was trained on vector data; sampling generates images: allowed: image models"
+        )
     kind = model.samplers[0] if kind == "auto" else kind
     if kind not in model.samplers:
-        raise AelabError(f"sampler {kind}: model {model.name!r} ({model.describe()}) cannot sample that way; "
-                         f"allowed for it: {', '.join(model.samplers)}")
+        raise AelabError(
+            f"sampler {kind}: model {model.name!r} ({model.describe()}) cannot sample that way; "
+            f"allowed for it: {', '.join(model.samplers)}"
+        )
     if kind == "prior":
         return Sampler("prior", model)
     images, labels = dataset.train.images[:fit_images], dataset.train.labels[:fit_images]
     model.eval()
+    discrete: Any = model  # a model whose code is a grid of codebook indices
     if kind == "categorical":
         with torch.no_grad():
-            idx = torch.cat([model.indices(x, y).flatten(1).cpu()  # type: ignore[attr-defined]
-                             for _, x, y in batches(model, images, labels)])
-        freq = torch.ones(idx.shape[1], model.index_levels).scatter_add_(  # type: ignore[attr-defined]
-            1, idx.t(), torch.ones(idx.t().shape))
+            idx = torch.cat([discrete.indices(x, y).flatten(1).cpu() for _, x, y in batches(model, images, labels)])
+        freq = torch.ones(idx.shape[1], int(discrete.index_levels)).scatter_add_(1, idx.t(), torch.ones(idx.t().shape))
         return Sampler("categorical", model, frequencies=freq / freq.sum(1, keepdim=True))
     from sklearn.mixture import GaussianMixture
 
     codes = encode_all(model, images, labels).double()
-    gmm = GaussianMixture(n_components=min(components, len(codes)), covariance_type="full", random_state=seed,
-                          reg_covar=1e-5).fit(codes.numpy())
+    gmm = GaussianMixture(
+        n_components=min(components, len(codes)), covariance_type="full", random_state=seed, reg_covar=1e-5
+    ).fit(codes.numpy())
     return Sampler("gmm", model, gmm=gmm)
 
 
@@ -107,7 +117,7 @@ def frechet_distance(classifier: Any, real: torch.Tensor, fake: torch.Tensor, ba
     fid = FrechetInceptionDistance(feature=classifier.features, normalize=True)
     for images, is_real in ((real, True), (fake, False)):
         for i in range(0, len(images), batch_size):
-            fid.update(images[i:i + batch_size].float(), real=is_real)
+            fid.update(images[i : i + batch_size].float(), real=is_real)
     return float(fid.compute())
 
 
@@ -129,8 +139,14 @@ class Generation:
     samples: int
 
 
-def generate(model: AutoEncoder, dataset: ImageDataset, sampler: str = "auto", n: int = 64, seed: int = 0,
-             quality_samples: int | None = None) -> Generation:
+def generate(
+    model: AutoEncoder,
+    dataset: ImageDataset,
+    sampler: str = "auto",
+    n: int = 64,
+    seed: int = 0,
+    quality_samples: int | None = None,
+) -> Generation:
     """Draw samples from ``model`` (``n`` for the grid; a model that takes labels: one row of ``ceil(n / classes)``
     per class, at most 10 per row) and measure their quality on ``quality_samples`` more (default: as many as
     the test split) against the test split.
@@ -153,12 +169,12 @@ def generate(model: AutoEncoder, dataset: ImageDataset, sampler: str = "auto", n
 
     clf = reference_classifier(dataset)
     m = quality_samples or len(dataset.test)
-    y = torch.arange(m) % classes if by_class else None
-    fake = s.images(m, seed + 1, y)
+    y_fake = torch.arange(m) % classes if by_class else None
+    fake = s.images(m, seed + 1, y_fake)
     fd = frechet_distance(clf, dataset.test.floats(), fake)
     acc, per_class = None, []
-    if y is not None:
-        right = (clf.predict(fake) == y).float()
+    if y_fake is not None:
+        right = (clf.predict(fake) == y_fake).float()
         acc = float(right.mean())
-        per_class = [float(right[y == c].mean()) for c in range(classes)]
+        per_class = [float(right[y_fake == c].mean()) for c in range(classes)]
     return Generation(s.kind, grid, rows, fd, acc, per_class, clf.test_accuracy, m)

@@ -96,8 +96,7 @@ class LatentMap:
     method: str
 
 
-def latent_map(model: AutoEncoder, split: ImageSplit, method: str = "auto", n: int = 5000,
-               seed: int = 0) -> LatentMap:
+def latent_map(model: AutoEncoder, split: ImageSplit, method: str = "auto", n: int = 5000, seed: int = 0) -> LatentMap:
     """2-D map of the codes of the first ``n`` images of ``split``: the code itself when it is 2-D, else PCA
     (``auto``/``pca``) or t-SNE (``tsne``, scikit-learn).
 
@@ -113,7 +112,9 @@ def latent_map(model: AutoEncoder, split: ImageSplit, method: str = "auto", n: i
     if method == "tsne":
         from sklearn.manifold import TSNE
 
-        pts = TSNE(n_components=2, random_state=seed, init="pca", perplexity=min(30, len(codes) - 1)).fit_transform(codes)
+        pts = TSNE(n_components=2, random_state=seed, init="pca", perplexity=min(30, len(codes) - 1)).fit_transform(
+            codes
+        )
         return LatentMap(pts, labels.numpy(), "tsne")
     from sklearn.decomposition import PCA
 
@@ -151,15 +152,16 @@ def feature_dictionary(model: AutoEncoder, amplitude: float = 1.0) -> torch.Tens
     base = model.decode(torch.zeros(1, *model.code_shape, device=device)).float()
     tiles = []
     for start in range(0, d, 256):
-        eye = torch.eye(d, device=device)[start:start + 256] * amplitude
+        eye = torch.eye(d, device=device)[start : start + 256] * amplitude
         tiles.append((model.decode(eye.view(-1, *model.code_shape)).float() - base).cpu())
     return torch.cat(tiles)
 
 
 # ------------------------------------------------------------------------------- traversals, manifold
 @torch.no_grad()
-def traversals(model: AutoEncoder, dataset: ImageDataset, index: int = 0, steps: int = 9, units: int = 16
-               ) -> tuple[torch.Tensor, list[int], np.ndarray]:
+def traversals(
+    model: AutoEncoder, dataset: ImageDataset, index: int = 0, steps: int = 9, units: int = 16
+) -> tuple[torch.Tensor, list[int], np.ndarray]:
     """Sweep each latent unit over its range with the others held at test image ``index``'s code.
 
     The range of a unit is the 2nd..98th percentile of the test codes (for a model with a prior, widened to at
@@ -182,19 +184,20 @@ def traversals(model: AutoEncoder, dataset: ImageDataset, index: int = 0, steps:
         edges = model.prior_quantile(torch.special.ndtr(torch.tensor([-2.0, 2.0], dtype=torch.float64))).float()
         lo, hi = torch.minimum(lo, edges[0].expand_as(lo)), torch.maximum(hi, edges[1].expand_as(hi))
     order = codes.var(0).argsort(descending=True)[:units].tolist()
-    y = test.labels[index:index + 1].to(model.device)
-    base = model.encode(to_unit_float(test.images[index:index + 1], model.device), y).float().cpu()[0]
+    y = test.labels[index : index + 1].to(model.device)
+    base = model.encode(to_unit_float(test.images[index : index + 1], model.device), y).float().cpu()[0]
     values = np.stack([np.linspace(float(lo[u]), float(hi[u]), steps) for u in order])
     z = base.repeat(len(order) * steps, 1)
     for r, u in enumerate(order):
-        z[r * steps:(r + 1) * steps, u] = torch.from_numpy(values[r]).float()
+        z[r * steps : (r + 1) * steps, u] = torch.from_numpy(values[r]).float()
     images = model.decode(z.to(model.device), y.expand(len(z))).float().clamp(0, 1).cpu()
     return images.view(len(order), steps, *images.shape[1:]), order, values
 
 
 @torch.no_grad()
-def manifold(model: AutoEncoder, dataset: ImageDataset, steps: int = 15, y: int | None = None
-             ) -> tuple[torch.Tensor, np.ndarray, np.ndarray, str]:
+def manifold(
+    model: AutoEncoder, dataset: ImageDataset, steps: int = 15, y: int | None = None
+) -> tuple[torch.Tensor, np.ndarray, np.ndarray, str]:
     """Decode a ``steps`` x ``steps`` grid of 2-D latent points: for a model with a prior its quantiles at
     ``linspace(0.05, 0.95)``, otherwise the 1st..99th percentile of each unit over the test codes.
 
@@ -205,8 +208,9 @@ def manifold(model: AutoEncoder, dataset: ImageDataset, steps: int = 15, y: int 
         AelabError: the code does not have exactly 2 values.
     """
     if model.lacks("code_2d"):
-        raise AelabError(f"the decoded manifold needs a 2-D code; model {model.name!r} has codes of shape "
-                         f"{model.code_shape}")
+        raise AelabError(
+            f"the decoded manifold needs a 2-D code; model {model.name!r} has codes of shape {model.code_shape}"
+        )
     model.eval()
     if "prior" in model.samplers:
         q = model.prior_quantile(torch.linspace(0.05, 0.95, steps)).numpy()

@@ -15,6 +15,8 @@ from-scratch classifier at that n.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -42,8 +44,10 @@ def labelled_subset(split: ImageSplit, per_class: int | None, seed: int = 0) -> 
     counts = torch.bincount(split.labels)
     present = counts[counts > 0]
     if per_class < 1 or per_class > int(present.min()):
-        raise AelabError(f"labels per class: got {per_class}; allowed: 1..{int(present.min())} (the smallest class "
-                         f"of the {len(split)} labelled training images)")
+        raise AelabError(
+            f"labels per class: got {per_class}; allowed: 1..{int(present.min())} (the smallest class "
+            f"of the {len(split)} labelled training images)"
+        )
     g = torch.Generator().manual_seed(seed)
     picks = []
     for c in torch.nonzero(counts).flatten().tolist():
@@ -57,8 +61,16 @@ class WorkshopMLP(nn.Module):
 
     def __init__(self, n_features: int, n_classes: int) -> None:
         super().__init__()
-        self.net = nn.Sequential(nn.Flatten(1), nn.Linear(n_features, 256), nn.ReLU(), nn.Dropout(0.25),
-                                 nn.Linear(256, 100), nn.ReLU(), nn.Dropout(0.25), nn.Linear(100, n_classes))
+        self.net = nn.Sequential(
+            nn.Flatten(1),
+            nn.Linear(n_features, 256),
+            nn.ReLU(),
+            nn.Dropout(0.25),
+            nn.Linear(256, 100),
+            nn.ReLU(),
+            nn.Dropout(0.25),
+            nn.Linear(100, n_classes),
+        )
 
     def forward(self, x):
         return self.net(x)
@@ -74,16 +86,26 @@ class WorkshopCNN(nn.Module):
         flat = 16 * hh * ww
         if hh < 1 or ww < 1:
             raise AelabError(f"the workshop CNN needs images of at least 16x16; these are {h}x{w}")
-        self.net = nn.Sequential(nn.Conv2d(c, 8, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(8, 16, 5), nn.ReLU(),
-                                 nn.MaxPool2d(2), nn.Flatten(1), nn.Linear(flat, 256), nn.ReLU(),
-                                 nn.Linear(256, n_classes))
+        self.net = nn.Sequential(
+            nn.Conv2d(c, 8, 5),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(8, 16, 5),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Flatten(1),
+            nn.Linear(flat, 256),
+            nn.ReLU(),
+            nn.Linear(256, n_classes),
+        )
 
     def forward(self, x):
         return self.net(x)
 
 
-def _train_classifier(net: nn.Module, x: torch.Tensor, y: torch.Tensor, test: ImageSplit, epochs: int,
-                      seed: int, device: torch.device) -> float:
+def _train_classifier(
+    net: nn.Module, x: torch.Tensor, y: torch.Tensor, test: ImageSplit, epochs: int, seed: int, device: torch.device
+) -> float:
     torch.manual_seed(seed)
     net.to(device)
     opt = torch.optim.SGD(net.parameters(), lr=1e-2, momentum=0.9)
@@ -95,7 +117,7 @@ def _train_classifier(net: nn.Module, x: torch.Tensor, y: torch.Tensor, test: Im
         net.train()
         perm = torch.randperm(len(x), generator=g).to(device)
         for i in range(0, len(x), 64):
-            idx = perm[i:i + 64]
+            idx = perm[i : i + 64]
             loss = F.cross_entropy(net(to_unit_float(x[idx])), y[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -108,8 +130,14 @@ def _train_classifier(net: nn.Module, x: torch.Tensor, y: torch.Tensor, test: Im
     return correct / len(test)
 
 
-def probe_table(model: AutoEncoder, dataset: ImageDataset, labels_per_class: list[int | None] = (10, 100, None),
-                seed: int = 0, classifier_epochs: int = 5, scratch: bool = True) -> list[dict]:
+def probe_table(
+    model: AutoEncoder,
+    dataset: ImageDataset,
+    labels_per_class: Sequence[int | None] = (10, 100, None),
+    seed: int = 0,
+    classifier_epochs: int = 5,
+    scratch: bool = True,
+) -> list[dict]:
     """One row per n in ``labels_per_class`` (None = all labels).
 
     Returns:
@@ -128,9 +156,12 @@ def probe_table(model: AutoEncoder, dataset: ImageDataset, labels_per_class: lis
         codes = train_codes[idx.numpy()]
         logistic = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(codes, y)
         knn = KNeighborsClassifier(n_neighbors=min(5, len(idx))).fit(codes, y)
-        row = {"labels_per_class": "all" if n is None else n, "labelled": len(idx),
-               "logistic": float(logistic.score(test_codes, dataset.test.labels.numpy())),
-               "knn": float(knn.score(test_codes, dataset.test.labels.numpy()))}
+        row: dict[str, Any] = {
+            "labels_per_class": "all" if n is None else n,
+            "labelled": len(idx),
+            "logistic": float(logistic.score(test_codes, dataset.test.labels.numpy())),
+            "knn": float(knn.score(test_codes, dataset.test.labels.numpy())),
+        }
         if scratch:
             x_lab, y_lab = dataset.train.images[idx], dataset.train.labels[idx]
             mlp = WorkshopMLP(int(np.prod(dataset.shape)), n_classes)

@@ -14,8 +14,9 @@ from __future__ import annotations
 import json
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from aelab.config import RunConfig, dump_yaml
 from aelab.errors import AelabError
@@ -46,8 +47,9 @@ def build_checked(config: RunConfig, dataset):
 
     torch.manual_seed(config.seed)
     labelled = dataset.labelled or dataset.normal_classes is not None
-    model = build_model(config.model, dataset.shape, vectors=dataset.is_vectors,
-                        classes=len(dataset.class_names) if labelled else 1)
+    model = build_model(
+        config.model, dataset.shape, vectors=dataset.is_vectors, classes=len(dataset.class_names) if labelled else 1
+    )
     model.standardization = dataset.standardization
     check_trainable(model, dataset, config.training)
     return model
@@ -58,8 +60,9 @@ def _fit(config: RunConfig, folder: RunFolder, model, dataset, progress: bool, c
     from aelab.training import train
     from aelab.training.layerwise import train_layerwise
 
-    options = dict(seed=config.seed, run_dir=folder.checkpoint_dir, resume=True, progress=progress,
-                   callbacks=callbacks)
+    options: dict[str, Any] = dict(
+        seed=config.seed, run_dir=folder.checkpoint_dir, resume=True, progress=progress, callbacks=callbacks
+    )
     if config.training.layerwise_epochs:
         stages = train_layerwise(model, dataset, config.training, **options).stages
         return stages[-1], stages
@@ -74,14 +77,29 @@ def _row(config: RunConfig, model, dataset, result) -> dict:
     test = evaluate(model, dataset.test, batch_size=config.training.eval_batch_size)
     h = result.history
     row = {
-        "model": config.label, "kind": "run", "family": model.family, "line": model.figure_line(config.model.filled()),
-        "loss_unit": model.loss_unit(config.training.loss), "parameters": model.num_parameters(),
-        "code_size": model.code_size, "code_shape": list(model.code_shape), "compression_ratio": model.compression_ratio,
-        "test_mse": test["mse"], "test_psnr": test["psnr"], "test_ssim": test["ssim"], "test_images": test["images"],
-        "code_l0": test["code_l0"], "dead_units": test["dead_units"], "code_mean_abs": test["code_mean_abs"],
-        "final_train_loss": h.train_loss[-1], "final_val_loss": h.val_loss[-1], "epochs": result.epochs,
-        "train_seconds": result.train_seconds, "images_per_second": result.images_per_second,
-        "device": result.device, "resumed_from": result.resumed_from,
+        "model": config.label,
+        "kind": "run",
+        "family": model.family,
+        "line": model.figure_line(config.model.filled()),
+        "loss_unit": model.loss_unit(config.training.loss),
+        "parameters": model.num_parameters(),
+        "code_size": model.code_size,
+        "code_shape": list(model.code_shape),
+        "compression_ratio": model.compression_ratio,
+        "test_mse": test["mse"],
+        "test_psnr": test["psnr"],
+        "test_ssim": test["ssim"],
+        "test_images": test["images"],
+        "code_l0": test["code_l0"],
+        "dead_units": test["dead_units"],
+        "code_mean_abs": test["code_mean_abs"],
+        "final_train_loss": h.train_loss[-1],
+        "final_val_loss": h.val_loss[-1],
+        "epochs": result.epochs,
+        "train_seconds": result.train_seconds,
+        "images_per_second": result.images_per_second,
+        "device": result.device,
+        "resumed_from": result.resumed_from,
     }
     row.update(model.test_measures(dataset.test, seed=config.seed))
     return row
@@ -101,30 +119,50 @@ def _extras(config: RunConfig, folder: RunFolder, model, dataset, stages, row: d
 
         den, examples = denoising_metrics(model, dataset.test, corruption, seed=config.seed)
         row.update(den)
-        what = f"gaussian std {corruption.std}" if corruption.kind == "gaussian" else \
-            f"{corruption.kind} {corruption.fraction:g}"
-        save_figure(reconstruction_grid(examples[0], {"corrupted": examples[1], "denoised": examples[2]},
-                                        title=f"{label}: denoising ({what})"), folder.figure("denoising"))
+        what = (
+            f"gaussian std {corruption.std}"
+            if corruption.kind == "gaussian"
+            else f"{corruption.kind} {corruption.fraction:g}"
+        )
+        save_figure(
+            reconstruction_grid(
+                examples[0], {"corrupted": examples[1], "denoised": examples[2]}, title=f"{label}: denoising ({what})"
+            ),
+            folder.figure("denoising"),
+        )
     if config.data.normal_classes is not None:
         from aelab.evaluation.anomaly import separate
 
         r = separate(model, dataset.test, dataset.val, config.data.normal_classes)
-        row.update({"normal": ", ".join(dataset.class_names[c] for c in config.data.normal_classes),
-                    "roc_auc": r.roc_auc, "pr_auc": r.pr_auc})
+        row.update(
+            {
+                "normal": ", ".join(dataset.class_names[c] for c in config.data.normal_classes),
+                "roc_auc": r.roc_auc,
+                "pr_auc": r.pr_auc,
+            }
+        )
 
 
 def _summary(row: dict) -> str:
     quality = "" if row["test_psnr"] is None else f", PSNR {row['test_psnr']:.2f} dB, SSIM {row['test_ssim']:.4f}"
-    line = (f"{row['model']}: test MSE {row['test_mse']:.5f}{quality} ({row['train_seconds']:.1f} s, "
-            f"{row['images_per_second']:,.0f} images/s)")
+    line = (
+        f"{row['model']}: test MSE {row['test_mse']:.5f}{quality} ({row['train_seconds']:.1f} s, "
+        f"{row['images_per_second']:,.0f} images/s)"
+    )
     from aelab.models.table import family_measures
 
     own = [f"{m.heading} {m.format(row)}" for m in family_measures() if row.get(m.key) is not None]
     return line + (f"; {', '.join(own)}" if own else "")
 
 
-def train_run(config: RunConfig, folder: RunFolder, progress: bool = False, callbacks: list | None = None,
-              analyses: bool = True, log: Log = lambda m: None) -> dict:
+def train_run(
+    config: RunConfig,
+    folder: RunFolder,
+    progress: bool = False,
+    callbacks: list | None = None,
+    analyses: bool = True,
+    log: Log = lambda m: None,
+) -> dict:
     """Train, evaluate and save one run into ``folder`` (resuming from its checkpoint); return its metrics row."""
     from aelab.data import preprocessing
 
@@ -133,8 +171,11 @@ def train_run(config: RunConfig, folder: RunFolder, progress: bool = False, call
     folder.path.mkdir(parents=True, exist_ok=True)
     atomic_write_text(folder.config, dump_yaml(config))
     result, stages = _fit(config, folder, model, dataset, progress, list(callbacks or []))
-    prep = None if dataset.is_vectors else preprocessing(dataset.shape, config.data.resize is not None,
-                                                        config.data.background)
+    prep = (
+        None
+        if dataset.is_vectors
+        else preprocessing(dataset.shape, config.data.resize is not None, config.data.background)
+    )
     model.save(folder.model_dir, prep)
     from aelab.training import save_checkpoint
 
@@ -164,8 +205,17 @@ def failure_message(exc: Exception) -> str:
     return " ".join(message.split())
 
 
-def execute_run(root: str, run_id: str, retry_failed: bool = False, threads: int = 0, tensorboard: bool = False,
-                analyses: bool = True, progress: bool = False, on_epoch=None, log: Log = lambda m: None) -> str:
+def execute_run(
+    root: str,
+    run_id: str,
+    retry_failed: bool = False,
+    threads: int = 0,
+    tensorboard: bool = False,
+    analyses: bool = True,
+    progress: bool = False,
+    on_epoch=None,
+    log: Log = lambda m: None,
+) -> str:
     """Claim run ``run_id`` of the store under ``root``, run it, record done (with metrics) or failed.
 
     Args:
@@ -187,6 +237,7 @@ def execute_run(root: str, run_id: str, retry_failed: bool = False, threads: int
         if not store.claim(run_id, retry_failed):
             return "skipped"
         record = store.get(run_id)
+        assert record is not None  # claimed above
         config = RunConfig.model_validate(record["config"])
         folder = RunFolder(Path(root) / record["folder"])
         callbacks: list[Any] = [OnEpoch(on_epoch)] if on_epoch is not None else []

@@ -4,22 +4,57 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
-from aelab.errors import AelabError
+from aelab.errors import AelabError, ConfigError
 from aelab.experiments.engine import execute_run
-from aelab.experiments.spec import ResolvedRun
+from aelab.experiments.resolve import ResolvedRun
 
 EXECUTORS = ("inline", "local", "ray")
 
 
-def run_inline(todo: list[ResolvedRun], root: Path, options: dict, log: Callable[[str], None], progress: bool,
-               on_epoch=None) -> None:
+def check_executor(executor: str, workers: int | None) -> None:
+    """Refuse an unknown executor or a worker count below 1.
+
+    Raises:
+        ConfigError: either.
+    """
+    if executor not in EXECUTORS:
+        raise ConfigError(f"--executor: got {executor!r}; allowed: {', '.join(EXECUTORS)}")
+    if workers is not None and workers < 1:
+        raise ConfigError(f"--workers: got {workers}; allowed: 1 or more")
+
+
+def execute(
+    executor: str,
+    todo: list[ResolvedRun],
+    root: Path,
+    options: dict,
+    log: Callable[[str], None],
+    workers: int | None = None,
+    address: str | None = None,
+    progress: bool = False,
+    on_epoch=None,
+) -> None:
+    """Run ``todo`` with ``executor`` (``options``: the engine's retry_failed, tensorboard, analyses)."""
+    if executor == "inline":
+        run_inline(todo, root, options, log, progress, on_epoch)
+    elif executor == "local" and todo:
+        run_local(todo, root, workers, options, log)
+    elif todo:
+        run_ray(todo, root, workers, address, options, log)
+
+
+def run_inline(
+    todo: list[ResolvedRun], root: Path, options: dict, log: Callable[[str], None], progress: bool, on_epoch=None
+) -> None:
     """One run after another in this process (progress bars and ``on_epoch`` work here)."""
     for r in todo:
-        log(f"  {r.id} {r.name}: "
-            f"{execute_run(str(root), r.id, progress=progress, on_epoch=on_epoch, log=log, **options)}")
+        log(
+            f"  {r.id} {r.name}: "
+            f"{execute_run(str(root), r.id, progress=progress, on_epoch=on_epoch, log=log, **options)}"
+        )
 
 
 def run_local(todo: list[ResolvedRun], root: Path, workers: int | None, options: dict, log) -> None:
@@ -51,12 +86,13 @@ def check_ray_address(address: str) -> None:
         with socket.create_connection((host or "127.0.0.1", int(port)), timeout=3):
             return
     except (OSError, ValueError) as exc:
-        raise AelabError(f"--address: the Ray cluster at {address!r} does not answer ({exc}); start it with "
-                         "'ray start --head' or leave --address out for a local Ray") from None
+        raise AelabError(
+            f"--address: the Ray cluster at {address!r} does not answer ({exc}); start it with "
+            "'ray start --head' or leave --address out for a local Ray"
+        ) from None
 
 
-def run_ray(todo: list[ResolvedRun], root: Path, workers: int | None, address: str | None, options: dict,
-            log) -> None:
+def run_ray(todo: list[ResolvedRun], root: Path, workers: int | None, address: str | None, options: dict, log) -> None:
     """Each run a Ray task (of a local Ray, or the cluster at ``address``)."""
     try:
         import ray

@@ -57,8 +57,13 @@ def run_folders(path: Path) -> list[RunFolder]:
     return []
 
 
-def open_runs(path: Path | str, model: str | None = None, device: str = "cpu", with_data: bool = True,
-              data_dir: Path | str | None = None) -> list[LoadedRun]:
+def open_runs(
+    path: Path | str,
+    model: str | None = None,
+    device: str = "cpu",
+    with_data: bool = True,
+    data_dir: Path | str | None = None,
+) -> list[LoadedRun]:
     """The finished runs of a run folder or an experiment folder (only the one labelled ``model`` if given), with
     their datasets (``with_data``; else :meth:`LoadedRun.data` loads one when needed).
 
@@ -70,19 +75,25 @@ def open_runs(path: Path | str, model: str | None = None, device: str = "cpu", w
     path = Path(path)
     folders = run_folders(path)
     if not folders:
-        raise AelabError(f"{str(path)!r} is not an aelab run or experiment folder (no run.yaml or runs.json); give "
-                         "a folder written by 'aelab compare', 'train' or 'run'")
+        raise AelabError(
+            f"{str(path)!r} is not an aelab run or experiment folder (no run.yaml or runs.json); give "
+            "a folder written by 'aelab compare', 'train' or 'run'"
+        )
     configs = [(f, load_yaml(f.config, RunConfig)) for f in folders if f.config.is_file()]
     if model is not None:
         labels = [c.label for _, c in configs]
         configs = [(f, c) for f, c in configs if c.label == model]
         if not configs:
             raise AelabError(f"{str(path)!r} has no model {model!r}; allowed: {', '.join(labels)}")
-    runs = [LoadedRun(f, c, None, load(f.model_dir, device), Path(data_dir) if data_dir else None)
-            for f, c in configs if f.model_dir.is_dir()]
+    runs = [
+        LoadedRun(f, c, None, load(f.model_dir, device), Path(data_dir) if data_dir else None)
+        for f, c in configs
+        if f.model_dir.is_dir()
+    ]
     if not runs:
-        raise AelabError(f"{str(path)!r} has no trained model (model/ folder) yet; finish the run by running the "
-                         "same command again")
+        raise AelabError(
+            f"{str(path)!r} has no trained model (model/ folder) yet; finish the run by running the same command again"
+        )
     for run in runs if with_data else []:
         run.data()
     return runs

@@ -44,7 +44,7 @@ class RunFolder:
     path: Path
 
     @classmethod
-    def for_run(cls, root: Path | str, experiment: str, label: str, run_id: str) -> "RunFolder":
+    def for_run(cls, root: Path | str, experiment: str, label: str, run_id: str) -> RunFolder:
         """The naming rule: ``<root>/<experiment>/<label>-<run id>``."""
         return cls(Path(root) / experiment / f"{safe_name(label)}-{run_id}")
 
@@ -100,7 +100,7 @@ class ExperimentFolder:
     path: Path
 
     @classmethod
-    def for_experiment(cls, root: Path | str, name: str) -> "ExperimentFolder":
+    def for_experiment(cls, root: Path | str, name: str) -> ExperimentFolder:
         return cls(Path(root) / name)
 
     @property

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from aelab.experiments.engine import dataset_for
 from aelab.experiments.folders import ExperimentFolder, RunFolder
-from aelab.experiments.spec import ResolvedRun
+from aelab.experiments.resolve import ResolvedRun
 from aelab.experiments.store import RunStore
 from aelab.io import atomic_write_text
 
@@ -57,7 +58,7 @@ def by_split(runs: list[ResolvedRun]) -> dict[str, list[ResolvedRun]]:
 def _pca_rows(members: list[ResolvedRun], sizes: list[int], digest: str, store: RunStore, suffix: str) -> list[dict]:
     out, dataset = [], None
     for d in sizes:
-        row = store.cached(f"pca/{digest}/{d}")
+        row: Any = store.cached(f"pca/{digest}/{d}")
         if row is None:
             from aelab.evaluation.pca import pca_baseline
 
@@ -97,25 +98,32 @@ def summary(runs: list[ResolvedRun], result: ExperimentResult) -> str:
     """One paragraph: how many runs finished, on what data and test set, on which device."""
     devices = sorted({row["device"] for row in result.rows})
     data_names = sorted({r.config.data.name for r in runs})
-    text = (f"{len(runs)} runs ({len(result.rows)} finished) on {', '.join(data_names)}; test set "
-            f"{', '.join(sorted({str(row['test_images']) for row in result.rows}))} images; "
-            f"trained on {', '.join(devices) or '-'}.")
+    text = (
+        f"{len(runs)} runs ({len(result.rows)} finished) on {', '.join(data_names)}; test set "
+        f"{', '.join(sorted({str(row['test_images']) for row in result.rows}))} images; "
+        f"trained on {', '.join(devices) or '-'}."
+    )
     if any(r.config.data.name == "array" for r in runs):
         from aelab.analyses import ANALYSES
 
         skipped = ", ".join(a.name for a in ANALYSES if "images" in a.needs)
         text += f" Vector data: no PSNR/SSIM and no image analyses ({skipped})."
     if result.mean_roc_auc is not None:
-        text += (f" Anomaly detection (one-class training): mean ROC-AUC {result.mean_roc_auc:.4f} over "
-                 f"{sum('roc_auc' in row for row in result.rows)} runs.")
+        text += (
+            f" Anomaly detection (one-class training): mean ROC-AUC {result.mean_roc_auc:.4f} over "
+            f"{sum('roc_auc' in row for row in result.rows)} runs."
+        )
     return text
 
 
 def _histories(done: list[ResolvedRun], folders: dict[str, RunFolder]) -> dict[str, Any]:
     from aelab.training import History, load_checkpoint
 
-    return {r.id: History.from_state(load_checkpoint(folders[r.id].history)["history"])
-            for r in done if folders[r.id].history.is_file()}
+    return {
+        r.id: History.from_state(load_checkpoint(folders[r.id].history)["history"])
+        for r in done
+        if folders[r.id].history.is_file()
+    }
 
 
 def _curves(result: ExperimentResult, done: list[ResolvedRun], histories: dict) -> list[Path]:
@@ -129,17 +137,28 @@ def _curves(result: ExperimentResult, done: list[ResolvedRun], histories: dict) 
     if not histories:
         return []
     units = {r.name: family_of(r.config.model).loss_unit(r.config.training.loss) for r in done}
-    written = [save_figure(loss_curves({r.name: histories[r.id] for r in done if r.id in histories},
-                                       next(iter(units.values())), units), result.folder.loss_curves)]
-    groups = by_split([r for r in done if r.id in histories and
-                       histories[r.id].snapshot_originals.dtype == torch.uint8])  # vector data has no pictures
+    written = [
+        save_figure(
+            loss_curves(
+                {r.name: histories[r.id] for r in done if r.id in histories}, next(iter(units.values())), units
+            ),
+            result.folder.loss_curves,
+        )
+    ]
+    groups = by_split(
+        [r for r in done if r.id in histories and histories[r.id].snapshot_originals.dtype == torch.uint8]
+    )  # vector data has no pictures
     for g, members in enumerate(groups.values()):
         group = "" if len(groups) == 1 else f"{members[0].config.data.name}-{g + 1}"
         first = histories[members[0].id]
         for epoch in sorted({e for r in members for e in histories[r.id].snapshots}):
             rows = {r.name: histories[r.id].snapshots[epoch] for r in members if epoch in histories[r.id].snapshots}
-            written.append(save_figure(reconstruction_grid(first.snapshot_originals, rows, title=f"Epoch {epoch}"),
-                                       result.folder.reconstructions(epoch, group)))
+            written.append(
+                save_figure(
+                    reconstruction_grid(first.snapshot_originals, rows, title=f"Epoch {epoch}"),
+                    result.folder.reconstructions(epoch, group),
+                )
+            )
     return written
 
 
@@ -172,8 +191,10 @@ def _sections(done: list[ResolvedRun], folders: dict[str, RunFolder], rows: list
     sections = []
     for r, row in zip(done, rows):
         f = folders[r.id]
-        own = [(heading, f.figure(stem)) for stem, heading in (("layerwise", "Greedy layer-wise pretraining"),
-                                                               ("denoising", "Denoising"))]
+        own = [
+            (heading, f.figure(stem))
+            for stem, heading in (("layerwise", "Greedy layer-wise pretraining"), ("denoising", "Denoising"))
+        ]
         analyses = [(a, f.analysis(a.name), f.analysis(a.name, ".json")) for a in ANALYSES if a.in_report]
         not_run = [e.replace(f" of {r.config.label}", "") for e in row.get("analysis_errors", [])]
         not_run += [f"{s} (does not apply)" for s in row.get("analyses_skipped", [])]
@@ -187,15 +208,19 @@ def _compression(done: list[ResolvedRun], folders: dict[str, RunFolder]) -> list
     for r in done:
         path = folders[r.id].analysis("compression", ".json")
         if path.is_file():
-            out += [{"model": r.name, **row} for row in json.loads(path.read_text())
-                    if row["storage"] not in ("float32", "float16")]
+            out += [
+                {"model": r.name, **row}
+                for row in json.loads(path.read_text())
+                if row["storage"] not in ("float32", "float16")
+            ]
     return out
 
 
-def write_outputs(result: ExperimentResult, runs: list[ResolvedRun], store: RunStore,
-                  log: Callable[[str], None]) -> None:
+def write_outputs(
+    result: ExperimentResult, runs: list[ResolvedRun], store: RunStore, log: Callable[[str], None]
+) -> None:
     """Fill ``result`` (rows, baselines, summary) and write the experiment folder's table, figures and report."""
-    from aelab.figures.report import write_report
+    from aelab.figures.report import Report, write_report
 
     root = result.folder.path.parent
     by_id = {r["id"]: r for r in result.records}
@@ -204,13 +229,36 @@ def write_outputs(result: ExperimentResult, runs: list[ResolvedRun], store: RunS
     result.baselines = baselines(runs, {r.id: by_id[r.id]["metrics"] for r in done}, store) if done else []
     result.summary = summary(runs, result)
     failed = [{"id": r["id"], "name": r["name"], "error": r["error"]} for r in result.failed]
-    atomic_write_text(result.folder.metrics, json.dumps({"experiment": result.name, "summary": result.summary,
-                                                         "runs": result.rows, "baselines": result.baselines,
-                                                         "failed": failed}, indent=2))
+    atomic_write_text(
+        result.folder.metrics,
+        json.dumps(
+            {
+                "experiment": result.name,
+                "summary": result.summary,
+                "runs": result.rows,
+                "baselines": result.baselines,
+                "failed": failed,
+            },
+            indent=2,
+        ),
+    )
     folders = {r.id: RunFolder(root / by_id[r.id]["folder"]) for r in runs}
     histories = _histories(done, folders)
     figures = _curves(result, done, histories)
-    write_report(result.folder.report, f"aelab report: {result.name}", result.summary, result.rows,
-                 result.baselines, failed, figures[:1], figures[1:], _sections(done, folders, result.rows, root),
-                 result.folder.config.read_text(), rate_distortion(result, done), _compression(done, folders))
+    write_report(
+        result.folder.report,
+        Report(
+            f"aelab report: {result.name}",
+            result.summary,
+            result.rows,
+            result.baselines,
+            failed,
+            figures[:1],
+            figures[1:],
+            _sections(done, folders, result.rows, root),
+            result.folder.config.read_text(),
+            rate_distortion(result, done),
+            _compression(done, folders),
+        ),
+    )
     log(f"wrote {result.folder.path}/ : metrics.json, loss_curves.png, reconstructions_epoch_*.png, report.html")

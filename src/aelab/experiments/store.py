@@ -66,7 +66,7 @@ class RunStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(SCHEMA)
 
-    def __enter__(self) -> "RunStore":
+    def __enter__(self) -> RunStore:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -91,19 +91,24 @@ class RunStore:
         now = time.time()
 
         def write():
-            self._db.execute("INSERT INTO experiments (name, definition, updated) VALUES (?,?,?) ON CONFLICT(name) "
-                             "DO UPDATE SET definition=excluded.definition, updated=excluded.updated",
-                             (name, definition, now))
+            self._db.execute(
+                "INSERT INTO experiments (name, definition, updated) VALUES (?,?,?) ON CONFLICT(name) "
+                "DO UPDATE SET definition=excluded.definition, updated=excluded.updated",
+                (name, definition, now),
+            )
             self._db.execute("DELETE FROM members WHERE experiment = ?", (name,))
             for i, (r, folder) in enumerate(zip(runs, folders)):
-                self._db.execute("INSERT OR IGNORE INTO runs (id, name, config, folder, created) VALUES (?,?,?,?,?)",
-                                 (r.id, r.name, r.config.model_dump_json(), folder, now))
+                self._db.execute(
+                    "INSERT OR IGNORE INTO runs (id, name, config, folder, created) VALUES (?,?,?,?,?)",
+                    (r.id, r.name, r.config.model_dump_json(), folder, now),
+                )
                 self._db.execute("INSERT INTO members (experiment, run_id, position) VALUES (?,?,?)", (name, r.id, i))
 
         self._transaction(write)
 
     def claim(self, run_id: str, retry_failed: bool = False) -> bool:
         """Mark ``run_id`` running for this process if it may run now; True if this process got it."""
+
         def write():
             row = self._db.execute("SELECT status, host, pid FROM runs WHERE id = ?", (run_id,)).fetchone()
             if row is None:
@@ -112,27 +117,36 @@ class RunStore:
             stale = status == "running" and row["host"] == socket.gethostname() and not _alive(row["pid"])
             ok = status == "pending" or stale or (status == "failed" and retry_failed)
             if ok:
-                self._db.execute("UPDATE runs SET status='running', host=?, pid=?, started=?, error=NULL, "
-                                 "attempts=attempts+1 WHERE id=?",
-                                 (socket.gethostname(), os.getpid(), time.time(), run_id))
+                self._db.execute(
+                    "UPDATE runs SET status='running', host=?, pid=?, started=?, error=NULL, "
+                    "attempts=attempts+1 WHERE id=?",
+                    (socket.gethostname(), os.getpid(), time.time(), run_id),
+                )
             return ok
 
         return self._transaction(write)
 
     def finish(self, run_id: str, metrics: dict, seconds: float) -> None:
-        self._db.execute("UPDATE runs SET status='done', metrics=?, finished=?, seconds=?, error=NULL WHERE id=?",
-                         (json.dumps(metrics), time.time(), seconds, run_id))
+        self._db.execute(
+            "UPDATE runs SET status='done', metrics=?, finished=?, seconds=?, error=NULL WHERE id=?",
+            (json.dumps(metrics), time.time(), seconds, run_id),
+        )
 
     def fail(self, run_id: str, error: str, seconds: float) -> None:
-        self._db.execute("UPDATE runs SET status='failed', error=?, finished=?, seconds=? WHERE id=?",
-                         (error, time.time(), seconds, run_id))
+        self._db.execute(
+            "UPDATE runs SET status='failed', error=?, finished=?, seconds=? WHERE id=?",
+            (error, time.time(), seconds, run_id),
+        )
 
     def records(self, experiment: str | None = None) -> list[dict]:
         """Runs (of one experiment, in its order; else all, oldest first), config and metrics decoded, each
         with ``experiments``: the names of the experiments it belongs to."""
         if experiment is not None:
-            rows = self._db.execute("SELECT runs.* FROM runs JOIN members ON members.run_id = runs.id "
-                                    "WHERE members.experiment = ? ORDER BY members.position", (experiment,)).fetchall()
+            rows = self._db.execute(
+                "SELECT runs.* FROM runs JOIN members ON members.run_id = runs.id "
+                "WHERE members.experiment = ? ORDER BY members.position",
+                (experiment,),
+            ).fetchall()
         else:
             rows = self._db.execute("SELECT * FROM runs ORDER BY created, rowid").fetchall()
         return [self._decode(r) for r in rows]
@@ -166,6 +180,10 @@ class RunStore:
         out = dict(row)
         out["config"] = json.loads(out["config"])
         out["metrics"] = json.loads(out["metrics"]) if out["metrics"] else None
-        out["experiments"] = [r[0] for r in self._db.execute(
-            "SELECT experiment FROM members WHERE run_id = ? ORDER BY experiment", (out["id"],))]
+        out["experiments"] = [
+            r[0]
+            for r in self._db.execute(
+                "SELECT experiment FROM members WHERE run_id = ? ORDER BY experiment", (out["id"],)
+            )
+        ]
         return out

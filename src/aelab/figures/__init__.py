@@ -9,8 +9,13 @@
 Names are imported on first use, so importing this package does not import matplotlib.
 """
 
-_LAZY = {"layerwise_curves": "curves", "loss_curves": "curves", "rate_distortion": "curves",
-         "reconstruction_grid": "grids", "save_figure": "canvas"}
+_LAZY = {
+    "layerwise_curves": "curves",
+    "loss_curves": "curves",
+    "rate_distortion": "curves",
+    "reconstruction_grid": "grids",
+    "save_figure": "canvas",
+}
 __all__ = list(_LAZY)
 
 

@@ -3,13 +3,11 @@ images, compression, probes and anomaly-score histograms."""
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from aelab.figures.canvas import plt, show, tile
+from aelab.figures.canvas import plt, show
 
 
 def latent_map_figure(lm, class_names: list[str], title: str = "") -> Figure:
@@ -76,8 +74,13 @@ def compression_figure(rows: list[dict], title: str = "") -> Figure:
     fig, ax = plt.subplots(figsize=(6, 4))
     for r in rows:
         ax.scatter(r["code_bytes"], r["psnr"], s=50)
-        ax.annotate(f"{r['storage']} ({r['compression_ratio']:.1f}x)", (r["code_bytes"], r["psnr"]),
-                    textcoords="offset points", xytext=(6, 4), fontsize=9)
+        ax.annotate(
+            f"{r['storage']} ({r['compression_ratio']:.1f}x)",
+            (r["code_bytes"], r["psnr"]),
+            textcoords="offset points",
+            xytext=(6, 4),
+            fontsize=9,
+        )
     ax.set_xscale("log")
     ax.set_xlabel(f"bytes per code (raw image: {rows[0]['image_bytes']} bytes)")
     ax.set_ylabel("PSNR (dB)")
@@ -91,8 +94,12 @@ def probes_figure(rows: list[dict], title: str = "") -> Figure:
     """Test accuracy vs labels per class for the probes and the from-scratch classifiers."""
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     xs = [str(r["labels_per_class"]) for r in rows]
-    for key, label, style in [("logistic", "linear probe on codes", "-o"), ("knn", "kNN on codes", "-s"),
-                              ("mlp", "MLP from scratch", "--^"), ("cnn", "CNN from scratch", "--v")]:
+    for key, label, style in [
+        ("logistic", "linear probe on codes", "-o"),
+        ("knn", "kNN on codes", "-s"),
+        ("mlp", "MLP from scratch", "--^"),
+        ("cnn", "CNN from scratch", "--v"),
+    ]:
         ys = [r.get(key) for r in rows]
         if any(y is not None for y in ys):
             ax.plot(xs, [np.nan if y is None else y for y in ys], style, label=label)
@@ -106,8 +113,9 @@ def probes_figure(rows: list[dict], title: str = "") -> Figure:
     return fig
 
 
-def anomaly_figure(result, images: torch.Tensor, class_names: list[str], labels: torch.Tensor, k: int = 8,
-                   title: str = "") -> Figure:
+def anomaly_figure(
+    result, images: torch.Tensor | None, class_names: list[str], labels: torch.Tensor, k: int = 8, title: str = ""
+) -> Figure:
     """Histogram of the anomaly scores of normal vs anomalous test images (the threshold as a line), and the
     ``k`` most and least anomalous test images with their class and score (not for vector data: ``images``
     None)."""
@@ -116,8 +124,8 @@ def anomaly_figure(result, images: torch.Tensor, class_names: list[str], labels:
     grid = fig.add_gridspec(3 if images is not None else 1, k, height_ratios=[2.4, 1, 1] if images is not None else [1])
     ax = fig.add_subplot(grid[0, :])
     bins = np.logspace(np.log10(max(scores.min(), 1e-6)), np.log10(max(scores.max(), 1e-5)), 60)
-    ax.hist(scores[~anomalous], bins=bins, alpha=0.6, density=True, label=f"normal ({(~anomalous).sum():,})")
-    ax.hist(scores[anomalous], bins=bins, alpha=0.6, density=True, label=f"anomalous ({anomalous.sum():,})")
+    ax.hist(scores[~anomalous], bins=list(bins), alpha=0.6, density=True, label=f"normal ({(~anomalous).sum():,})")
+    ax.hist(scores[anomalous], bins=list(bins), alpha=0.6, density=True, label=f"anomalous ({anomalous.sum():,})")
     ax.axvline(result.threshold, color="k", ls="--", lw=1, label="threshold (validation)")
     ax.set_xscale("log")
     ax.set_xlabel("anomaly score (reconstruction error)")
@@ -125,10 +133,11 @@ def anomaly_figure(result, images: torch.Tensor, class_names: list[str], labels:
     ax.legend(fontsize=8)
     ax.set_title(title or f"ROC-AUC {result.roc_auc:.3f}, PR-AUC {result.pr_auc:.3f}")
     order = np.argsort(scores)
-    for row, picks, name in ((1, order[::-1][:k], "most"), (2, order[:k], "least")) if images is not None else ():
+    shown = images if images is not None else torch.zeros(0)
+    for row, picks, name in ((1, order[::-1][:k], "most"), (2, order[:k], "least")) if len(shown) else ():
         for i, idx in enumerate(picks):
             a = fig.add_subplot(grid[row, i])
-            show(a, images[idx].float() / 255)
+            show(a, shown[idx].float() / 255)
             a.set_title(f"{class_names[int(labels[idx])]}\n{scores[idx]:.4f}", fontsize=7)
             if i == 0:
                 a.set_ylabel(f"{name}\nanomalous", fontsize=8)

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import math
-
-import numpy as np
-import torch
 from matplotlib.figure import Figure
 
-from aelab.figures.canvas import plt, show, tile
+from aelab.figures.canvas import plt
 
 
 def loss_curves(histories: dict, loss_name: str = "MSE per pixel", units: dict[str, str] | None = None) -> Figure:

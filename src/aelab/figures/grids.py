@@ -27,8 +27,9 @@ def interpolation_figure(interp, title: str = "") -> Figure:
     return fig
 
 
-def feature_dictionary_figure(tiles: torch.Tensor, title: str = "", max_tiles: int = 256,
-                              vectors: bool = False) -> Figure:
+def feature_dictionary_figure(
+    tiles: torch.Tensor, title: str = "", max_tiles: int = 256, vectors: bool = False
+) -> Figure:
     """One tile per code unit: g(a e_j) - g(0), each scaled to its own range (blue negative, red positive).
     For vector data, one row per code unit (units x features)."""
     n = min(len(tiles), max_tiles)
@@ -44,8 +45,8 @@ def feature_dictionary_figure(tiles: torch.Tensor, title: str = "", max_tiles: i
         fig.tight_layout()
         return fig
     cols = math.ceil(math.sqrt(n))
-    rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 0.9 + 0.5, rows * 0.9 + 0.8), squeeze=False)
+    lines = math.ceil(n / cols)
+    fig, axes = plt.subplots(lines, cols, figsize=(cols * 0.9 + 0.5, lines * 0.9 + 0.8), squeeze=False)
     for i, ax in enumerate(axes.flat):
         if i < n:
             t = tiles[i].mean(0, keepdim=True) if tiles.shape[1] == 3 else tiles[i]
@@ -53,7 +54,9 @@ def feature_dictionary_figure(tiles: torch.Tensor, title: str = "", max_tiles: i
             show(ax, t, cmap="bwr", vmin=-m, vmax=m)
         else:
             ax.axis("off")
-    fig.suptitle(title or f"Feature dictionary ({len(tiles)} code units{', first ' + str(n) if n < len(tiles) else ''})")
+    fig.suptitle(
+        title or f"Feature dictionary ({len(tiles)} code units{', first ' + str(n) if n < len(tiles) else ''})"
+    )
     fig.tight_layout()
     return fig
 
@@ -81,8 +84,9 @@ def traversal_figure(images: torch.Tensor, units: list[int], values: np.ndarray,
     h = images.shape[3]
     ax.set_xticks([])
     ax.set_yticks([h * (r + 0.5) for r in range(u)])
-    ax.set_yticklabels([f"z{unit} [{values[r][0]:.1f}, {values[r][-1]:.1f}]" for r, unit in enumerate(units)],
-                       fontsize=7)
+    ax.set_yticklabels(
+        [f"z{unit} [{values[r][0]:.1f}, {values[r][-1]:.1f}]" for r, unit in enumerate(units)], fontsize=7
+    )
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return fig

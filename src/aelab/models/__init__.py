@@ -4,9 +4,14 @@ presets (the table is :data:`aelab.config.PRESETS`). Names are imported on first
 (:mod:`.measures`) import without torch."""
 
 _LAZY = {
-    "PRESETS": "aelab.config", "Preset": "aelab.config", "NEEDS": "aelab.models.needs",
-    "AEOutput": "aelab.models.autoencoder", "AutoEncoder": "aelab.models.autoencoder",
-    "build_model": "aelab.models.build", "load": "aelab.models.build", "FAMILIES": "aelab.models.families",
+    "PRESETS": "aelab.config",
+    "Preset": "aelab.config",
+    "NEEDS": "aelab.models.needs",
+    "AEOutput": "aelab.models.autoencoder",
+    "AutoEncoder": "aelab.models.autoencoder",
+    "build_model": "aelab.models.build",
+    "load": "aelab.models.build",
+    "FAMILIES": "aelab.models.families",
     "family_of": "aelab.models.families",
 }
 __all__ = sorted(_LAZY)

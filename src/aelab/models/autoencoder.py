@@ -81,9 +81,16 @@ class AutoEncoder(nn.Module):
     layerwise: ClassVar[bool] = True
     """Greedy layer-wise pretraining applies (a decoder that mirrors the encoder is still needed)."""
 
-    def __init__(self, encoder: nn.Module, decoder: nn.Module, input_shape: tuple[int, ...],
-                 code_shape: tuple[int, ...], name: str = "autoencoder", sparsity: nn.Module | None = None,
-                 penalty: nn.Module | None = None) -> None:
+    def __init__(
+        self,
+        encoder: nn.Module,
+        decoder: nn.Module,
+        input_shape: tuple[int, ...],
+        code_shape: tuple[int, ...],
+        name: str = "autoencoder",
+        sparsity: nn.Module | None = None,
+        penalty: nn.Module | None = None,
+    ) -> None:
         super().__init__()
         self.encoder = encoder
         self.sparsity = sparsity if sparsity is not None else nn.Identity()
@@ -104,8 +111,9 @@ class AutoEncoder(nn.Module):
         """How inputs are made from image files (kept in ``config.json``; see :func:`aelab.data.preprocessing`)."""
 
     @classmethod
-    def from_config(cls, spec: Any, input_shape: tuple[int, int, int], config: Any, classes: int,
-                    vectors: bool) -> "AutoEncoder":
+    def from_config(
+        cls, spec: Any, input_shape: tuple[int, int, int], config: Any, classes: int, vectors: bool
+    ) -> AutoEncoder:
         """Build this family's model on the body ``spec`` (what :func:`aelab.build_model` calls).
 
         Args:
@@ -126,11 +134,15 @@ class AutoEncoder(nn.Module):
         encoder, decoder, code_shape = build_body(spec, input_shape)
         sparsity, penalty = build_sparsity(config.sparsity)
         if isinstance(sparsity, TopK) and sparsity.k > math.prod(code_shape):
-            raise ModelError(f"sparsity topk:{sparsity.k}: k is larger than the code of {config.label!r} "
-                             f"({math.prod(code_shape)} units); allowed: 1..{math.prod(code_shape)}")
+            raise ModelError(
+                f"sparsity topk:{sparsity.k}: k is larger than the code of {config.label!r} "
+                f"({math.prod(code_shape)} units); allowed: 1..{math.prod(code_shape)}"
+            )
         if isinstance(penalty, KLPenalty) and not ends_in_sigmoid(encoder):
-            raise ModelError(f"sparsity kl needs codes in (0, 1) but the encoder of {config.label!r} does not end in "
-                             "a sigmoid; use a spec with code_activation: sigmoid, or l1 sparsity")
+            raise ModelError(
+                f"sparsity kl needs codes in (0, 1) but the encoder of {config.label!r} does not end in "
+                "a sigmoid; use a spec with code_activation: sigmoid, or l1 sparsity"
+            )
         model = cls(encoder, decoder, input_shape, code_shape, name=config.label, sparsity=sparsity, penalty=penalty)
         if config.tied:
             tie_weights(model)
@@ -170,8 +182,12 @@ class AutoEncoder(nn.Module):
     @classmethod
     def loss_unit(cls, loss: str) -> str:
         """What the training loss of this family measures, given the training config's ``loss``."""
-        return {"mse": "MSE per pixel", "mse_sum": "squared error per image", "bce": "BCE per pixel",
-                "l1": "absolute error per pixel"}[loss]
+        return {
+            "mse": "MSE per pixel",
+            "mse_sum": "squared error per image",
+            "bce": "BCE per pixel",
+            "l1": "absolute error per pixel",
+        }[loss]
 
     @classmethod
     def figure_line(cls, config: Any) -> str:
@@ -205,8 +221,9 @@ class AutoEncoder(nn.Module):
         raise self._no_prior()
 
     def _no_prior(self) -> ModelError:
-        return ModelError(f"model {self.name!r} has no prior over its codes; allowed samplers for it: "
-                          f"{', '.join(self.samplers)}")
+        return ModelError(
+            f"model {self.name!r} has no prior over its codes; allowed samplers for it: {', '.join(self.samplers)}"
+        )
 
     def lacks(self, need: str) -> Optional[str]:
         """Why this model cannot give what ``need`` names (one of :data:`NEEDS`), or None when it can."""
@@ -231,8 +248,10 @@ class AutoEncoder(nn.Module):
         if check is not None:
             check(training.batch_size)
         if training.layerwise_epochs and not self.layerwise:
-            raise ConfigError(f"training.layerwise_epochs: model {self.name!r} is generative ({self.describe()}), and greedy "
-                              "layer-wise pretraining is for deterministic autoencoders; allowed for it: null")
+            raise ConfigError(
+                f"training.layerwise_epochs: model {self.name!r} is generative ({self.describe()}), and greedy "
+                "layer-wise pretraining is for deterministic autoencoders; allowed for it: null"
+            )
 
     def test_measures(self, split: Any, seed: int = 0) -> dict:
         """The family's own measures on a test split (:attr:`measures`); keys set to None here drop measures of
@@ -265,7 +284,7 @@ class AutoEncoder(nn.Module):
         """
         return mirrored_stages(self.encoder, self.decoder, self.name)
 
-    def stage_model(self, k: int) -> "AutoEncoder":
+    def stage_model(self, k: int) -> AutoEncoder:
         """The autoencoder made of the first ``k`` encoder stages and their mirror decoder stages (1-based),
         sharing their layers with this model (the model itself for the last stage).
 
@@ -314,8 +333,16 @@ class AutoEncoder(nn.Module):
         records, so codes are decoded only by the model that made them)."""
         import hashlib
 
-        h = hashlib.sha256(json.dumps([self.name, list(self.input_shape), list(self.code_shape),
-                                       self.config.model_dump(mode="json") if self.config else None]).encode())
+        h = hashlib.sha256(
+            json.dumps(
+                [
+                    self.name,
+                    list(self.input_shape),
+                    list(self.code_shape),
+                    self.config.model_dump(mode="json") if self.config else None,
+                ]
+            ).encode()
+        )
         for key, value in sorted(self.state_dict().items()):
             h.update(key.encode())
             h.update(value.detach().cpu().contiguous().float().numpy().tobytes())
@@ -340,10 +367,17 @@ class AutoEncoder(nn.Module):
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         tensors = {k: v.detach().cpu().contiguous().clone() for k, v in self.state_dict().items()}
-        meta = {"format": "aelab-autoencoder", "version": 1, "name": self.name,
-                "model": self.config.model_dump(mode="json", exclude_none=True),
-                "input_shape": list(self.input_shape), "code_shape": list(self.code_shape),
-                "parameters": self.num_parameters(), "vectors": self.data_range is None, **self.save_meta()}
+        meta = {
+            "format": "aelab-autoencoder",
+            "version": 1,
+            "name": self.name,
+            "model": self.config.model_dump(mode="json", exclude_none=True),
+            "input_shape": list(self.input_shape),
+            "code_shape": list(self.code_shape),
+            "parameters": self.num_parameters(),
+            "vectors": self.data_range is None,
+            **self.save_meta(),
+        }
         if self.standardization is not None:
             mean, std = self.standardization
             meta["standardization"] = {"mean": mean.tolist(), "std": std.tolist()}

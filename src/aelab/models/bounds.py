@@ -32,15 +32,17 @@ def normal_log_density(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) 
     return (-0.5 * (LOG_2PI + logvar + (z - mu).pow(2) / logvar.exp())).flatten(1).sum(1)
 
 
-def _elbo_terms(model: Any, x: torch.Tensor, y: torch.Tensor | None, mu: torch.Tensor, logvar: torch.Tensor,
-                eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _elbo_terms(
+    model: Any, x: torch.Tensor, y: torch.Tensor | None, mu: torch.Tensor, logvar: torch.Tensor, eps: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     z = mu + eps.to(mu) * (0.5 * logvar).exp()
     return model.log_likelihood(model.decode(z, y), x), kl_normal(mu, logvar).flatten(1).sum(1)
 
 
 @torch.no_grad()
-def elbo(model: Any, x: torch.Tensor, y: torch.Tensor | None = None,
-         eps: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def elbo(
+    model: Any, x: torch.Tensor, y: torch.Tensor | None = None, eps: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Per image ``(N,)``: ``log p(x | z)`` with ``z = mu + sigma * eps`` (``eps`` ``(N, *code_shape)``; None:
     drawn from torch's generator) and the closed-form KL, both in nats. ELBO = the first minus the second."""
     mu, logvar = model.posterior(x, y)
@@ -48,8 +50,9 @@ def elbo(model: Any, x: torch.Tensor, y: torch.Tensor | None = None,
 
 
 @torch.no_grad()
-def iwae_bound(model: Any, x: torch.Tensor, y: torch.Tensor | None = None, k: int = 64,
-               eps: torch.Tensor | None = None) -> torch.Tensor:
+def iwae_bound(
+    model: Any, x: torch.Tensor, y: torch.Tensor | None = None, k: int = 64, eps: torch.Tensor | None = None
+) -> torch.Tensor:
     """The importance-weighted lower bound on log p(x), per image ``(N,)``, nats. The k samples of all N images
     are decoded in one batch of k * N.
 
@@ -65,14 +68,18 @@ def iwae_bound(model: Any, x: torch.Tensor, y: torch.Tensor | None = None, k: in
     reps = (k,) + (1,) * (x.dim() - 1)
     log_lik = model.log_likelihood(model.decode(z, None if y is None else y.repeat(k)), x.repeat(reps))
     many = (k,) + (1,) * (mu.dim() - 1)
-    log_w = log_lik + normal_log_density(z, torch.zeros_like(z), torch.zeros_like(z)) \
+    log_w = (
+        log_lik
+        + normal_log_density(z, torch.zeros_like(z), torch.zeros_like(z))
         - normal_log_density(z, mu.repeat(many), logvar.repeat(many))
+    )
     return torch.logsumexp(log_w.view(k, n), 0) - math.log(k)
 
 
 @torch.no_grad()
-def variational_metrics(model: Any, split: ImageSplit, k: int = 64, iwae_images: int = 1000, seed: int = 0,
-                        batch_size: int = 500) -> dict:
+def variational_metrics(
+    model: Any, split: ImageSplit, k: int = 64, iwae_images: int = 1000, seed: int = 0, batch_size: int = 500
+) -> dict:
     """Test-set measures of a VAE (nats per image): ``test_nelbo`` (-ELBO), ``test_recon_nll``, ``test_kl`` on the
     whole split; ``test_iwae_nll`` (-IWAE bound, k samples) and ``test_nelbo_subset`` (the -ELBO of the same
     images, from the same pass as ``test_nelbo``) on its first ``iwae_images`` images; ``active_units`` (of
@@ -82,22 +89,34 @@ def variational_metrics(model: Any, split: ImageSplit, k: int = 64, iwae_images:
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
         labels = split.labels.to(device)
-        log_lik, kl, means = [], [], []
+        lls, kls, means = [], [], []
         for where, x in split.batches(batch_size, device):
             mu, logvar = model.posterior(x, labels[where])
             ll, kl_i = _elbo_terms(model, x, labels[where], mu, logvar, torch.randn_like(mu))
-            log_lik.append(ll.double())
-            kl.append(kl_i.double())
+            lls.append(ll.double())
+            kls.append(kl_i.double())
             means.append(mu.flatten(1).double())
-        log_lik, kl = torch.cat(log_lik), torch.cat(kl)
+        log_lik, kl = torch.cat(lls), torch.cat(kls)
         sub = min(iwae_images, len(split))
         step = max(1, batch_size // 10)  # images per IWAE batch: k times as many decodes
-        iw = [iwae_bound(model, to_unit_float(split.images[i:min(sub, i + step)], device), labels[i:min(sub, i + step)],
-                         k).double() for i in range(0, sub, step)]
-        iw = torch.cat(iw) if iw else torch.zeros(0, dtype=torch.float64)
+        bounds = [
+            iwae_bound(
+                model, to_unit_float(split.images[i : min(sub, i + step)], device), labels[i : min(sub, i + step)], k
+            ).double()
+            for i in range(0, sub, step)
+        ]
+        iw = torch.cat(bounds) if bounds else torch.zeros(0, dtype=torch.float64)
     variances = torch.cat(means).var(0).cpu()
     nelbo = -(log_lik - kl)
-    return {"test_nelbo": float(nelbo.mean()), "test_recon_nll": float(-log_lik.mean()), "test_kl": float(kl.mean()),
-            "test_iwae_nll": float(-iw.mean()), "test_nelbo_subset": float(nelbo[:sub].mean()), "iwae_k": k,
-            "iwae_images": sub, "active_units": int((variances > ACTIVE_THRESHOLD).sum()),
-            "latent_units": int(variances.numel()), "latent_variances": [round(float(v), 5) for v in variances]}
+    return {
+        "test_nelbo": float(nelbo.mean()),
+        "test_recon_nll": float(-log_lik.mean()),
+        "test_kl": float(kl.mean()),
+        "test_iwae_nll": float(-iw.mean()),
+        "test_nelbo_subset": float(nelbo[:sub].mean()),
+        "iwae_k": k,
+        "iwae_images": sub,
+        "active_units": int((variances > ACTIVE_THRESHOLD).sum()),
+        "latent_units": int(variances.numel()),
+        "latent_variances": [round(float(v), 5) for v in variances],
+    }

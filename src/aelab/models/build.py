@@ -21,11 +21,14 @@ def _body(config: ModelConfig, input_shape: tuple[int, ...] | None, vectors: boo
     """The spec and input shape a model is built on: the preset's (checked against the data's shape), the
     spec's (which needs the data's shape), or for vector data an MLP with a linear output."""
     spec = PRESETS[config.preset].spec if config.preset is not None else config.spec
+    assert spec is not None  # a model config has a preset or a spec
     if vectors:
         if not isinstance(spec, MLPSpec):
             mlps = ", ".join(n for n, p in PRESETS.items() if isinstance(p.spec, MLPSpec))
-            raise ModelError(f"model {config.label!r} is convolutional and vector data has no image to convolve; "
-                             f"allowed: the MLP presets ({mlps}) or an mlp spec")
+            raise ModelError(
+                f"model {config.label!r} is convolutional and vector data has no image to convolve; "
+                f"allowed: the MLP presets ({mlps}) or an mlp spec"
+            )
         if input_shape is None:
             raise ModelError("a model for vector data needs the data's shape (1, 1, D)")
         spec = spec.model_copy(update={"output_activation": "identity"})
@@ -33,10 +36,12 @@ def _body(config: ModelConfig, input_shape: tuple[int, ...] | None, vectors: boo
         preset = PRESETS[config.preset]
         fits_any = preset.spec.type == "res" and input_shape is not None  # res bodies take any divisible size
         if input_shape is not None and tuple(input_shape) != preset.input_shape and not fits_any:
-            raise ModelError(f"model {config.preset!r} expects images of {_shape(preset.input_shape)} but the data "
-                             f"has {_shape(tuple(input_shape))}; use a res preset (any height and width divisible by "
-                             "4, e.g. --model res-16) or your own spec in a --config file, e.g. model: {spec: {type: "
-                             "conv, layers: [{channels: 16, stride: 2, padding: 1}, {channels: 32}]}}")
+            raise ModelError(
+                f"model {config.preset!r} expects images of {_shape(preset.input_shape)} but the data "
+                f"has {_shape(tuple(input_shape))}; use a res preset (any height and width divisible by "
+                "4, e.g. --model res-16) or your own spec in a --config file, e.g. model: {spec: {type: "
+                "conv, layers: [{channels: 16, stride: 2, padding: 1}, {channels: 32}]}}"
+            )
         input_shape = input_shape if fits_any else preset.input_shape
     elif input_shape is None:
         raise ModelError("a model spec needs the data's input shape (C, H, W)")
@@ -45,8 +50,9 @@ def _body(config: ModelConfig, input_shape: tuple[int, ...] | None, vectors: boo
     return spec, tuple(int(v) for v in input_shape)  # type: ignore[union-attr]
 
 
-def build_model(config: ModelConfig | str, input_shape: tuple[int, int, int] | None = None,
-                vectors: bool = False, classes: int = 10) -> AutoEncoder:
+def build_model(
+    config: ModelConfig | str, input_shape: tuple[int, int, int] | None = None, vectors: bool = False, classes: int = 10
+) -> AutoEncoder:
     """Build the autoencoder of ``config`` (a :class:`ModelConfig` or a preset name).
 
     Args:
@@ -75,12 +81,15 @@ def build_model(config: ModelConfig | str, input_shape: tuple[int, int, int] | N
     with torch.no_grad():
         was = model.training
         model.eval()
-        out = model.decode(model.encode(torch.zeros(1, *shape), torch.zeros(1, dtype=torch.long)),
-                           torch.zeros(1, dtype=torch.long))
+        out = model.decode(
+            model.encode(torch.zeros(1, *shape), torch.zeros(1, dtype=torch.long)), torch.zeros(1, dtype=torch.long)
+        )
         model.train(was)
     if tuple(out.shape[1:]) != shape:
-        raise ModelError(f"model {config.label!r}: the decoder outputs {_shape(tuple(out.shape[1:]))} but the input "
-                         f"is {_shape(shape)}; change the decoder layers")
+        raise ModelError(
+            f"model {config.label!r}: the decoder outputs {_shape(tuple(out.shape[1:]))} but the input "
+            f"is {_shape(shape)}; change the decoder layers"
+        )
     return model
 
 
@@ -104,8 +113,9 @@ def load(directory: Path | str, device: str | torch.device = "cpu") -> AutoEncod
         standardization = None if scaling is None else (torch.tensor(scaling["mean"]), torch.tensor(scaling["std"]))
     except (ValueError, KeyError, TypeError) as exc:
         raise AelabError(f"{str(cfg_path)!r} is not an aelab model config ({type(exc).__name__})") from None
-    model = build_model(model_cfg, shape, vectors=bool(meta.get("vectors", False)),
-                        classes=int(meta.get("classes", 10)))
+    model = build_model(
+        model_cfg, shape, vectors=bool(meta.get("vectors", False)), classes=int(meta.get("classes", 10))
+    )
     model.standardization = standardization
     model.preprocessing = meta.get("preprocessing")
     try:

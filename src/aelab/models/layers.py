@@ -48,8 +48,13 @@ class Conv2d(nn.Conv2d):
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if (x.dim() != 4 or x.shape[-2:] != self.kernel_size or self.padding != (0, 0) or self.groups != 1
-                or self.dilation != (1, 1)):
+        if (
+            x.dim() != 4
+            or x.shape[-2:] != self.kernel_size
+            or self.padding != (0, 0)
+            or self.groups != 1
+            or self.dilation != (1, 1)
+        ):
             return super().forward(x)
         if _is_channels_last(x):
             # Flatten in (H, W, C) order, a free view of channels-last memory, so the gradient that flows
@@ -74,14 +79,24 @@ class ConvTranspose2d(nn.ConvTranspose2d):
     """
 
     def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
-        plain = (output_size is not None or x.dim() != 4 or self.groups != 1 or self.dilation != (1, 1)
-                 or self.padding_mode != "zeros")
+        plain = (
+            output_size is not None
+            or x.dim() != 4
+            or self.groups != 1
+            or self.dilation != (1, 1)
+            or self.padding_mode != "zeros"
+        )
         if not plain and x.shape[-2:] == (1, 1) and self.padding == (0, 0) and self.output_padding == (0, 0):
             return self._one_by_one(x)
-        if not plain and self.out_channels == 1 and x.device.type == "cpu" \
-                and x.dtype in (torch.float32, torch.float64):
-            return _ScatterConvTranspose2d.apply(x, self.weight, self.bias, self.stride, self.padding,
-                                                 self.output_padding)
+        if (
+            not plain
+            and self.out_channels == 1
+            and x.device.type == "cpu"
+            and x.dtype in (torch.float32, torch.float64)
+        ):
+            return _ScatterConvTranspose2d.apply(
+                x, self.weight, self.bias, self.stride, self.padding, self.output_padding
+            )
         return super().forward(x, output_size)
 
     def _one_by_one(self, x: torch.Tensor) -> torch.Tensor:
@@ -139,8 +154,8 @@ class _ScatterConvTranspose2d(torch.autograd.Function):
         full = x.new_zeros(n, max((h - 1) * sh + kh, ph + ho), max((w - 1) * sw + kw, pw + wo))
         for i in range(kh):
             for j in range(kw):
-                full[:, i:i + sh * (h - 1) + 1:sh, j:j + sw * (w - 1) + 1:sw] += patches[:, :, :, i, j]
-        y = full[:, None, ph:ph + ho, pw:pw + wo]
+                full[:, i : i + sh * (h - 1) + 1 : sh, j : j + sw * (w - 1) + 1 : sw] += patches[:, :, :, i, j]
+        y = full[:, None, ph : ph + ho, pw : pw + wo]
         y = y + bias.view(1, 1, 1, 1) if bias is not None else y.contiguous()
         ctx.save_for_backward(x, weight)
         ctx.conf = (stride, padding, output_padding, bias is not None)
@@ -152,6 +167,16 @@ class _ScatterConvTranspose2d(torch.autograd.Function):
         stride, padding, output_padding, has_bias = ctx.conf
         mask = [ctx.needs_input_grad[0], ctx.needs_input_grad[1], has_bias and ctx.needs_input_grad[2]]
         gx, gw, gb = torch.ops.aten.convolution_backward(
-            gy, x, weight, [1] if has_bias else None, list(stride), list(padding), [1, 1], True,
-            list(output_padding), 1, mask)
+            gy,
+            x,
+            weight,
+            [1] if has_bias else None,
+            list(stride),
+            list(padding),
+            [1, 1],
+            True,
+            list(output_padding),
+            1,
+            mask,
+        )
         return gx, gw, gb, None, None, None

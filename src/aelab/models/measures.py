@@ -39,27 +39,36 @@ class Measure:
 
 
 IDENTITY = (
-    Measure("model", "model"), Measure("parameters", "parameters", "{:,}"), Measure("code_size", "code size"),
+    Measure("model", "model"),
+    Measure("parameters", "parameters", "{:,}"),
+    Measure("code_size", "code size"),
     Measure("compression_ratio", "compression", "{:.1f}x"),
 )
 QUALITY = (
     Measure("test_mse", "test MSE", "{:.5f}", "per pixel, images in [0, 1]"),
-    Measure("test_psnr", "PSNR (dB)", "{:.2f}", "dB, per image, averaged"), Measure("test_ssim", "SSIM", "{:.4f}"),
+    Measure("test_psnr", "PSNR (dB)", "{:.2f}", "dB, per image, averaged"),
+    Measure("test_ssim", "SSIM", "{:.4f}"),
 )
 OPTIONAL = (
-    Measure("noisy_psnr", "noisy PSNR", "{:.2f}", "dB"), Measure("denoised_psnr", "denoised PSNR", "{:.2f}", "dB"),
-    Measure("normal", "normal class"), Measure("roc_auc", "ROC-AUC", "{:.4f}"), Measure("pr_auc", "PR-AUC", "{:.4f}"),
+    Measure("noisy_psnr", "noisy PSNR", "{:.2f}", "dB"),
+    Measure("denoised_psnr", "denoised PSNR", "{:.2f}", "dB"),
+    Measure("normal", "normal class"),
+    Measure("roc_auc", "ROC-AUC", "{:.4f}"),
+    Measure("pr_auc", "PR-AUC", "{:.4f}"),
 )
 """Shown when some row has them: denoising (a corrupted test set) and one-class anomaly detection."""
 TAIL = (
-    Measure("code_l0", "L0", "{:.1f}", "active units per code"), Measure("dead_units", "dead"),
-    Measure("train_seconds", "train time (s)", "{:.1f}", "s"), Measure("images_per_second", "images/s", "{:,.0f}"),
+    Measure("code_l0", "L0", "{:.1f}", "active units per code"),
+    Measure("dead_units", "dead"),
+    Measure("train_seconds", "train time (s)", "{:.1f}", "s"),
+    Measure("images_per_second", "images/s", "{:,.0f}"),
 )
 SAMPLES = (
     Measure("frechet_distance", "Frechet distance*", "{:.2f}", table="generative"),
     Measure("sample_class_accuracy", "samples of their class", "{:.3f}", table="generative"),
 )
 """Sample quality (the generate analysis), for every model that can sample."""
+
 
 def is_baseline(row: dict) -> bool:
     """True for a baseline row (PCA, the mean image)."""

@@ -32,8 +32,16 @@ def build_mlp(spec: MLPSpec, input_shape: tuple[int, int, int]) -> tuple[nn.Sequ
     """
     n_in = math.prod(input_shape)
     dec_hidden = list(reversed(spec.hidden)) if spec.decoder == "mirror" else list(spec.decoder)
-    encoder = nn.Sequential(nn.Flatten(1), *_stack([n_in, *spec.hidden, spec.code_size], spec.activation,
-                                                    spec.batchnorm, spec.dropout, spec.code_activation))
-    decoder = nn.Sequential(*_stack([spec.code_size, *dec_hidden, n_in], spec.activation, spec.batchnorm,
-                                    spec.dropout, spec.output_activation), nn.Unflatten(1, tuple(input_shape)))
+    encoder = nn.Sequential(
+        nn.Flatten(1),
+        *_stack(
+            [n_in, *spec.hidden, spec.code_size], spec.activation, spec.batchnorm, spec.dropout, spec.code_activation
+        ),
+    )
+    decoder = nn.Sequential(
+        *_stack(
+            [spec.code_size, *dec_hidden, n_in], spec.activation, spec.batchnorm, spec.dropout, spec.output_activation
+        ),
+        nn.Unflatten(1, tuple(input_shape)),
+    )
     return encoder, decoder, (spec.code_size,)

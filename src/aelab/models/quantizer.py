@@ -39,6 +39,11 @@ class VectorQuantizer(nn.Module):
     assignments per batch, and with ``ema`` the running ``cluster_size`` (K,) and ``cluster_sum`` (K, D).
     """
 
+    codebook: torch.Tensor
+    cluster_size: torch.Tensor
+    cluster_sum: torch.Tensor
+    usage: torch.Tensor
+
     def __init__(self, dim: int, config: QuantizerConfig) -> None:
         super().__init__()
         self.config = config
@@ -79,8 +84,9 @@ class VectorQuantizer(nn.Module):
         z_q = self.lookup(idx)
         flat_idx = idx.flatten()
         # (index_add_, not bincount: on CUDA bincount reads the largest index back to the host every step)
-        counts = torch.zeros(self.size, device=z_e.device).index_add_(0, flat_idx, torch.ones_like(flat_idx,
-                                                                                                  dtype=torch.float32))
+        counts = torch.zeros(self.size, device=z_e.device).index_add_(
+            0, flat_idx, torch.ones_like(flat_idx, dtype=torch.float32)
+        )
         probs = counts / flat_idx.numel()
         perplexity = torch.exp(-(probs * (probs + 1e-10).log()).sum())
         commitment = F.mse_loss(z_e, z_q.detach())
@@ -109,11 +115,13 @@ class VectorQuantizer(nn.Module):
             pick = flat[torch.randint(flat.shape[0], (self.size,), device=flat.device)]
             self.codebook.data.copy_(torch.where(dead, pick, self.codebook.data))
             # a restarted entry gets a grace period: usage twice the threshold decays below it in ~70 batches
-            self.usage.copy_(torch.where(dead.squeeze(1), torch.full_like(self.usage, 2 * self.config.restart_threshold),
-                                         self.usage))
+            self.usage.copy_(
+                torch.where(dead.squeeze(1), torch.full_like(self.usage, 2 * self.config.restart_threshold), self.usage)
+            )
             if self.config.ema:
-                self.cluster_size.copy_(torch.where(dead.squeeze(1), torch.ones_like(self.cluster_size),
-                                                    self.cluster_size))
+                self.cluster_size.copy_(
+                    torch.where(dead.squeeze(1), torch.ones_like(self.cluster_size), self.cluster_size)
+                )
                 self.cluster_sum.copy_(torch.where(dead, pick, self.cluster_sum))
 
 
@@ -127,18 +135,28 @@ class VQAutoEncoder(AutoEncoder):
 
     family = "vqvae"
     layerwise = False
-    measures = (Measure("bits_per_image", "bits/image", "{:g}", "bits", "generative"),
-                Measure("perplexity", "codebook perplexity", "{:.1f}", "", "generative"),
-                Measure("dead_codes", "dead codes", "{}", "", "generative"))
+    measures = (
+        Measure("bits_per_image", "bits/image", "{:g}", "bits", "generative"),
+        Measure("perplexity", "codebook perplexity", "{:.1f}", "", "generative"),
+        Measure("dead_codes", "dead codes", "{}", "", "generative"),
+    )
 
-    def __init__(self, encoder: nn.Module, decoder: nn.Module, input_shape: tuple[int, ...],
-                 code_shape: tuple[int, ...], name: str, config: QuantizerConfig) -> None:
+    def __init__(
+        self,
+        encoder: nn.Module,
+        decoder: nn.Module,
+        input_shape: tuple[int, ...],
+        code_shape: tuple[int, ...],
+        name: str,
+        config: QuantizerConfig,
+    ) -> None:
         super().__init__(encoder, decoder, input_shape, code_shape, name=name)
         self.quantizer = VectorQuantizer(code_shape[0], config)
 
     @classmethod
-    def from_config(cls, spec: Any, input_shape: tuple[int, int, int], config: Any, classes: int,
-                    vectors: bool) -> "VQAutoEncoder":
+    def from_config(
+        cls, spec: Any, input_shape: tuple[int, int, int], config: Any, classes: int, vectors: bool
+    ) -> VQAutoEncoder:
         """The body's code map ``(D, h, w)`` is quantized to ``quantizer.codebook_size`` vectors of D values.
 
         Raises:
@@ -149,8 +167,10 @@ class VQAutoEncoder(AutoEncoder):
 
         refuse_vectors(config, vectors)
         if not decodes_a_map(spec):
-            raise ModelError(f"model {config.label!r}: a quantizer (VQ-VAE) needs a conv spec whose code is a feature "
-                             "map (D, h, w) decoded by conv layers; allowed: a {type: conv} spec or vqvae-conv")
+            raise ModelError(
+                f"model {config.label!r}: a quantizer (VQ-VAE) needs a conv spec whose code is a feature "
+                "map (D, h, w) decoded by conv layers; allowed: a {type: conv} spec or vqvae-conv"
+            )
         encoder, decoder, code_shape = build_body(spec, input_shape)
         return cls(encoder, decoder, input_shape, code_shape, config.label, config.quantizer)
 
@@ -204,14 +224,20 @@ class VQAutoEncoder(AutoEncoder):
             counts += torch.bincount(self.indices(x).flatten(), minlength=self.quantizer.size).double()
         p = counts / counts.sum()
         entropy = float(-(p[p > 0] * p[p > 0].log()).sum())
-        return {"bits_per_image": self.bits_per_image, "code_bytes": self.bits_per_image / 8,
-                "perplexity": math.exp(entropy), "dead_codes": int((counts == 0).sum()),
-                "codebook_size": self.quantizer.size}
+        return {
+            "bits_per_image": self.bits_per_image,
+            "code_bytes": self.bits_per_image / 8,
+            "perplexity": math.exp(entropy),
+            "dead_codes": int((counts == 0).sum()),
+            "codebook_size": self.quantizer.size,
+        }
 
     def describe(self) -> str:
         d, h, w = self.code_shape
-        return (f"VQ-VAE: K={self.quantizer.size}, D={d}, {h}x{w} grid = {self.bits_per_image:g} bits "
-                f"({self.bits_per_image / 8:g} bytes)")
+        return (
+            f"VQ-VAE: K={self.quantizer.size}, D={d}, {h}x{w} grid = {self.bits_per_image:g} bits "
+            f"({self.bits_per_image / 8:g} bytes)"
+        )
 
     # ------------------------------------------------------------------------------------------ verbs
     def indices(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:

@@ -48,9 +48,15 @@ class ResBlock(nn.Module):
         first = activation(act)
         for m in first:  # without a norm the first activation sees x itself, which the skip still needs
             if hasattr(m, "inplace"):
-                m.inplace = False
-        self.body = nn.Sequential(*_norm(norm, channels), *first, Conv2d(channels, channels, 3, padding=1),
-                                  *_norm(norm, channels), *activation(act), Conv2d(channels, channels, 3, padding=1))
+                m.inplace = False  # type: ignore[assignment]
+        self.body = nn.Sequential(
+            *_norm(norm, channels),
+            *first,
+            Conv2d(channels, channels, 3, padding=1),
+            *_norm(norm, channels),
+            *activation(act),
+            Conv2d(channels, channels, 3, padding=1),
+        )
 
     def forward(self, x):
         return x + self.body(x)
@@ -72,11 +78,13 @@ def build_res(spec: ResSpec, input_shape: tuple[int, int, int]) -> tuple[nn.Sequ
     """
     c, h, w = input_shape
     n = len(spec.channels)
-    if h % 2 ** n or w % 2 ** n:
-        raise ModelError(f"a res model with {n} stages halves the image {n} times, so its height and width must be "
-                         f"divisible by {2 ** n}; the images are {h}x{w} (use fewer channels entries, or --resize)")
+    if h % 2**n or w % 2**n:
+        raise ModelError(
+            f"a res model with {n} stages halves the image {n} times, so its height and width must be "
+            f"divisible by {2**n}; the images are {h}x{w} (use fewer channels entries, or --resize)"
+        )
     blocks, act, norm = spec.stage_blocks, spec.activation, spec.norm
-    hc, wc = h // 2 ** n, w // 2 ** n
+    hc, wc = h // 2**n, w // 2**n
     last = spec.channels[-1]
 
     enc: list[nn.Module] = []

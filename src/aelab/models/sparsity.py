@@ -65,8 +65,10 @@ class LifetimeTopK(nn.Module):
             ModelError: ``k > batch_size``.
         """
         if self.k is not None and self.k > batch_size:
-            raise ModelError(f"sparsity lifetime:{self.k}: k is larger than the batch ({batch_size}); allowed: "
-                             f"1..{batch_size}, or a fraction of the batch such as lifetime:0.05")
+            raise ModelError(
+                f"sparsity lifetime:{self.k}: k is larger than the batch ({batch_size}); allowed: "
+                f"1..{batch_size}, or a fraction of the batch such as lifetime:0.05"
+            )
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         if not self.training:

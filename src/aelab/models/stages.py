@@ -18,11 +18,11 @@ from aelab.models.tied import TiedLinear
 WEIGHTED = (nn.Linear, nn.Conv2d, nn.ConvTranspose2d, TiedLinear)
 
 
-def stages_of(seq: nn.Sequential) -> list[nn.Sequential]:
+def stages_of(seq: nn.Module) -> list[nn.Sequential]:
     """Split a Sequential into stages, each starting at a Linear/Conv layer (leading reshapes join the first)."""
     stages: list[list[nn.Module]] = []
     pending: list[nn.Module] = []
-    for layer in seq:
+    for layer in seq.children():
         if isinstance(layer, WEIGHTED):
             stages.append(pending + [layer])
             pending = []
@@ -44,13 +44,16 @@ def mirrored_stages(encoder: nn.Module, decoder: nn.Module, name: str) -> list[t
     enc, dec = stages_of(encoder), stages_of(decoder)
     n = len(enc)
     if len(dec) != n:
-        raise ModelError(f"layer-wise pretraining needs a decoder that mirrors the encoder; {name!r} has "
-                         f"{n} encoder and {len(dec)} decoder stages")
+        raise ModelError(
+            f"layer-wise pretraining needs a decoder that mirrors the encoder; {name!r} has "
+            f"{n} encoder and {len(dec)} decoder stages"
+        )
     return [(enc[k], dec[n - 1 - k]) for k in range(n)]
 
 
-def stage_parts(encoder: nn.Module, decoder: nn.Module, input_shape: tuple, name: str,
-                k: int) -> tuple[nn.Sequential, nn.Sequential, tuple]:
+def stage_parts(
+    encoder: nn.Module, decoder: nn.Module, input_shape: tuple, name: str, k: int
+) -> tuple[nn.Sequential, nn.Sequential, tuple]:
     """(encoder, decoder, code shape) of the stage-``k`` autoencoder (1-based): the first ``k`` encoder stages and
     the last ``k`` decoder stages, sharing their layers with the full model.
 
@@ -60,7 +63,7 @@ def stage_parts(encoder: nn.Module, decoder: nn.Module, input_shape: tuple, name
     pairs = mirrored_stages(encoder, decoder, name)
     n = len(pairs)
     enc, dec = [e for e, _ in pairs], [d for _, d in reversed(pairs)]
-    encoder_k, decoder_k = nn.Sequential(*enc[:k]), nn.Sequential(*dec[n - k:])
+    encoder_k, decoder_k = nn.Sequential(*enc[:k]), nn.Sequential(*dec[n - k :])
     with torch.no_grad():
         device = next(encoder.parameters()).device
         was = encoder.training
@@ -69,10 +72,14 @@ def stage_parts(encoder: nn.Module, decoder: nn.Module, input_shape: tuple, name
         try:
             out = decoder_k(code)
         except RuntimeError as exc:
-            raise ModelError(f"layer-wise stage {k} of {name!r}: decoder stages don't fit the encoder's "
-                             f"output {tuple(code.shape[1:])} ({str(exc).splitlines()[0]})") from None
+            raise ModelError(
+                f"layer-wise stage {k} of {name!r}: decoder stages don't fit the encoder's "
+                f"output {tuple(code.shape[1:])} ({str(exc).splitlines()[0]})"
+            ) from None
         encoder_k.train(was), decoder_k.train(was)
     if tuple(out.shape[1:]) != tuple(input_shape):
-        raise ModelError(f"layer-wise stage {k} of {name!r} outputs {tuple(out.shape[1:])}, not the input "
-                         f"{tuple(input_shape)}; the decoder does not mirror the encoder")
+        raise ModelError(
+            f"layer-wise stage {k} of {name!r} outputs {tuple(out.shape[1:])}, not the input "
+            f"{tuple(input_shape)}; the decoder does not mirror the encoder"
+        )
     return encoder_k, decoder_k, tuple(code.shape[1:])

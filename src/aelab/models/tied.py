@@ -42,8 +42,12 @@ class TiedLinear(nn.Module):
 
 
 def _linears(seq: nn.Module) -> list[tuple[nn.Module, str, nn.Module]]:
-    return [(parent, name, m) for parent in seq.modules() for name, m in parent.named_children()
-            if isinstance(m, (nn.Linear, TiedLinear))]
+    return [
+        (parent, name, m)
+        for parent in seq.modules()
+        for name, m in parent.named_children()
+        if isinstance(m, (nn.Linear, TiedLinear))
+    ]
 
 
 def tie_weights(model: nn.Module) -> nn.Module:
@@ -53,18 +57,18 @@ def tie_weights(model: nn.Module) -> nn.Module:
         ModelError: the model has convolutions, or its decoder does not mirror the encoder.
     """
     if any(isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)) for m in model.modules()):
-        raise ModelError(f"tied weights need a fully-connected model; {getattr(model, 'name', 'this model')!r} "
-                         "has convolutions")
-    enc, dec = _linears(model.encoder), _linears(model.decoder)
+        raise ModelError(
+            f"tied weights need a fully-connected model; {getattr(model, 'name', 'this model')!r} has convolutions"
+        )
+    enc, dec = _linears(model.get_submodule("encoder")), _linears(model.get_submodule("decoder"))
     shapes_e = [(m.in_features, m.out_features) for _, _, m in enc]
     shapes_d = [(m.out_features, m.in_features) for _, _, m in reversed(dec)]
     if len(enc) != len(dec) or shapes_e != shapes_d:
         sizes_e = [s[0] for s in shapes_e] + [shapes_e[-1][1]] if shapes_e else []
         sizes_d = [m.in_features for _, _, m in dec] + [dec[-1][2].out_features] if dec else []
-        raise ModelError(f"tied weights need a symmetric model: encoder {sizes_e} is not mirrored by decoder "
-                         f"{sizes_d}")
+        raise ModelError(f"tied weights need a symmetric model: encoder {sizes_e} is not mirrored by decoder {sizes_d}")
     for (_, _, enc_layer), (parent, name, dec_layer) in zip(enc, reversed(dec)):
-        setattr(parent, name, TiedLinear(enc_layer, dec_layer.bias))
+        setattr(parent, name, TiedLinear(enc_layer, dec_layer.bias))  # type: ignore[arg-type]
     return model
 
 

@@ -65,26 +65,39 @@ class VariationalAutoEncoder(AutoEncoder):
     ``beta_t * KL`` (with free bits) and the terms ``kl`` (the true KL, nats per image) and ``beta``.
     """
 
+    beta: torch.Tensor
     family = "vae"
     nats = True
     layerwise = False
-    measures = (Measure("test_nelbo", "-ELBO (nats)", "{:.2f}", "nats per image", GENERATIVE),
-                Measure("test_iwae_nll", "-IWAE bound (nats)", "{:.2f}", "nats per image", GENERATIVE),
-                Measure("test_kl", "KL (nats)", "{:.2f}", "nats per image", GENERATIVE),
-                Measure("active_units", "active units", "{}", "", GENERATIVE))
+    measures = (
+        Measure("test_nelbo", "-ELBO (nats)", "{:.2f}", "nats per image", GENERATIVE),
+        Measure("test_iwae_nll", "-IWAE bound (nats)", "{:.2f}", "nats per image", GENERATIVE),
+        Measure("test_kl", "KL (nats)", "{:.2f}", "nats per image", GENERATIVE),
+        Measure("active_units", "active units", "{}", "", GENERATIVE),
+    )
 
-    def __init__(self, encoder: nn.Module, decoder: nn.Module, input_shape: tuple[int, ...],
-                 code_shape: tuple[int, ...], name: str, config: VariationalConfig, classes: int = 0) -> None:
+    def __init__(
+        self,
+        encoder: nn.Module,
+        decoder: nn.Module,
+        input_shape: tuple[int, ...],
+        code_shape: tuple[int, ...],
+        name: str,
+        config: VariationalConfig,
+        classes: int = 0,
+    ) -> None:
         super().__init__(encoder, decoder, input_shape, code_shape, name=name)
         self.variational = config
         self.classes = classes
         self.register_buffer("beta", torch.tensor(float(beta_at(config, 1, 1))))
-        self.log_sigma = nn.Parameter(torch.zeros(())) if config.likelihood == "gaussian" and config.sigma is None \
-            else None
+        self.log_sigma = (
+            nn.Parameter(torch.zeros(())) if config.likelihood == "gaussian" and config.sigma is None else None
+        )
 
     @classmethod
-    def from_config(cls, spec: Any, input_shape: tuple[int, int, int], config: Any, classes: int,
-                    vectors: bool) -> "VariationalAutoEncoder":
+    def from_config(
+        cls, spec: Any, input_shape: tuple[int, int, int], config: Any, classes: int, vectors: bool
+    ) -> VariationalAutoEncoder:
         """The encoder is the body with twice the code's values (means and log-variances); a conditional VAE's
         encoder takes K more input channels (the one-hot label) and its decoder K more code values.
 
@@ -97,9 +110,11 @@ class VariationalAutoEncoder(AutoEncoder):
         variational = config.variational
         k = classes if variational.conditional else 0
         if variational.conditional and classes < 2:
-            raise ModelError(f"model {config.label!r} is a conditional VAE and needs labelled data with 2 or more "
-                             f"classes; this data has {classes}: allowed: a dataset with classes (a folder with one "
-                             "sub-folder per class), or variational.conditional: false")
+            raise ModelError(
+                f"model {config.label!r} is a conditional VAE and needs labelled data with 2 or more "
+                f"classes; this data has {classes}: allowed: a dataset with classes (a folder with one "
+                "sub-folder per class), or variational.conditional: false"
+            )
         d = code_channels(spec)
         c, h, w = input_shape
         encoder, _, encoded = build_body(with_code(spec, 2 * d), (c + k, h, w))  # means and log-variances: 2d
@@ -143,15 +158,21 @@ class VariationalAutoEncoder(AutoEncoder):
         super().check_training(training, one_class)
         if self.conditional and (training.corruption is not None or one_class):
             key = "training.corruption" if training.corruption is not None else "data.normal_classes"
-            raise ConfigError(f"{key}: model {self.name!r} is conditional, and aelab's denoising and anomaly measures "
-                              "reconstruct images without their labels; allowed for it: null (an unconditional model "
-                              "for denoising or anomaly detection)")
+            raise ConfigError(
+                f"{key}: model {self.name!r} is conditional, and aelab's denoising and anomaly measures "
+                "reconstruct images without their labels; allowed for it: null (an unconditional model "
+                "for denoising or anomaly detection)"
+            )
 
     def test_measures(self, split: Any, seed: int = 0) -> dict:
         """-ELBO, -IWAE bound, KL and active units (:func:`aelab.models.bounds.variational_metrics`); no code
         sparsity measures (the posterior mean is never exactly zero)."""
-        return {**variational_metrics(self, split, seed=seed), "code_l0": None, "dead_units": None,
-                "code_mean_abs": None}
+        return {
+            **variational_metrics(self, split, seed=seed),
+            "code_l0": None,
+            "dead_units": None,
+            "code_mean_abs": None,
+        }
 
     def describe(self) -> str:
         v = self.variational
@@ -163,8 +184,10 @@ class VariationalAutoEncoder(AutoEncoder):
     # ------------------------------------------------------------------------------------------ verbs
     def _labels(self, y: torch.Tensor | None) -> torch.Tensor:
         if y is None:
-            raise ModelError(f"model {self.name!r} is a conditional VAE: it needs the class labels y with the images "
-                             f"or codes; allowed: class indices 0..{self.classes - 1}")
+            raise ModelError(
+                f"model {self.name!r} is a conditional VAE: it needs the class labels y with the images "
+                f"or codes; allowed: class indices 0..{self.classes - 1}"
+            )
         return y
 
     def posterior(self, x: torch.Tensor, y: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -209,10 +232,13 @@ class VariationalAutoEncoder(AutoEncoder):
         """
         if self.variational.likelihood == "bernoulli":
             return -F.binary_cross_entropy(mean.float(), x, reduction="none").flatten(1).sum(1)
-        log_sigma = self.log_sigma if self.log_sigma is not None else torch.tensor(math.log(self.variational.sigma))
+        log_sigma = (
+            self.log_sigma if self.log_sigma is not None else torch.tensor(math.log(self.variational.sigma or 1.0))
+        )
         d = x[0].numel()
-        return -((x - mean.float()).pow(2).flatten(1).sum(1) / (2 * (2 * log_sigma).exp())
-                 + d * (log_sigma + 0.5 * LOG_2PI))
+        return -(
+            (x - mean.float()).pow(2).flatten(1).sum(1) / (2 * (2 * log_sigma).exp()) + d * (log_sigma + 0.5 * LOG_2PI)
+        )
 
     def reconstruction_loss(self, out: AEOutput, x: torch.Tensor, loss_fn) -> torch.Tensor:
         """-log p(x | z) in nats per image, averaged over the batch (the training config's loss is not used)."""
@@ -230,5 +256,7 @@ def refuse_vectors(config: Any, vectors: bool) -> None:
         ModelError: ``vectors`` is true.
     """
     if vectors:
-        raise ModelError(f"model {config.label!r} is generative and models images in [0, 1]; vector data is "
-                         "standardized, not images: allowed there: deterministic MLP presets and specs")
+        raise ModelError(
+            f"model {config.label!r} is generative and models images in [0, 1]; vector data is "
+            "standardized, not images: allowed there: deterministic MLP presets and specs"
+        )

@@ -7,5 +7,13 @@ from aelab.training.checks import check_trainable, resolve_device, training_warn
 from aelab.training.history import History, TrainResult
 from aelab.training.trainer import train
 
-__all__ = ["History", "TrainResult", "check_trainable", "load_checkpoint", "resolve_device", "save_checkpoint",
-           "train", "training_warnings"]
+__all__ = [
+    "History",
+    "TrainResult",
+    "check_trainable",
+    "load_checkpoint",
+    "resolve_device",
+    "save_checkpoint",
+    "train",
+    "training_warnings",
+]

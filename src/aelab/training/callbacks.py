@@ -4,8 +4,9 @@ calls each callback's ``start(total, done, label)`` once, ``epoch(epoch, history
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Any, Protocol
 
 import torch
 
@@ -42,22 +43,31 @@ class ProgressBar:
     terminal and in Jupyter (rich renders to the notebook's output)."""
 
     def __init__(self) -> None:
-        self.bar = None
-        self.task = None
+        self.bar: Any = None
+        self.task: Any = None
 
     def start(self, total: int, done: int, label: str) -> None:
         from rich.markup import escape
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-        self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                            TextColumn("{task.fields[info]}"), TimeRemainingColumn(), transient=False)
+        self.bar = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"),
+            TimeRemainingColumn(),
+            transient=False,
+        )
         self.task = self.bar.add_task(escape(label), total=total, completed=done, info="")
         self.bar.start()
 
     def epoch(self, epoch: int, history: History) -> None:
         if self.bar is not None:
-            self.bar.update(self.task, advance=1,  # type: ignore[arg-type]
-                            info=f"train {history.train_loss[-1]:.5f}  val {history.val_loss[-1]:.5f}")
+            self.bar.update(
+                self.task,
+                advance=1,  # type: ignore[arg-type]
+                info=f"train {history.train_loss[-1]:.5f}  val {history.val_loss[-1]:.5f}",
+            )
 
     def stop(self) -> None:
         if self.bar is not None:
@@ -69,7 +79,7 @@ class TensorBoard:
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
-        self.writer = None
+        self.writer: Any = None
 
     def start(self, total: int, done: int, label: str) -> None:
         from torch.utils.tensorboard import SummaryWriter

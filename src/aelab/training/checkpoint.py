@@ -30,12 +30,18 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError:
-        raise AelabError(f"checkpoint {str(path)!r} is not an aelab checkpoint: it holds Python objects, which aelab "
-                         "never loads; delete it to restart the run from scratch") from None
+        raise AelabError(
+            f"checkpoint {str(path)!r} is not an aelab checkpoint: it holds Python objects, which aelab "
+            "never loads; delete it to restart the run from scratch"
+        ) from None
     except Exception as exc:  # truncated or corrupt files raise many types
-        raise AelabError(f"checkpoint {str(path)!r} cannot be read ({type(exc).__name__}); it is truncated or not a "
-                         "checkpoint: delete it to restart the run from scratch") from None
+        raise AelabError(
+            f"checkpoint {str(path)!r} cannot be read ({type(exc).__name__}); it is truncated or not a "
+            "checkpoint: delete it to restart the run from scratch"
+        ) from None
     if not isinstance(state, dict):
-        raise AelabError(f"checkpoint {str(path)!r} is not an aelab checkpoint (it holds a {type(state).__name__}); "
-                         "delete it to restart the run from scratch")
+        raise AelabError(
+            f"checkpoint {str(path)!r} is not an aelab checkpoint (it holds a {type(state).__name__}); "
+            "delete it to restart the run from scratch"
+        )
     return state

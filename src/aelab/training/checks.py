@@ -4,7 +4,7 @@ badly."""
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -54,14 +54,20 @@ def check_trainable(model: AutoEncoder, dataset: ImageDataset, config: TrainingC
             model whose decoder does not mirror its encoder.
     """
     if tuple(dataset.shape) != tuple(model.input_shape):
-        raise AelabError(f"model {model.name!r} expects images of {model.input_shape} but dataset "
-                         f"{dataset.name!r} has {dataset.shape}")
+        raise AelabError(
+            f"model {model.name!r} expects images of {model.input_shape} but dataset "
+            f"{dataset.name!r} has {dataset.shape}"
+        )
     if config.loss == "bce" and not model.sigmoid_output:
-        raise ConfigError(f"training.loss: 'bce' needs outputs in [0, 1] (a sigmoid output) but model "
-                          f"{model.name!r} has none; allowed for it: mse, mse_sum")
+        raise ConfigError(
+            f"training.loss: 'bce' needs outputs in [0, 1] (a sigmoid output) but model "
+            f"{model.name!r} has none; allowed for it: mse, mse_sum"
+        )
     if dataset.is_vectors and config.corruption is not None and config.corruption.clip:
-        raise ConfigError("training.corruption: vector data is standardized, not in [0, 1], so clipping the corrupted "
-                          "input would destroy it; set training.corruption.clip=false")
+        raise ConfigError(
+            "training.corruption: vector data is standardized, not in [0, 1], so clipping the corrupted "
+            "input would destroy it; set training.corruption.clip=false"
+        )
     batch = config.model_copy(update={"batch_size": min(config.batch_size, len(dataset.train))})
     model.check_training(batch, dataset.normal_classes is not None)
     if config.layerwise_epochs:
@@ -74,9 +80,13 @@ def training_warnings(dataset: ImageDataset, config: TrainingConfig) -> list[str
     out = []
     n, n_val = len(dataset.train), len(dataset.val)
     if config.batch_size > n:
-        out.append(f"the batch size {config.batch_size} is larger than the {n} training images: every step uses all "
-                   f"of them (one step per epoch)")
+        out.append(
+            f"the batch size {config.batch_size} is larger than the {n} training images: every step uses all "
+            f"of them (one step per epoch)"
+        )
     if 0 < n_val < FEW_VALIDATION_IMAGES:
-        out.append(f"the validation split has only {n_val} images, so the validation loss is noisy; raise "
-                   "--val-fraction or use more images")
+        out.append(
+            f"the validation split has only {n_val} images, so the validation loss is noisy; raise "
+            "--val-fraction or use more images"
+        )
     return out

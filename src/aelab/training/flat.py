@@ -27,7 +27,7 @@ class FlatParameters:
             memory (use :func:`can_flatten` first).
     """
 
-    def __init__(self, params: list[nn.Parameter]):
+    def __init__(self, params: list[torch.Tensor]):
         if not can_flatten(params):
             raise ValueError("parameters cannot share one buffer (mixed dtype/device or non-dense memory)")
         total = sum(p.numel() for p in params)
@@ -45,7 +45,7 @@ class FlatParameters:
                 offset += n
 
 
-def can_flatten(params: list[nn.Parameter]) -> bool:
+def can_flatten(params: list[torch.Tensor]) -> bool:
     """True when ``params`` are distinct, non-empty, of one dtype and device, each dense in memory
     (contiguous or channels-last) and without gradients yet."""
     if not params or len({id(p) for p in params}) != len(params):

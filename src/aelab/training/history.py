@@ -40,21 +40,29 @@ class History:
 
     def to_state(self) -> dict:
         """Plain containers and tensors (what a ``weights_only`` checkpoint may hold)."""
-        return {"train_loss": list(self.train_loss), "val_loss": list(self.val_loss),
-                "train_penalty": list(self.train_penalty), "lr": list(self.lr),
-                "terms": {k: list(v) for k, v in self.terms.items()},
-                "epoch_seconds": list(self.epoch_seconds),
-                "snapshots": {str(k): v for k, v in self.snapshots.items()},
-                "snapshot_originals": self.snapshot_originals}
+        return {
+            "train_loss": list(self.train_loss),
+            "val_loss": list(self.val_loss),
+            "train_penalty": list(self.train_penalty),
+            "lr": list(self.lr),
+            "terms": {k: list(v) for k, v in self.terms.items()},
+            "epoch_seconds": list(self.epoch_seconds),
+            "snapshots": {str(k): v for k, v in self.snapshots.items()},
+            "snapshot_originals": self.snapshot_originals,
+        }
 
     @classmethod
-    def from_state(cls, state: dict) -> "History":
-        return cls(train_loss=list(state["train_loss"]), val_loss=list(state["val_loss"]),
-                   train_penalty=list(state["train_penalty"]), lr=list(state.get("lr", [])),
-                   terms={k: list(v) for k, v in state.get("terms", {}).items()},
-                   epoch_seconds=list(state["epoch_seconds"]),
-                   snapshots={int(k): v for k, v in state["snapshots"].items()},
-                   snapshot_originals=state["snapshot_originals"])
+    def from_state(cls, state: dict) -> History:
+        return cls(
+            train_loss=list(state["train_loss"]),
+            val_loss=list(state["val_loss"]),
+            train_penalty=list(state["train_penalty"]),
+            lr=list(state.get("lr", [])),
+            terms={k: list(v) for k, v in state.get("terms", {}).items()},
+            epoch_seconds=list(state["epoch_seconds"]),
+            snapshots={int(k): v for k, v in state["snapshots"].items()},
+            snapshot_originals=state["snapshot_originals"],
+        )
 
 
 @dataclass

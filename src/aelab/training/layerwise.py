@@ -8,6 +8,7 @@ k-1 trained is what stage k starts from (and keeps frozen). Losses of every stag
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from aelab.training.history import TrainResult
 from aelab.training.trainer import train
 
 
-def _set_trainable(modules: list[nn.Module], flag: bool) -> None:
+def _set_trainable(modules: Sequence[nn.Module], flag: bool) -> None:
     for m in modules:
         for p in m.parameters():
             p.requires_grad_(flag)
@@ -38,9 +39,17 @@ class LayerwiseResult:
         return self.stages[-1]
 
 
-def train_layerwise(model: AutoEncoder, dataset: ImageDataset, config: TrainingConfig, seed: int = 0,
-                    run_dir: Path | str | None = None, resume: bool = False, progress: bool = True,
-                    on_epoch=None, callbacks=()) -> LayerwiseResult:
+def train_layerwise(
+    model: AutoEncoder,
+    dataset: ImageDataset,
+    config: TrainingConfig,
+    seed: int = 0,
+    run_dir: Path | str | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    on_epoch=None,
+    callbacks=(),
+) -> LayerwiseResult:
     """Greedy layer-wise pretraining of ``model``: ``config.layerwise_epochs`` per stage, then
     ``config.epochs`` of fine-tuning of everything. Stage k's checkpoints go to ``run_dir/stage_k``;
     ``on_epoch`` and ``callbacks`` (see :func:`train`) watch the fine-tuning of the whole model.
@@ -51,22 +60,36 @@ def train_layerwise(model: AutoEncoder, dataset: ImageDataset, config: TrainingC
     if not config.layerwise_epochs:
         raise ValueError("config.layerwise_epochs must be set")
     pairs = model.stages()
-    enc, dec = [e for e, _ in pairs], [d for _, d in reversed(pairs)]
+    enc: list[nn.Module] = [e for e, _ in pairs]
+    dec: list[nn.Module] = [d for _, d in reversed(pairs)]
     n = len(pairs)
     check_trainable(model, dataset, config)  # refuse a non-mirrored model before training anything
-    stage_cfg = config.model_copy(update={"epochs": config.layerwise_epochs, "layerwise_epochs": None, "ema_decay": None})
+    stage_cfg = config.model_copy(
+        update={"epochs": config.layerwise_epochs, "layerwise_epochs": None, "ema_decay": None}
+    )
     results = []
     try:
         for k in range(1, n):
-            _set_trainable(enc[:k - 1] + dec[n - k + 1:], False)  # trained in earlier stages
+            _set_trainable(enc[: k - 1] + dec[n - k + 1 :], False)  # trained in earlier stages
             sub = model.stage_model(k)
             sub_dir = Path(run_dir) / f"stage_{k}" if run_dir is not None else None
-            results.append(train(sub, dataset, stage_cfg, seed=seed + k, run_dir=sub_dir, resume=resume,
-                                 progress=progress))
+            results.append(
+                train(sub, dataset, stage_cfg, seed=seed + k, run_dir=sub_dir, resume=resume, progress=progress)
+            )
             _set_trainable(enc + dec, True)
     finally:
         _set_trainable(enc + dec, True)
-    results.append(train(model, dataset, config.model_copy(update={"layerwise_epochs": None}), seed=seed,
-                         run_dir=run_dir, resume=resume, progress=progress, on_epoch=on_epoch,
-                         callbacks=callbacks))
+    results.append(
+        train(
+            model,
+            dataset,
+            config.model_copy(update={"layerwise_epochs": None}),
+            seed=seed,
+            run_dir=run_dir,
+            resume=resume,
+            progress=progress,
+            on_epoch=on_epoch,
+            callbacks=callbacks,
+        )
+    )
     return LayerwiseResult(results)

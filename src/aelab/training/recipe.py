@@ -19,8 +19,9 @@ one ``lerp_`` per parameter tensor (one in all when the trainer keeps the parame
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator, Optional
+from typing import Optional
 
 import torch
 
@@ -30,8 +31,9 @@ from aelab.config import TrainingConfig
 def make_optimizer(params: list[torch.Tensor], cfg: TrainingConfig) -> torch.optim.Optimizer:
     """The optimizer of ``cfg`` over ``params`` (fused Adam/AdamW where the build has it)."""
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.momentum > 0,
-                               weight_decay=cfg.weight_decay)
+        return torch.optim.SGD(
+            params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.momentum > 0, weight_decay=cfg.weight_decay
+        )
     cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
     try:
         return cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
@@ -46,8 +48,9 @@ def warmup_steps(cfg: TrainingConfig, steps_per_epoch: int, total_steps: int) ->
     return min(max(1, round(cfg.warmup_epochs * steps_per_epoch)), max(total_steps - 1, 0))
 
 
-def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainingConfig,
-                   steps_per_epoch: int) -> Optional[torch.optim.lr_scheduler.LRScheduler]:
+def make_scheduler(
+    optimizer: torch.optim.Optimizer, cfg: TrainingConfig, steps_per_epoch: int
+) -> Optional[torch.optim.lr_scheduler.LRScheduler]:
     """The per-step learning-rate scheduler of ``cfg`` (see the module docstring), or None for a constant rate
     without warm-up. Call ``.step()`` after every ``optimizer.step()``."""
     from torch.optim import lr_scheduler as S
@@ -56,8 +59,7 @@ def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainingConfig,
     w = warmup_steps(cfg, steps_per_epoch, total)
     if cfg.schedule == "onecycle":
         total = max(total, 3)  # OneCycleLR's warm-up phase needs at least 2 steps
-        return S.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=total,
-                            pct_start=max(w, 2) / total if w else 0.3)
+        return S.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=total, pct_start=max(w, 2) / total if w else 0.3)
     warm = S.LinearLR(optimizer, start_factor=1 / w, end_factor=1.0, total_iters=w - 1) if w > 1 else None
     if cfg.schedule == "constant":
         return warm

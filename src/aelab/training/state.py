@@ -40,12 +40,18 @@ class TrainState:
     def state_dict(self) -> dict:
         """Tensors and plain containers only (a checkpoint is read back with ``weights_only=True``)."""
         cuda = self.device.type == "cuda"
-        return {"signature": self.signature, "epoch": self.epoch, "model": self.model.state_dict(),
-                "optimizer": self.optimizer.state_dict(), "generator": self.generator.get_state(),
-                "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
-                "ema": self.ema.state_dict() if self.ema is not None else None,
-                "torch_rng": torch.get_rng_state(), "cuda_rng": torch.cuda.get_rng_state() if cuda else None,
-                "history": self.history.to_state()}
+        return {
+            "signature": self.signature,
+            "epoch": self.epoch,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "generator": self.generator.get_state(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "ema": self.ema.state_dict() if self.ema is not None else None,
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state() if cuda else None,
+            "history": self.history.to_state(),
+        }
 
     def load_state_dict(self, state: dict) -> None:
         """Continue from ``state`` (what :meth:`state_dict` gave): every part, and the global RNGs."""
@@ -76,6 +82,8 @@ class TrainState:
             return
         state = load_checkpoint(path, map_location=self.device)
         if state.get("signature") != self.signature:
-            raise AelabError(f"cannot resume from {str(path)!r}: it was written for another model, seed or "
-                             "training config; use a new run name or the same settings")
+            raise AelabError(
+                f"cannot resume from {str(path)!r}: it was written for another model, seed or "
+                "training config; use a new run name or the same settings"
+            )
         self.load_state_dict(state)

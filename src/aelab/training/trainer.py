@@ -18,9 +18,10 @@ import contextlib
 import math
 import time
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Optional
 
 import torch
 from torch import nn
@@ -85,8 +86,8 @@ def _loop(model: AutoEncoder, dataset: ImageDataset, cfg: TrainingConfig, device
         warnings.warn("bf16 autocast is used on CUDA only; training in fp32 on the CPU", stacklevel=3)
     # Convolutions run fastest on oneDNN (CPU) and cuDNN (GPU) with channels-last tensors.
     fmt = torch.channels_last if any(isinstance(m, nn.Conv2d) for m in model.modules()) else torch.contiguous_format
-    model.to(device=device, memory_format=fmt)
-    trainable = [p for p in model.parameters() if p.requires_grad]
+    model.to(device=device, memory_format=fmt)  # type: ignore[call-overload]
+    trainable: list[torch.Tensor] = [p for p in model.parameters() if p.requires_grad]
     for p in trainable:
         p.grad = None  # gradients left from an earlier call mean nothing here (each step starts from zero)
     # One buffer for all parameters: one optimizer kernel per step instead of per-tensor bookkeeping.
@@ -94,13 +95,27 @@ def _loop(model: AutoEncoder, dataset: ImageDataset, cfg: TrainingConfig, device
     snap = dataset.test if len(dataset.test) else dataset.train
     train_x = dataset.train.images.to(device)
     n_bn = min(len(dataset.train), EMA_BN_IMAGES) if cfg.ema_decay is not None else 0
-    return Loop(model, torch.compile(model) if cfg.compile else model, cfg, device,
-                [flat.param] if flat is not None else trainable, flat, loss_fn(cfg.loss), fmt,
-                cfg.precision == "bf16" and device.type == "cuda", train_x, dataset.train.labels.to(device),
-                dataset.val.images.to(device), dataset.val.labels.to(device),
-                snap.images[: cfg.snapshot_size].to(device), snap.labels[: cfg.snapshot_size].to(device),
-                [to_unit_float(train_x[i:i + cfg.eval_batch_size]).contiguous(memory_format=fmt)
-                 for i in range(0, n_bn, cfg.eval_batch_size)])
+    return Loop(
+        model,
+        torch.compile(model) if cfg.compile else model,
+        cfg,
+        device,
+        [flat.param] if flat is not None else trainable,
+        flat,
+        loss_fn(cfg.loss),
+        fmt,
+        cfg.precision == "bf16" and device.type == "cuda",
+        train_x,
+        dataset.train.labels.to(device),
+        dataset.val.images.to(device),
+        dataset.val.labels.to(device),
+        snap.images[: cfg.snapshot_size].to(device),
+        snap.labels[: cfg.snapshot_size].to(device),
+        [
+            to_unit_float(train_x[i : i + cfg.eval_batch_size]).contiguous(memory_format=fmt)
+            for i in range(0, n_bn, cfg.eval_batch_size)
+        ],
+    )
 
 
 def _state(loop: Loop, seed: int) -> TrainState:
@@ -112,9 +127,13 @@ def _state(loop: Loop, seed: int) -> TrainState:
     ema = WeightEMA(loop.params, cfg.ema_decay) if cfg.ema_decay is not None else None
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    signature = {"training": cfg.model_dump(mode="json", exclude={"device", "compile", "eval_batch_size"}),
-                 "seed": seed, "model": repr(loop.model), "parameters": loop.model.num_parameters(),
-                 "flat_optimizer": loop.flat is not None}
+    signature = {
+        "training": cfg.model_dump(mode="json", exclude={"device", "compile", "eval_batch_size"}),
+        "seed": seed,
+        "model": repr(loop.model),
+        "parameters": loop.model.num_parameters(),
+        "flat_optimizer": loop.flat is not None,
+    }
     return TrainState(loop.model, optimizer, scheduler, ema, generator, signature, loop.device)
 
 
@@ -135,7 +154,7 @@ def run_epoch(loop: Loop, state: TrainState, epoch: int) -> None:
     terms: dict[str, torch.Tensor] = {}
     lr = state.optimizer.param_groups[0]["lr"]
     for i in range(loop.steps):
-        idx = perm[i * loop.batch:(i + 1) * loop.batch]
+        idx = perm[i * loop.batch : (i + 1) * loop.batch]
         xb = to_unit_float(loop.train_x.index_select(0, idx)).contiguous(memory_format=loop.memory_format)
         x_in = corrupt(xb, cfg.corruption) if cfg.corruption is not None else xb
         with loop.autocast():
@@ -149,8 +168,9 @@ def run_epoch(loop: Loop, state: TrainState, epoch: int) -> None:
             terms[key] = terms.get(key, 0) + value.detach().float() * idx.shape[0]
         lr = _step(loop, state, loss)
     # the one host sync of the epoch
-    train_loss, penalty, *values = (float(v) for v in (torch.stack([total, total_penalty, *terms.values()])
-                                                         / loop.n).cpu())
+    train_loss, penalty, *values = (
+        float(v) for v in (torch.stack([total, total_penalty, *terms.values()]) / loop.n).cpu()
+    )
     if not (math.isfinite(train_loss) and math.isfinite(penalty)):
         raise TrainingDivergedError(f"training of {model.name!r} diverged at epoch {epoch}: loss is {train_loss}")
     state.history.record(train_loss, penalty, float(lr), dict(zip(terms, values)), time.perf_counter() - t0)
@@ -190,16 +210,24 @@ def _mean_loss(loop: Loop) -> float:
         return float("nan")
     total = torch.zeros((), device=images.device)
     for start in range(0, images.shape[0], batch):
-        xb = to_unit_float(images[start:start + batch])
+        xb = to_unit_float(images[start : start + batch])
         with loop.autocast():
-            out = loop.model(xb, labels[start:start + batch])
+            out = loop.model(xb, labels[start : start + batch])
         total += loop.model.reconstruction_loss(out, xb, loop.loss) * xb.shape[0]
     return float(total / images.shape[0])
 
 
-def train(model: AutoEncoder, dataset: ImageDataset, config: TrainingConfig | None = None, seed: int = 0,
-          run_dir: Path | str | None = None, resume: bool = False, progress: bool = True,
-          on_epoch: Callable[[int, History], None] | None = None, callbacks: Sequence[Callback] = ()) -> TrainResult:
+def train(
+    model: AutoEncoder,
+    dataset: ImageDataset,
+    config: TrainingConfig | None = None,
+    seed: int = 0,
+    run_dir: Path | str | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    on_epoch: Callable[[int, History], None] | None = None,
+    callbacks: Sequence[Callback] = (),
+) -> TrainResult:
     """Train ``model`` on ``dataset.train``, validating on ``dataset.val`` after each epoch.
 
     Args:
@@ -235,7 +263,8 @@ def train(model: AutoEncoder, dataset: ImageDataset, config: TrainingConfig | No
     start = state.epoch
     if state.history.snapshot_originals is None:
         state.history.snapshot_originals = loop.snap_x.cpu().clone()
-    watchers = [*([ProgressBar()] if progress else []), *([OnEpoch(on_epoch)] if on_epoch else []), *callbacks]
+    watchers: list[Callback] = [*([ProgressBar()] if progress else []), *([OnEpoch(on_epoch)] if on_epoch else [])]
+    watchers += list(callbacks)
     for w in watchers:
         w.start(cfg.epochs, start, model.name)
     try:
@@ -253,8 +282,11 @@ def _epoch(loop: Loop, state: TrainState, epoch: int, ckpt: Optional[Path]) -> N
     try:
         run_epoch(loop, state, epoch)
     except TrainingDivergedError as exc:
-        kept = (f"the last good checkpoint (epoch {epoch - 1}) is kept at {str(ckpt)!r}"
-                if ckpt is not None and epoch > 1 else "no checkpoint was written")
+        kept = (
+            f"the last good checkpoint (epoch {epoch - 1}) is kept at {str(ckpt)!r}"
+            if ckpt is not None and epoch > 1
+            else "no checkpoint was written"
+        )
         raise TrainingDivergedError(f"{exc}; {kept}; try a lower learning rate (--lr)") from None
     validate(loop, state, epoch)
     state.epoch = epoch
@@ -270,7 +302,12 @@ def _finish(loop: Loop, state: TrainState, start: int) -> TrainResult:
     loop.model.eval()
     h = state.history
     seconds = sum(h.epoch_seconds)
-    return TrainResult(model=loop.model, history=h, device=str(loop.device), epochs=loop.cfg.epochs,
-                       train_seconds=seconds,
-                       images_per_second=loop.n * len(h.epoch_seconds) / seconds if seconds > 0 else float("nan"),
-                       resumed_from=start)
+    return TrainResult(
+        model=loop.model,
+        history=h,
+        device=str(loop.device),
+        epochs=loop.cfg.epochs,
+        train_seconds=seconds,
+        images_per_second=loop.n * len(h.epoch_seconds) / seconds if seconds > 0 else float("nan"),
+        resumed_from=start,
+    )

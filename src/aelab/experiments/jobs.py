@@ -3,7 +3,7 @@ one run store, executed by one executor, and reported by one report over its run
 
 ::
 
-    resolve (spec.py) -> refuse what cannot run (before anything is written) -> store: experiment + runs
+    resolve (resolve.py) -> refuse what cannot run (before anything is written) -> store: experiment + runs
     -> execute the runs not done yet (engine.execute_run: inline, local processes or Ray; executors.py)
     -> the experiment folder (outputs.py): comparison table with PCA and mean-image baselines, loss curves of
        all runs, reconstructions per run at each logged epoch, report.html with every run's analyses
@@ -15,22 +15,29 @@ file. Re-running the same experiment skips finished runs and resumes cut ones fr
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from aelab.config import (ANOMALY_PRESET, COMPARE_PRESETS, FRONTIER_CODE_SIZES, PRESETS, ExperimentConfig,
-                          ModelConfig, dump_yaml)
+from aelab.config import (
+    ANOMALY_PRESET,
+    COMPARE_PRESETS,
+    FRONTIER_CODE_SIZES,
+    PRESETS,
+    ExperimentConfig,
+    ModelConfig,
+    dump_yaml,
+)
 from aelab.errors import AelabError, ConfigError
 from aelab.experiments.engine import build_checked, dataset_for
-from aelab.experiments.executors import EXECUTORS, check_ray_address, run_inline, run_local, run_ray
+from aelab.experiments.executors import check_executor, check_ray_address, execute
 from aelab.experiments.folders import ExperimentFolder, RunFolder, store_path
 from aelab.experiments.outputs import ExperimentResult, write_outputs
-from aelab.experiments.spec import ResolvedRun, experiment_name, load_experiment_file, resolve
+from aelab.experiments.resolve import ResolvedRun, experiment_name, load_experiment_file, resolve
 from aelab.experiments.store import RunStore
 from aelab.io import atomic_write_text
 
-__all__ = ["ExperimentResult", "anomaly", "compare", "frontier", "frontier_models", "load_experiment",
-           "run_experiment"]
+__all__ = ["ExperimentResult", "anomaly", "compare", "frontier", "frontier_models", "load_experiment", "run_experiment"]
 
 
 def _preflight(runs: list[ResolvedRun], log: Callable[[str], None]) -> None:
@@ -48,14 +55,20 @@ def _preflight(runs: list[ResolvedRun], log: Callable[[str], None]) -> None:
                 log(f"note: {line}")
 
 
+def _folder_of(record: dict | None) -> str | None:
+    return None if record is None else record["folder"]
+
+
 def _record(experiment: ExperimentConfig, runs: list[ResolvedRun], root: Path, name: str) -> dict[str, str]:
     """Write the experiment's definition to the store and its folder; the status of each run."""
     folder = ExperimentFolder.for_experiment(root, name)
     definition = dump_yaml(experiment.model_copy(update={"name": name}))
     with RunStore(store_path(root)) as store:
         known = {r.id: store.get(r.id) for r in runs}
-        folders = [known[r.id]["folder"] if known[r.id] else
-                   str(RunFolder.for_run(root, name, r.name, r.id).path.relative_to(root)) for r in runs]
+        folders = [
+            _folder_of(known[r.id]) or str(RunFolder.for_run(root, name, r.name, r.id).path.relative_to(root))
+            for r in runs
+        ]
         store.add_experiment(name, definition, runs, folders)
         status = {r["id"]: r["status"] for r in store.records(name)}
     folder.path.mkdir(parents=True, exist_ok=True)
@@ -71,7 +84,9 @@ def _resume_lines(todo: list[ResolvedRun], root: Path) -> list[str]:
     out = []
     with RunStore(store_path(root)) as store:
         for r in todo:
-            ckpt = RunFolder(root / store.get(r.id)["folder"]).checkpoint
+            record = store.get(r.id)
+            assert record is not None  # recorded by _record
+            ckpt = RunFolder(root / record["folder"]).checkpoint
             if ckpt.is_file():
                 try:
                     epoch = int(load_checkpoint(ckpt)["epoch"])
@@ -81,11 +96,33 @@ def _resume_lines(todo: list[ResolvedRun], root: Path) -> list[str]:
     return out
 
 
-def run_experiment(experiment: ExperimentConfig | Path | str | None = None, overrides: dict[str, Any] | None = None,
-                   runs_dir: Path | str = "runs", executor: str = "inline", workers: int | None = None,
-                   address: str | None = None, retry_failed: bool = False, tensorboard: bool = False,
-                   analyses: bool = True, progress: bool = False, log: Callable[[str], None] = print,
-                   on_epoch=None, kind: str = "experiment") -> ExperimentResult:
+def _resolved(
+    experiment: ExperimentConfig | Path | str | None, overrides: dict[str, Any] | None
+) -> tuple[ExperimentConfig, list[ResolvedRun]]:
+    """The experiment (read from its file when a path is given; with the overrides set on every run) and its runs."""
+    if isinstance(experiment, (str, Path)):
+        source, experiment = str(experiment), load_experiment_file(experiment)
+    else:
+        source, experiment = "options", experiment or ExperimentConfig()
+    experiment = experiment.model_copy(update={"set": {**experiment.set, **(overrides or {})}})
+    return experiment, resolve(experiment, None, source)
+
+
+def run_experiment(
+    experiment: ExperimentConfig | Path | str | None = None,
+    overrides: dict[str, Any] | None = None,
+    runs_dir: Path | str = "runs",
+    executor: str = "inline",
+    workers: int | None = None,
+    address: str | None = None,
+    retry_failed: bool = False,
+    tensorboard: bool = False,
+    analyses: bool = True,
+    progress: bool = False,
+    log: Callable[[str], None] = print,
+    on_epoch=None,
+    kind: str = "experiment",
+) -> ExperimentResult:
     """Run every run of ``experiment`` that is not done yet, then write the experiment's table and report.
 
     Args:
@@ -107,16 +144,8 @@ def run_experiment(experiment: ExperimentConfig | Path | str | None = None, over
     Raises:
         ConfigError / ModelError / DataError: anything that cannot run is refused before anything is written.
     """
-    if executor not in EXECUTORS:
-        raise ConfigError(f"--executor: got {executor!r}; allowed: {', '.join(EXECUTORS)}")
-    if workers is not None and workers < 1:
-        raise ConfigError(f"--workers: got {workers}; allowed: 1 or more")
-    if isinstance(experiment, (str, Path)):
-        source, experiment = str(experiment), load_experiment_file(experiment)
-    else:
-        source, experiment = "options", experiment or ExperimentConfig()
-    experiment = experiment.model_copy(update={"set": {**experiment.set, **(overrides or {})}})
-    runs = resolve(experiment, None, source)
+    check_executor(executor, workers)
+    experiment, runs = _resolved(experiment, overrides)
     _preflight(runs, log)
     if executor == "ray" and address:
         check_ray_address(address)
@@ -124,24 +153,23 @@ def run_experiment(experiment: ExperimentConfig | Path | str | None = None, over
     name = experiment_name(experiment, runs, kind)
     status = _record(experiment, runs, root, name)
     todo = [r for r in runs if status[r.id] not in ("done", "failed") or (status[r.id] == "failed" and retry_failed)]
-    log(f"experiment {name}: {len(runs)} runs, {len(runs) - len(todo)} done or failed before, {len(todo)} to run "
-        f"({executor})")
+    log(
+        f"experiment {name}: {len(runs)} runs, {len(runs) - len(todo)} done or failed before, {len(todo)} to run "
+        f"({executor})"
+    )
     for line in _resume_lines(todo, root):
         log(line)
     options = dict(retry_failed=retry_failed, tensorboard=tensorboard, analyses=analyses)
-    if executor == "inline":
-        run_inline(todo, root, options, log, progress, on_epoch)
-    elif executor == "local" and todo:
-        run_local(todo, root, workers, options, log)
-    elif todo:
-        run_ray(todo, root, workers, address, options, log)
+    execute(executor, todo, root, options, log, workers=workers, address=address, progress=progress, on_epoch=on_epoch)
     with RunStore(store_path(root)) as store:
         result = ExperimentResult(name, ExperimentFolder.for_experiment(root, name), store.records(name))
         write_outputs(result, runs, store, log)
     return result
 
 
-def compare(config: ExperimentConfig | None = None, overrides: dict[str, Any] | None = None, **options) -> ExperimentResult:
+def compare(
+    config: ExperimentConfig | None = None, overrides: dict[str, Any] | None = None, **options
+) -> ExperimentResult:
     """``aelab compare``: train ``config.models`` (default: the Covalent tutorial's linear-3 and conv-64, 50
     epochs, batch 64, Adam 1e-3, MSE on Fashion-MNIST) on the same data and compare them on the test set.
     Options are those of :func:`run_experiment`."""
@@ -151,8 +179,12 @@ def compare(config: ExperimentConfig | None = None, overrides: dict[str, Any] | 
     return run_experiment(config, overrides, kind="compare", **options)
 
 
-def anomaly(config: ExperimentConfig | None = None, normal_classes: list[int] | None = None,
-            overrides: dict[str, Any] | None = None, **options) -> ExperimentResult:
+def anomaly(
+    config: ExperimentConfig | None = None,
+    normal_classes: list[int] | None = None,
+    overrides: dict[str, Any] | None = None,
+    **options,
+) -> ExperimentResult:
     """``aelab anomaly``: the one-class benchmark. For each class c of ``normal_classes`` (default: every class of
     the dataset) train ``config.models`` (default: conv-64) on the training images of class c only, score every
     test image by its reconstruction error, and report ROC-AUC and PR-AUC of class c vs the rest (the run's
@@ -172,8 +204,9 @@ def anomaly(config: ExperimentConfig | None = None, normal_classes: list[int] | 
     return run_experiment(config.model_copy(update={"grid": grid}), overrides, kind="anomaly", **options)
 
 
-def frontier_models(code_sizes: list[int] | tuple[int, ...] = FRONTIER_CODE_SIZES,
-                    tutorial: bool = True) -> list[ModelConfig]:
+def frontier_models(
+    code_sizes: list[int] | tuple[int, ...] = FRONTIER_CODE_SIZES, tutorial: bool = True
+) -> list[ModelConfig]:
     """The models of ``aelab frontier``: aelab's ``res-<size>`` for each code size, then (``tutorial``) the
     tutorial presets for 28x28 grayscale images whose code has one of these sizes.
 
@@ -184,19 +217,29 @@ def frontier_models(code_sizes: list[int] | tuple[int, ...] = FRONTIER_CODE_SIZE
 
     bad = [d for d in code_sizes if f"res-{d}" not in PRESETS]
     if bad or not code_sizes:
-        raise ConfigError(f"--code-sizes: got {','.join(map(str, code_sizes)) or 'nothing'}; allowed: one or more "
-                          f"of {','.join(map(str, FRONTIER_CODE_SIZES))}")
+        raise ConfigError(
+            f"--code-sizes: got {','.join(map(str, code_sizes)) or 'nothing'}; allowed: one or more "
+            f"of {','.join(map(str, FRONTIER_CODE_SIZES))}"
+        )
     models = [ModelConfig(preset=f"res-{d}") for d in code_sizes]
     if tutorial:
         for name, preset in PRESETS.items():
-            if preset.recipe == "tutorial" and preset.input_shape == (1, 28, 28) \
-                    and build_model(name).code_size in code_sizes:
+            if (
+                preset.recipe == "tutorial"
+                and preset.input_shape == (1, 28, 28)
+                and build_model(name).code_size in code_sizes
+            ):
                 models.append(ModelConfig(preset=name))
     return models
 
 
-def frontier(config: ExperimentConfig | None = None, code_sizes: list[int] | tuple[int, ...] = FRONTIER_CODE_SIZES,
-             tutorial: bool = True, overrides: dict[str, Any] | None = None, **options) -> ExperimentResult:
+def frontier(
+    config: ExperimentConfig | None = None,
+    code_sizes: list[int] | tuple[int, ...] = FRONTIER_CODE_SIZES,
+    tutorial: bool = True,
+    overrides: dict[str, Any] | None = None,
+    **options,
+) -> ExperimentResult:
     """``aelab frontier``: the rate-distortion curve. Train aelab's ``res-<size>`` presets (their own recipe) and,
     with ``tutorial``, the tutorial presets at those code sizes (the tutorials' recipe), with PCA at every size;
     the experiment folder gets ``rate_distortion.png`` (test MSE and PSNR vs code size per family) and the
@@ -207,8 +250,9 @@ def frontier(config: ExperimentConfig | None = None, code_sizes: list[int] | tup
     """
     config = config or ExperimentConfig()
     models = frontier_models(code_sizes, tutorial)
-    return run_experiment(config.model_copy(update={"models": [*models, *config.models]}), overrides,
-                          kind="frontier", **options)
+    return run_experiment(
+        config.model_copy(update={"models": [*models, *config.models]}), overrides, kind="frontier", **options
+    )
 
 
 def load_experiment(name: str, runs_dir: Path | str = "runs") -> list[dict]:
@@ -226,8 +270,9 @@ def load_experiment(name: str, runs_dir: Path | str = "runs") -> list[dict]:
         return store.records(name)
 
 
-def report(path: Path | str, analyses: bool = True, data_dir: Path | str | None = None,
-           log: Callable[[str], None] = print) -> ExperimentResult:
+def report(
+    path: Path | str, analyses: bool = True, data_dir: Path | str | None = None, log: Callable[[str], None] = print
+) -> ExperimentResult:
     """``aelab report``: write an experiment's table, figures and report again from what its runs saved
     (re-running every finished run's analyses first with ``analyses``; ``data_dir``: where the data is now).
 

@@ -67,19 +67,22 @@ class ModelConfig(Strict):
         return value
 
     @model_validator(mode="after")
-    def _one_of(self) -> "ModelConfig":
+    def _one_of(self) -> ModelConfig:
         if (self.preset is None) == (self.spec is None):
             raise ValueError("give exactly one of 'preset' or 'spec'")
         if self.preset is not None and self.preset not in PRESET_NAMES:
             raise ValueError(f"preset: got {self.preset!r}; allowed: {', '.join(PRESET_NAMES)}")
         families = [k for k in ("variational", "quantizer", "family") if getattr(self, k) is not None]
         if len(families) > 1:
-            raise ValueError(f"give at most one of 'variational' (VAE), 'quantizer' (VQ-VAE) or 'family'; got "
-                             f"{' and '.join(families)}")
+            raise ValueError(
+                f"give at most one of 'variational' (VAE), 'quantizer' (VQ-VAE) or 'family'; got "
+                f"{' and '.join(families)}"
+            )
         families += [k for k in ("variational", "quantizer", "family") if k in self.preset_fills and k not in families]
         if families and (self.sparsity or self.tied):
-            raise ValueError("sparsity and tied weights are for deterministic autoencoders; allowed with "
-                             f"{families[0]}: neither")
+            raise ValueError(
+                f"sparsity and tied weights are for deterministic autoencoders; allowed with {families[0]}: neither"
+            )
         if self.settings is not None and self.family is None and "family" not in self.preset_fills:
             raise ValueError("settings: they belong to a model family; give 'family' too (see 'aelab models')")
         return self
@@ -89,7 +92,7 @@ class ModelConfig(Strict):
         """The model-config fields the preset fills (:attr:`aelab.config.presets.Preset.model`); {} for a spec."""
         return PRESETS[self.preset].model if self.preset is not None else {}
 
-    def filled(self) -> "ModelConfig":
+    def filled(self) -> ModelConfig:
         """This config with the preset's fields in place of those it leaves unset (what the model is built from)."""
         update = {k: v for k, v in self.preset_fills.items() if getattr(self, k) is None}
         for key, cls in SETTINGS_CLASSES.items():
@@ -107,8 +110,12 @@ class ModelConfig(Strict):
             parts.append(f"code:{self.code_activation}")
         if self.sparsity is not None:
             sp = self.sparsity
-            arg = {"topk": sp.k, "lifetime": sp.k if sp.k is not None else sp.fraction, "l1": sp.weight,
-                   "kl": f"{sp.rho}:{sp.weight}"}[sp.kind]
+            arg = {
+                "topk": sp.k,
+                "lifetime": sp.k if sp.k is not None else sp.fraction,
+                "l1": sp.weight,
+                "kl": f"{sp.rho}:{sp.weight}",
+            }[sp.kind]
             parts.append(f"{sp.kind}:{arg}")
         if self.tied:
             parts.append("tied")

@@ -10,7 +10,7 @@ from pydantic import Field
 
 from aelab.config.base import Strict, flag
 from aelab.config.data import DataConfig
-from aelab.config.model import ModelConfig
+from aelab.config.model_config import ModelConfig
 from aelab.config.training import TrainingConfig
 
 COMPARE_PRESETS = ("linear-3", "conv-64")

@@ -21,22 +21,33 @@ def _files(folder: Path) -> list[Path]:
     if not folder.exists() and not folder.is_symlink():
         raise DataError(f"image folder {str(folder)!r} does not exist; give --data-dir a folder of PNG/JPEG images")
     if not folder.is_dir():
-        raise DataError(f"--data-dir {str(folder)!r} is a file, and dataset 'folder' reads a folder of PNG/JPEG "
-                        "images (directly, or one sub-folder per class); give the folder that holds it")
-    files = sorted(p for p in folder.rglob("*") if (p.is_file() or p.is_symlink()) and not p.is_dir()
-                   and not any(s.startswith(".") for s in p.relative_to(folder).parts))
+        raise DataError(
+            f"--data-dir {str(folder)!r} is a file, and dataset 'folder' reads a folder of PNG/JPEG "
+            "images (directly, or one sub-folder per class); give the folder that holds it"
+        )
+    files = sorted(
+        p
+        for p in folder.rglob("*")
+        if (p.is_file() or p.is_symlink())
+        and not p.is_dir()
+        and not any(s.startswith(".") for s in p.relative_to(folder).parts)
+    )
     if not files:
-        raise DataError(f"image folder {str(folder)!r} is empty; it needs PNG/JPEG images "
-                        "(directly, or one sub-folder per class)")
+        raise DataError(
+            f"image folder {str(folder)!r} is empty; it needs PNG/JPEG images (directly, or one sub-folder per class)"
+        )
     for p in files:
         if p.suffix.lower() not in IMAGE_SUFFIXES:
-            raise DataError(f"image folder {str(folder)!r}: {str(p.relative_to(folder))!r} is not an image; "
-                            f"allowed: {', '.join(IMAGE_SUFFIXES)} files")
+            raise DataError(
+                f"image folder {str(folder)!r}: {str(p.relative_to(folder))!r} is not an image; "
+                f"allowed: {', '.join(IMAGE_SUFFIXES)} files"
+            )
     return files
 
 
-def load_image_folder(folder: Path, resize: tuple[int, int] | None = None, grayscale: bool = False,
-                      background: str | None = None) -> tuple[torch.Tensor, torch.Tensor, list[str], ReadReport]:
+def load_image_folder(
+    folder: Path, resize: tuple[int, int] | None = None, grayscale: bool = False, background: str | None = None
+) -> tuple[torch.Tensor, torch.Tensor, list[str], ReadReport]:
     """Read every image under ``folder``.
 
     Args:
@@ -69,13 +80,15 @@ def load_image_folder(folder: Path, resize: tuple[int, int] | None = None, grays
         labels.append(label_of[parts[0]] if len(parts) > 1 else 0)
         names.append(rel)
     if not pictures:
-        raise DataError(f"image folder {str(folder)!r}: none of its {len(files)} images can be read "
-                        f"({report.summary()})")
+        raise DataError(
+            f"image folder {str(folder)!r}: none of its {len(files)} images can be read ({report.summary()})"
+        )
     sizes = {im.size for im in pictures}
     if resize is None and len(sizes) > 1:
         shown = ", ".join(f"{w}x{h}" for w, h in sorted(sizes)[:3])
-        raise DataError(f"image folder {str(folder)!r} holds images of different sizes ({shown}, ...); "
-                        "give --resize HEIGHT WIDTH")
+        raise DataError(
+            f"image folder {str(folder)!r} holds images of different sizes ({shown}, ...); give --resize HEIGHT WIDTH"
+        )
     mode = image_mode(pictures, grayscale)
     stack = np.stack([to_array(im, mode, resize, background, report, name) for im, name in zip(pictures, names)])
     return torch.from_numpy(stack).contiguous(), torch.tensor(labels, dtype=torch.long), class_names, report

@@ -17,8 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aelab.config import (ExperimentConfig, RunConfig, check_key, parse_config, read_yaml_mapping, recipe_of,
-                          set_dotted)
+from aelab.config import ExperimentConfig, RunConfig, check_key, parse_config, read_yaml_mapping, recipe_of, set_dotted
 from aelab.errors import ConfigError
 
 
@@ -58,8 +57,40 @@ def _merge(base: dict, override: dict) -> dict:
     return out
 
 
-def resolve(experiment: ExperimentConfig, overrides: dict[str, Any] | None = None,
-            source: str = "experiment") -> list[ResolvedRun]:
+def _check_keys(experiment: ExperimentConfig, overrides: dict[str, Any], source: str) -> None:
+    for key in overrides:
+        check_key(key)
+    for key, values in experiment.grid.items():
+        try:
+            check_key(key)
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: grid {exc}") from None
+        if not values:
+            raise ConfigError(f"{source}: grid key {key!r} has an empty list; give at least one value")
+
+
+def _one(base: dict, model: dict | None, override: dict, point: dict, overrides: dict, where: str) -> ResolvedRun:
+    """The run of one (model, run override, grid point): its config over the defaults, its recipe, id and name."""
+    data = _merge(base, {"model": model} if model is not None else {})
+    data = _merge(data, override)
+    for key, value in {**point, **overrides}.items():
+        set_dotted(data, key, value)
+    model_only = parse_config(RunConfig, {"model": data["model"]}, source=where).model
+    data["training"] = recipe_of(model_only, data.get("training") or {})
+    config = parse_config(RunConfig, data, source=where)
+    shown_by_label = ("model", "model.sparsity", "model.tied", "model.code_activation", "model.name")
+    changed = {**_flatten({k: v for k, v in override.items() if k not in ("model", "name")}), **point}
+    extras = "".join(
+        f" {k.split('.')[-1]}={_short(v)}"
+        for k, v in changed.items()
+        if k not in shown_by_label and _short(v) is not None
+    )
+    return ResolvedRun(run_id(config), f"{config.label}{extras}".strip(), config)
+
+
+def resolve(
+    experiment: ExperimentConfig, overrides: dict[str, Any] | None = None, source: str = "experiment"
+) -> list[ResolvedRun]:
     """Every run of ``experiment`` as a validated config with its id, in file order.
 
     Args:
@@ -72,48 +103,35 @@ def resolve(experiment: ExperimentConfig, overrides: dict[str, Any] | None = Non
             run (the message names the run and the key), or two runs that resolve to the same config.
     """
     overrides = {**experiment.set, **(overrides or {})}
-    for key in overrides:
-        check_key(key)
-    for key, values in experiment.grid.items():
-        try:
-            check_key(key)
-        except ConfigError as exc:
-            raise ConfigError(f"{source}: grid {exc}") from None
-        if not values:
-            raise ConfigError(f"{source}: grid key {key!r} has an empty list; give at least one value")
+    _check_keys(experiment, overrides, source)
     base = experiment.model_dump(mode="json", include={"seed", "data", "model"})
     # only the training fields set explicitly: the run's recipe (the preset's own by default) fills in the rest
     base["training"] = experiment.training.model_dump(mode="json", exclude_unset=True)
-    models = [m.model_dump(mode="json", exclude_none=True) for m in experiment.models] or [None]
+    models: list[dict | None] = [m.model_dump(mode="json", exclude_none=True) for m in experiment.models] or [None]
     points = [dict(zip(experiment.grid, combo)) for combo in itertools.product(*experiment.grid.values())] or [{}]
-    resolved, seen = [], {}
+    resolved: list[ResolvedRun] = []
+    seen: dict[str, str] = {}
     for m, model in enumerate(models):
         for r, override in enumerate(experiment.runs or [{}]):
             for point in points:
-                data = _merge(base, {"model": model} if model is not None else {})
-                data = _merge(data, override)
-                for key, value in {**point, **overrides}.items():
-                    set_dotted(data, key, value)
-                parts = [f"model {m + 1}" if model is not None and len(models) > 1 else "",
-                         f"run {r + 1}" if experiment.runs else "", str(point) if point else ""]
+                parts = [
+                    f"model {m + 1}" if model is not None and len(models) > 1 else "",
+                    f"run {r + 1}" if experiment.runs else "",
+                    str(point) if point else "",
+                ]
                 where = " ".join([f"{source}:"] + [p for p in parts if p]).rstrip(":")
-                model_only = parse_config(RunConfig, {"model": data["model"]}, source=where).model
-                data["training"] = recipe_of(model_only, data.get("training") or {})
-                config = parse_config(RunConfig, data, source=where)
-                rid = run_id(config)
-                if rid in seen:
-                    raise ConfigError(f"{where} is the same run as {seen[rid]}; every run must differ")
-                seen[rid] = where
-                shown_by_label = ("model", "model.sparsity", "model.tied", "model.code_activation", "model.name")
-                changed = {**_flatten({k: v for k, v in override.items() if k not in ("model", "name")}), **point}
-                extras = "".join(f" {k.split('.')[-1]}={_short(v)}" for k, v in changed.items()
-                                 if k not in shown_by_label and _short(v) is not None)
-                resolved.append(ResolvedRun(rid, f"{config.label}{extras}".strip(), config))
+                run = _one(base, model, override, point, overrides, where)
+                if run.id in seen:
+                    raise ConfigError(f"{where} is the same run as {seen[run.id]}; every run must differ")
+                seen[run.id] = where
+                resolved.append(run)
     names = [r.name for r in resolved]
     unique = [r.name if names.count(r.name) == 1 else f"{r.name} #{i + 1}" for i, r in enumerate(resolved)]
     # the display name is unique within the experiment and is the run's name (not part of its id)
-    return [ResolvedRun(r.id, name, r.config.model_copy(update={"name": r.config.name or name}))
-            for r, name in zip(resolved, unique)]
+    return [
+        ResolvedRun(r.id, name, r.config.model_copy(update={"name": r.config.name or name}))
+        for r, name in zip(resolved, unique)
+    ]
 
 
 def _short(value: Any) -> str | None:
