@@ -193,4 +193,15 @@ PRESETS["vqvae-conv"] = Preset(
     recipe="aelab",
     model={"quantizer": {}},
 )
+PRESETS["wae-conv-16"] = Preset(
+    RES16_BODY,
+    (1, 28, 28),
+    "aelab (WAE-MMD: Tolstikhin et al. 2018, inverse multiquadratic kernel, on the res-16 body)",
+    """Wasserstein autoencoder with an MMD penalty, 16-D code, on the res-16 body: a deterministic encoder whose
+    codes are pulled to N(0, I) by lambda * MMD (lambda 10, IMQ kernel at 7 scales); squared error per image.
+
+        1x28x28 -> 16x14x14 -> 32x7x7 -> 256 -> z(16) ~ N(0, I) -> 256 -> 32x7x7 -> 16x14x14 -> 1x28x28""",
+    recipe="aelab",
+    model={"family": "wae", "settings": {}},
+)
 PRESET_NAMES = tuple(PRESETS)

@@ -8,11 +8,13 @@ from aelab.errors import ConfigError
 from aelab.models.autoencoder import AutoEncoder
 from aelab.models.quantizer import VQAutoEncoder
 from aelab.models.variational import VariationalAutoEncoder
+from aelab.models.wae import WassersteinAutoEncoder
 
 FAMILIES: dict[str, type[AutoEncoder]] = {
     AutoEncoder.family: AutoEncoder,
     VariationalAutoEncoder.family: VariationalAutoEncoder,
     VQAutoEncoder.family: VQAutoEncoder,
+    WassersteinAutoEncoder.family: WassersteinAutoEncoder,
 }
 """Family name -> class. A model config names one with ``family``; ``variational`` and ``quantizer`` name the
 VAE and the VQ-VAE; none of them, the (deterministic) autoencoder."""
