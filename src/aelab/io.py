@@ -9,8 +9,16 @@ from pathlib import Path
 from typing import IO
 
 
+def file_mode() -> int:
+    """The mode a new file gets from the user's umask (0o644 under umask 022), as ``open()`` would give it."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def atomic_write(path: Path | str, write: Callable[[IO[bytes]], object]) -> Path:
-    """Call ``write(f)`` on a temp file beside ``path``, fsync it, then ``os.replace`` it onto ``path``."""
+    """Call ``write(f)`` on a temp file beside ``path``, fsync it, give it the user's file mode, then
+    ``os.replace`` it onto ``path``. Nothing is left behind when ``write`` raises."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -19,6 +27,7 @@ def atomic_write(path: Path | str, write: Callable[[IO[bytes]], object]) -> Path
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, file_mode())  # mkstemp makes 0600 files; a written file gets the umask like any other
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

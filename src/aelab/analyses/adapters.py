@@ -89,7 +89,7 @@ def _failures(model, dataset, label, p: FailuresParams) -> Outcome:
     from aelab.evaluation.failures import failures
     from aelab.figures.charts import failures_figure
 
-    f = failures(model, dataset, p.k)
+    f = failures(model, dataset, min(p.k, len(dataset.test)))  # a small test split shows all of its images
     rows = [{"class": n, "images": c, "mse": m} for n, c, m in f.per_class]
     data = {"per_class": rows, "worst": [{"index": i, "mse": m} for i, m in zip(f.worst, f.worst_mse)]}
     return Outcome(failures_figure(f, f"{label}: per-class test MSE and the {p.k} worst reconstructions"), data, rows)
@@ -152,7 +152,7 @@ def _probes(model, dataset, label, p: ProbeParams) -> Outcome:
     wanted = labels_list(p.labels)
     counts = torch.bincount(dataset.train.labels)
     smallest = int(counts[counts > 0].min())
-    usable = [n for n in wanted if n is None or n <= smallest] or wanted  # none usable: probe_table says why
+    usable = [n for n in wanted if n is None or n <= smallest] or [smallest]  # classes that have the images
     rows = probe_table(model, dataset, usable, p.seed)
     return Outcome(probes_figure(rows, f"{label}: frozen-encoder probes vs classifiers from scratch"), rows, rows)
 

@@ -196,9 +196,9 @@ def _sections(done: list[ResolvedRun], folders: dict[str, RunFolder], rows: list
             for stem, heading in (("layerwise", "Greedy layer-wise pretraining"), ("denoising", "Denoising"))
         ]
         analyses = [(a, f.analysis(a.name), f.analysis(a.name, ".json")) for a in ANALYSES if a.in_report]
-        not_run = [e.replace(f" of {r.config.label}", "") for e in row.get("analysis_errors", [])]
-        not_run += [f"{s} (does not apply)" for s in row.get("analyses_skipped", [])]
-        sections.append(RunSection(r.name, r.id, str(f.path.relative_to(root)), own, analyses, not_run))
+        failed = [e.replace(f" of {r.config.label}", "") for e in row.get("analysis_errors", [])]
+        skipped = row.get("analyses_skipped", [])
+        sections.append(RunSection(r.name, r.id, str(f.path.relative_to(root)), own, analyses, failed, skipped))
     return sections
 
 

@@ -16,6 +16,8 @@ from aelab.models.autoencoder import AutoEncoder
 
 FEW_VALIDATION_IMAGES = 10
 """Fewer validation images than this make a noisy validation loss (a warning)."""
+FEW_TEST_IMAGES = 2
+"""A class with fewer test images than this is too small for the per-class analyses (a warning)."""
 
 
 def resolve_device(name: str) -> torch.device:
