@@ -43,6 +43,8 @@ _LAZY = {
     "run_experiment": "aelab.experiments.jobs",
     "load_experiment": "aelab.experiments.jobs",
     "report": "aelab.experiments.jobs",
+    "open_experiment": "aelab.experiments.jobs",
+    "ExperimentResult": "aelab.experiments.outputs",
     "analyse": "aelab.experiments.finished",
     "open_runs": "aelab.experiments.finished",
     "RunFolder": "aelab.experiments.folders",

@@ -152,7 +152,8 @@ def _probes(model, dataset, label, p: ProbeParams) -> Outcome:
     wanted = labels_list(p.labels)
     counts = torch.bincount(dataset.train.labels)
     smallest = int(counts[counts > 0].min())
-    usable = [n for n in wanted if n is None or n <= smallest] or [smallest]  # classes that have the images
+    usable = [n for n in wanted if n is None or n <= smallest]  # counts the classes have
+    usable = usable or ([smallest] if p.fit else wanted)  # none: the smallest class's size, or probe_table says why
     rows = probe_table(model, dataset, usable, p.seed)
     return Outcome(probes_figure(rows, f"{label}: frozen-encoder probes vs classifiers from scratch"), rows, rows)
 
@@ -201,7 +202,8 @@ def _generate(model, dataset, label, p: GenerateParams) -> Outcome:
     from aelab.evaluation.generation import generate
     from aelab.figures.grids import samples_figure
 
-    g = generate(model, dataset, p.sampler, p.n, p.seed, p.quality_samples)
+    quality = p.quality if p.quality is not None else model.samplers[0] != "gmm"  # the model has its own sampler
+    g = generate(model, dataset, p.sampler, p.n, p.seed, p.quality_samples, quality)
     row: dict[str, Any] = {
         "sampler": g.sampler,
         "samples": g.samples,

@@ -116,7 +116,7 @@ ANALYSES: list[Analysis] = [
         ),
         needs=("unlabelled",),
         report_needs=("labels", "train_classes"),
-        report_params={"labels": "10,100"},
+        report_params={"labels": "10,100", "fit": True},
     ),
     Analysis(
         "anomaly-scores",

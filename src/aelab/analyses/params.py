@@ -73,6 +73,8 @@ class ProbeParams(Params):
     """Labelled images per class, comma-separated: positive integers or 'all'."""
     seed: int = 0
     """Chooses the labelled images and seeds the classifiers."""
+    fit: bool = False
+    """Lower a count above the smallest class to that class's size instead of refusing it (the report does)."""
 
 
 class GenerateParams(Params):
@@ -84,6 +86,10 @@ class GenerateParams(Params):
     """Samples in the figure (a conditional model: one row per class, ceil(n / classes) per row, at most 10)."""
     seed: int = 0
     """Seed of the samples."""
+    quality: Optional[bool] = None
+    """Measure the samples' quality (Frechet distance in the features of aelab's classifier, trained once per dataset:
+    about 100 s on Fashion-MNIST the first time); None: for the models with a prior or codebook of their own
+    (VAE, VQ-VAE, WAE), not for the other autoencoders."""
     quality_samples: Optional[int] = Field(None, ge=2)
     """Samples for the Frechet distance and class accuracy; default: as many as the test images."""
 

@@ -40,6 +40,21 @@ class Outcome:
     """One line for the CLI (e.g. how many units are dead)."""
     metrics: dict = field(default_factory=dict)
     """Values for the run's row in the experiment table (e.g. the Frechet distance of its samples)."""
+    columns: tuple = ()
+    """The columns of ``rows`` (set by the runner from the analysis's entry)."""
+
+    def _repr_html_(self) -> str:
+        """In Jupyter: the summary, the figure and the table."""
+        import html
+
+        from aelab.figures.report import figure_html, rows_html
+
+        parts = [f"<p>{html.escape(self.summary)}</p>"] if self.summary else []
+        if self.figure is not None:
+            parts.append(figure_html(self.figure))
+        if self.rows and self.columns:
+            parts.append(rows_html(self.rows, [c for c in self.columns if any(c.key in r for r in self.rows)]))
+        return "\n".join(parts)
 
 
 @dataclass(frozen=True)

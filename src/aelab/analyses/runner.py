@@ -40,6 +40,7 @@ def analyse(model: Any, dataset: Any, label: str, out: Path, name: str, params: 
         fitting = ", ".join(b.name for b in ANALYSES if why_not(b, model, dataset) is None)
         raise ConfigError(f"analysis {name!r} does not apply to {label!r} ({reason}); allowed for it: {fitting}")
     outcome = a.compute(model, dataset, label, p)
+    outcome.columns = a.columns
     out.mkdir(parents=True, exist_ok=True)
     if outcome.figure is not None:
         from aelab.figures.canvas import save_figure
@@ -57,9 +58,15 @@ def report_analyses(model: Any, dataset: Any) -> list[Analysis]:
 
 
 def analyse_all(
-    model: Any, dataset: Any, label: str, out: Path, log: Callable[[str], None] = print
+    model: Any,
+    dataset: Any,
+    label: str,
+    out: Path,
+    log: Callable[[str], None] = print,
+    params: dict[str, dict] | None = None,
 ) -> tuple[dict, list[str], list[str]]:
-    """Every analysis of :func:`report_analyses`. One that raises is logged and skipped (the trained run is kept).
+    """Every analysis of :func:`report_analyses` (with its report parameters, and ``params[name]`` over them). One
+    that raises is logged and skipped (the trained run is kept).
 
     Returns:
         (what the analyses measured for the run's row, e.g. the Frechet distance of its samples; the errors, one
@@ -70,7 +77,8 @@ def analyse_all(
     log(f"analysing {label}")
     for a in report_analyses(model, dataset):
         try:
-            metrics.update(analyse(model, dataset, label, out, a.name, a.report_params).metrics)
+            given = {**a.report_params, **(params or {}).get(a.name, {})}
+            metrics.update(analyse(model, dataset, label, out, a.name, given).metrics)
         except Exception as exc:  # one analysis must not throw away a trained run
             errors.append(f"analysis {a.name} of {label} failed: {type(exc).__name__}: {exc}")
             log(errors[-1])

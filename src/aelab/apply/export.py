@@ -21,6 +21,7 @@ import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -108,7 +109,7 @@ def _export_onnx(
 
 
 def export_model(
-    model, folder: Path | str, fmt: str = "safetensors", check_images: torch.Tensor | None = None
+    model: Any, folder: Path | str, fmt: str = "safetensors", check_images: torch.Tensor | None = None
 ) -> ExportResult:
     """Export ``model`` into ``folder``: always the model folder (``config.json``, ``model.safetensors``); with
     ``fmt="onnx"`` also ``encoder.onnx`` and ``decoder.onnx``, run with onnxruntime on ``check_images`` and

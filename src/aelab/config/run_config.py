@@ -81,5 +81,8 @@ class RunOptions(Strict):
     """Write TensorBoard event files into each run folder."""
     analyses: bool = Field(True, **flag("analysis"))
     """Run the analyses (interpolation, latent map, ..., probes) of every run for the report."""
+    samples: bool = False
+    """Measure the quality of every run's samples in the report (Frechet distance in the features of aelab's
+    classifier, trained once per dataset); without it, only the models with a prior or codebook of their own."""
     progress: bool = True
     """Progress bars (inline executor)."""

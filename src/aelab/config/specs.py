@@ -40,7 +40,8 @@ class MLPSpec(Strict):
 
 
 class ConvLayerSpec(Strict):
-    """One encoder stage: Conv2d(channels, kernel, stride, padding) [-> act] [-> MaxPool2d(pool)]."""
+    """One encoder stage: ``Conv2d(channels, kernel, stride, padding)``, then an activation and ``MaxPool2d(pool)``
+    when asked."""
 
     channels: int = Field(ge=1)
     """Output channels."""

@@ -9,8 +9,10 @@ training statistics the model keeps, or a split.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -83,9 +85,9 @@ def read_images(
     args: list[str],
     shape: tuple[int, int, int],
     resize: bool = False,
-    dataset=None,
+    dataset: Callable[[], Any] | None = None,
     limit: int | None = None,
-    standardization=None,
+    standardization: tuple[torch.Tensor, torch.Tensor] | None = None,
     background: str | None = None,
 ) -> NamedImages:
     """Read the images the arguments name (see the module doc), in order.

@@ -1,10 +1,10 @@
-"""MNIST and Fashion-MNIST: IDX files checked by us, read by torchvision.
+"""MNIST and Fashion-MNIST: IDX files, checked and read by aelab (NumPy; torchvision only downloads them).
 
 The IDX format (LeCun et al.): 2 zero bytes, a type byte (0x08 = uint8), the number of dimensions, then one
-big-endian int32 per dimension, then the values. We check the header and the length of every file before
-torchvision reads it, so a truncated or corrupted file gives one clear error instead of a traceback.
-Compressed ``.gz`` copies (e.g. Debian's ``dataset-fashion-mnist``) are checked, then unpacked into aelab's
-cache in the layout torchvision expects (``<root>/FashionMNIST/raw/train-images-idx3-ubyte``).
+big-endian int32 per dimension, then the values. The header and the length of every file are checked, so a
+truncated or corrupted file gives one clear error instead of a traceback. Compressed ``.gz`` copies (e.g.
+Debian's ``dataset-fashion-mnist``) are checked, then unpacked once into aelab's cache in torchvision's layout
+(``<root>/FashionMNIST/raw/train-images-idx3-ubyte``), from where later runs read them without unpacking.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import tempfile
 import zlib
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from aelab.errors import DataError
@@ -45,18 +46,23 @@ def read_idx_bytes(path: Path) -> bytes:
     return raw
 
 
-def check_idx(raw: bytes, path: Path) -> tuple[int, ...]:
-    """Check an IDX header and length; return the dimensions."""
+def check_idx(raw: bytes, path: Path, size: int | None = None) -> tuple[int, ...]:
+    """Check an IDX header and the length (``size``, or the bytes given); return the dimensions.
+
+    Raises:
+        DataError: not a uint8 IDX header, or a length the header does not say.
+    """
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08 or not 1 <= raw[3] <= 3:
         raise DataError(f"IDX file {str(path)!r} has no valid uint8 IDX header; expected an MNIST-format file")
     ndim = raw[3]
     if len(raw) < 4 + 4 * ndim:
         raise DataError(f"IDX file {str(path)!r} is truncated inside its header")
     dims = struct.unpack(f">{ndim}i", raw[4 : 4 + 4 * ndim])
-    expected = 4 + 4 * ndim + int(torch.tensor(dims).prod())
-    if len(raw) != expected:
+    expected = 4 + 4 * ndim + int(np.prod(dims))
+    length = len(raw) if size is None else size
+    if length != expected:
         raise DataError(
-            f"IDX file {str(path)!r} is truncated or corrupted: {len(raw)} bytes, header {dims} says {expected}"
+            f"IDX file {str(path)!r} is truncated or corrupted: {length} bytes, header {dims} says {expected}"
         )
     return dims
 
@@ -81,11 +87,12 @@ def stage_idx_files(files: dict[tuple[str, str], Path], cache_root: Path, torchv
     Returns the root to hand to torchvision. Files already in that layout are used where they are.
     """
     raw_dir = cache_root / torchvision_name / "raw"
-    contents = {key: read_idx_bytes(path) for key, path in files.items()}  # check all before writing
-    if all(path.parent == raw_dir / "" or path.parent == raw_dir for path in files.values()) and not any(
-        p.suffix == ".gz" for p in files.values()
-    ):
+    if all(path.parent == raw_dir for path in files.values()) and not any(p.suffix == ".gz" for p in files.values()):
         return cache_root
+    staged = {key: raw_dir / IDX_FILES[key] for key in files}
+    if all(t.is_file() and t.stat().st_mtime >= files[k].stat().st_mtime for k, t in staged.items()):
+        return cache_root  # unpacked before from these sources (read_idx_file checks them when reading)
+    contents = {key: read_idx_bytes(path) for key, path in files.items()}  # check all before writing
     raw_dir.mkdir(parents=True, exist_ok=True)
     for key, data in contents.items():
         target = raw_dir / IDX_FILES[key]
@@ -99,17 +106,42 @@ def stage_idx_files(files: dict[tuple[str, str], Path], cache_root: Path, torchv
     return cache_root
 
 
+def read_idx_file(path: Path) -> np.ndarray:
+    """The uint8 array in an unpacked IDX file (its header and length checked), read without unpacking anything.
+
+    Raises:
+        DataError: not an IDX file, or truncated.
+    """
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+            ndim = head[3] if len(head) == 4 else 0
+            header = head + f.read(4 * ndim)
+    except OSError as exc:
+        raise DataError(f"IDX file {str(path)!r} cannot be read ({exc})") from None
+    dims = check_idx(header, path, size=path.stat().st_size)
+    return np.fromfile(path, dtype=np.uint8, offset=len(header)).reshape(dims)
+
+
 def load_torchvision_idx(name: str, root: Path, download: bool = False) -> tuple:
-    """Read train and test splits with torchvision's MNIST/FashionMNIST classes.
+    """Read train and test splits from ``root`` in torchvision's layout (``download``: torchvision's MNIST /
+    FashionMNIST class fetches them first).
 
     Returns:
         (train_images, train_labels, test_images, test_labels, class_names); images uint8 (N, 1, 28, 28).
-    """
-    from torchvision import datasets
 
-    cls = getattr(datasets, TORCHVISION_CLASS[name])
+    Raises:
+        DataError: a file that is missing, not IDX, or truncated.
+    """
+    if download:
+        from torchvision import datasets
+
+        for train in (True, False):
+            getattr(datasets, TORCHVISION_CLASS[name])(root=str(root), train=train, download=True)
+    raw = Path(root) / TORCHVISION_CLASS[name] / "raw"
     out = []
-    for train in (True, False):
-        ds = cls(root=str(root), train=train, download=download)
-        out += [ds.data.unsqueeze(1).contiguous(), ds.targets.long()]
-    return (*out, list(ds.classes))
+    for split in ("train", "test"):
+        images = read_idx_file(raw / IDX_FILES[(split, "images")])
+        labels = read_idx_file(raw / IDX_FILES[(split, "labels")])
+        out += [torch.from_numpy(images.copy()).unsqueeze(1), torch.from_numpy(labels.astype(np.int64))]
+    return (*out, [])

@@ -146,10 +146,11 @@ def generate(
     n: int = 64,
     seed: int = 0,
     quality_samples: int | None = None,
+    quality: bool = True,
 ) -> Generation:
     """Draw samples from ``model`` (``n`` for the grid; a model that takes labels: one row of ``ceil(n / classes)``
     per class, at most 10 per row) and measure their quality on ``quality_samples`` more (default: as many as
-    the test split) against the test split.
+    the test split) against the test split (``quality``; else no Frechet distance: no classifier is needed).
 
     Raises:
         AelabError: see :func:`fit_sampler`.
@@ -163,7 +164,7 @@ def generate(
         grid, rows = s.images(len(y), seed, y), classes
     else:
         grid, rows = s.images(n, seed), max(1, math.ceil(n / 8))
-    if not dataset.labelled:
+    if not dataset.labelled or not quality:
         return Generation(s.kind, grid, rows, None, None, [], None, 0)
     from aelab.evaluation.classifier import reference_classifier
 

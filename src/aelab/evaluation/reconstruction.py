@@ -31,7 +31,8 @@ def psnr_per_image(reconstruction: torch.Tensor, target: torch.Tensor) -> torch.
     """PSNR in dB of each image: ``10 log10(1 / MSE_i)`` with ``MSE_i`` the mean over that image's pixels.
 
     Args:
-        reconstruction, target: float ``(N, C, H, W)`` (any trailing shape), values in [0, 1] (data range 1).
+        reconstruction: float ``(N, C, H, W)`` (any trailing shape), values in [0, 1] (data range 1).
+        target: the images, same shape and range.
 
     Returns:
         float ``(N,)``; torchmetrics' ``peak_signal_noise_ratio(data_range=1, reduction='none', dim=(1, ...))``.

@@ -162,8 +162,10 @@ def train_run(
     callbacks: list | None = None,
     analyses: bool = True,
     log: Log = lambda m: None,
+    samples: bool = False,
 ) -> dict:
-    """Train, evaluate and save one run into ``folder`` (resuming from its checkpoint); return its metrics row."""
+    """Train, evaluate and save one run into ``folder`` (resuming from its checkpoint); return its metrics row.
+    ``samples``: the generate analysis measures the sample quality whatever the model."""
     from aelab.data import preprocessing
 
     dataset = dataset_for(config)
@@ -187,7 +189,8 @@ def train_run(
     if analyses:
         from aelab.analyses import analyse_all
 
-        measured, errors, skipped = analyse_all(model.eval(), dataset, config.label, folder.analysis_dir, log=log)
+        params = {"generate": {"quality": True}} if samples else None
+        measured, errors, skipped = analyse_all(model.eval(), dataset, config.label, folder.analysis_dir, log, params)
         row.update(measured)
         row["analyses_skipped"] = skipped
         if errors:  # kept with the run's record (aelab runs show ID) and listed in the report
@@ -212,8 +215,9 @@ def execute_run(
     threads: int = 0,
     tensorboard: bool = False,
     analyses: bool = True,
+    samples: bool = False,
     progress: bool = False,
-    on_epoch=None,
+    on_epoch: Callable[[int, Any], object] | None = None,
     log: Log = lambda m: None,
 ) -> str:
     """Claim run ``run_id`` of the store under ``root``, run it, record done (with metrics) or failed.
@@ -244,7 +248,7 @@ def execute_run(
         callbacks += [TensorBoard(folder.tensorboard)] if tensorboard else []
         t0 = time.time()
         try:
-            metrics = train_run(config, folder, progress, callbacks, analyses, log)
+            metrics = train_run(config, folder, progress, callbacks, analyses, log, samples)
         except Exception as exc:  # a failed run is recorded and does not stop the others
             store.fail(run_id, failure_message(exc), time.time() - t0)
             return "failed"

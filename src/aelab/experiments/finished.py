@@ -40,6 +40,20 @@ class LoadedRun:
             self.dataset = cached_dataset(data, self.config.seed)
         return self.dataset
 
+    def _repr_html_(self) -> str:
+        """In Jupyter: the run's test metrics and the figures of its analyses."""
+        import html
+
+        from aelab.figures.report import image_html, rows_html
+        from aelab.models.table import columns
+
+        parts = [f"<h3>{html.escape(self.label)}</h3><p>{html.escape(str(self.folder.path))}</p>"]
+        row = self.folder.read_metrics()
+        if row:
+            parts.append(rows_html([row], columns([row])))
+        parts += [image_html(p) for p in sorted(self.folder.analysis_dir.glob("*.png"))]
+        return "\n".join(parts)
+
     def analyse(self, name: str, params: dict | None = None):
         """Run analysis ``name`` on this run; its figure and data go to the run's ``analysis/`` folder."""
         from aelab.analyses import analyse

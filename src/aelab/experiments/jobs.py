@@ -37,7 +37,16 @@ from aelab.experiments.resolve import ResolvedRun, experiment_name, load_experim
 from aelab.experiments.store import RunStore
 from aelab.io import atomic_write_text
 
-__all__ = ["ExperimentResult", "anomaly", "compare", "frontier", "frontier_models", "load_experiment", "run_experiment"]
+__all__ = [
+    "ExperimentResult",
+    "anomaly",
+    "compare",
+    "frontier",
+    "frontier_models",
+    "load_experiment",
+    "open_experiment",
+    "run_experiment",
+]
 
 
 def _preflight(runs: list[ResolvedRun], log: Callable[[str], None]) -> None:
@@ -118,9 +127,10 @@ def run_experiment(
     retry_failed: bool = False,
     tensorboard: bool = False,
     analyses: bool = True,
+    samples: bool = False,
     progress: bool = False,
     log: Callable[[str], None] = print,
-    on_epoch=None,
+    on_epoch: Callable[[int, Any], object] | None = None,
     kind: str = "experiment",
 ) -> ExperimentResult:
     """Run every run of ``experiment`` that is not done yet, then write the experiment's table and report.
@@ -134,6 +144,7 @@ def run_experiment(
         retry_failed: run failed runs again.
         tensorboard: TensorBoard event files in each run folder.
         analyses: run the registry's analyses on every run for the report.
+        samples: measure the sample quality of every run (not only of the models with a prior of their own).
         progress: progress bars (inline only).
         on_epoch: called after each epoch of each run with (epoch, history) (inline only).
         kind: names the default experiment folder (``<kind>-<hash>``) when the experiment has no name.
@@ -159,7 +170,7 @@ def run_experiment(
     )
     for line in _resume_lines(todo, root):
         log(line)
-    options = dict(retry_failed=retry_failed, tensorboard=tensorboard, analyses=analyses)
+    options = dict(retry_failed=retry_failed, tensorboard=tensorboard, analyses=analyses, samples=samples)
     execute(executor, todo, root, options, log, workers=workers, address=address, progress=progress, on_epoch=on_epoch)
     with RunStore(store_path(root)) as store:
         result = ExperimentResult(name, ExperimentFolder.for_experiment(root, name), store.records(name))
@@ -294,3 +305,26 @@ def report(
         result = ExperimentResult(folder.path.name, folder, store.records(folder.path.name))
         write_outputs(result, runs, store, log)
     return result
+
+
+def open_experiment(path: Path | str) -> ExperimentResult:
+    """A finished experiment from its folder (or one of its run folders): its records, table, baselines and
+    summary, as the command that ran it returned them; it shows itself in Jupyter.
+
+    Raises:
+        AelabError: not an experiment folder, or no run store beside it.
+    """
+    path = Path(path)
+    folder = ExperimentFolder(path.parent) if RunFolder(path).config.is_file() else ExperimentFolder(path)
+    if not folder.config.is_file() or not folder.metrics.is_file():
+        raise AelabError(
+            f"{str(path)!r} is not a finished aelab experiment (no experiment.yaml and metrics.json); "
+            "give a folder written by 'aelab compare', 'train' or 'run'"
+        )
+    table = json.loads(folder.metrics.read_text())
+    store = store_path(folder.path.parent)
+    if not store.is_file():
+        raise AelabError(f"no run store {str(store)!r} beside the experiment {str(folder.path)!r}")
+    with RunStore(store) as runs:
+        records = runs.records(folder.path.name)
+    return ExperimentResult(folder.path.name, folder, records, table["runs"], table["baselines"], table["summary"])

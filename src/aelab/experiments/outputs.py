@@ -7,6 +7,7 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,28 @@ class ExperimentResult:
         """The records of the runs that failed."""
         return [r for r in self.records if r["status"] == "failed"]
 
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
+        """In Jupyter: the comparison table and the loss curves (HTML), and the loss curves as a PNG."""
+        import base64
+        import html
+
+        from aelab.figures.report import image_html, tables_html
+
+        figures = [p for p in (self.folder.loss_curves, self.folder.rate_distortion) if p.is_file()]
+        parts = [
+            f"<h3>{html.escape(self.name)}</h3><p>{html.escape(self.summary)}</p>",
+            tables_html(self.rows, self.baselines),
+            *[image_html(p) for p in figures],
+            f"<p>report: {html.escape(str(self.folder.report))}</p>",
+        ]
+        bundle = {
+            "text/html": "\n".join(parts),
+            "text/plain": f"ExperimentResult({self.name!r}, {len(self.rows)} runs)",
+        }
+        if self.folder.loss_curves.is_file():
+            bundle["image/png"] = base64.b64encode(self.folder.loss_curves.read_bytes()).decode("ascii")
+        return bundle
+
 
 def by_split(runs: list[ResolvedRun]) -> dict[str, list[ResolvedRun]]:
     """Runs grouped by the images and splits they see (data config and seed), in order."""
@@ -55,25 +78,47 @@ def by_split(runs: list[ResolvedRun]) -> dict[str, list[ResolvedRun]]:
     return groups
 
 
-def _pca_rows(members: list[ResolvedRun], sizes: list[int], digest: str, store: RunStore, suffix: str) -> list[dict]:
-    out, dataset = [], None
-    for d in sizes:
-        row: Any = store.cached(f"pca/{digest}/{d}")
-        if row is None:
-            from aelab.evaluation.pca import pca_baseline
+def _baseline_file(digest: str) -> Path:
+    """Where the baselines of one dataset split are kept: aelab's data cache, shared by every runs folder."""
+    from aelab.data import cache_dir
 
-            dataset = dataset or dataset_for(members[0].config)
-            if d > min(len(dataset.train), dataset.train.images[0].numel()):
-                continue  # PCA cannot have more components than images or pixels
-            row = pca_baseline(dataset.train, dataset.test, d, seed=members[0].config.seed)
-            store.cache(f"pca/{digest}/{d}", row)
-        out.append({**row, "kind": "pca", "model": row["model"] + suffix})
-    return out
+    return cache_dir() / "baselines" / f"{digest}.json"
 
 
-def baselines(runs: list[ResolvedRun], rows_by_id: dict[str, dict], store: RunStore) -> list[dict]:
+def _cached(digest: str, key: str, compute: Callable[[], Any]) -> Any:
+    """The baseline ``key`` of a dataset split from its cache file, or computed (None: cannot be) and cached."""
+    path = _baseline_file(digest)
+    known = json.loads(path.read_text()) if path.is_file() else {}
+    if key not in known:
+        value = compute()
+        if value is None:
+            return None
+        known = json.loads(path.read_text()) if path.is_file() else {}  # another process may have added some
+        known[key] = value
+        atomic_write_text(path, json.dumps(known, indent=1))
+    return known[key]
+
+
+def _pca(members: list[ResolvedRun], d: int) -> dict | None:
+    from aelab.evaluation.pca import pca_baseline
+
+    dataset = dataset_for(members[0].config)
+    if d > min(len(dataset.train), dataset.train.images[0].numel()):
+        return None  # PCA cannot have more components than images or pixels
+    return pca_baseline(dataset.train, dataset.test, d, seed=members[0].config.seed)
+
+
+def _mean_image(members: list[ResolvedRun]) -> float:
+    from aelab.evaluation import mean_image_mse
+
+    dataset = dataset_for(members[0].config)
+    return mean_image_mse(dataset.train, dataset.test)
+
+
+def baselines(runs: list[ResolvedRun], rows_by_id: dict[str, dict]) -> list[dict]:
     """PCA at every code size of the finished runs of each dataset, then the mean-image row of each dataset
-    (cached in the store: a dataset's baselines are computed once)."""
+    (cached per dataset split in aelab's data cache, ``$AELAB_DATA/baselines/``: computed once, whichever runs
+    folder asks)."""
     groups = by_split(runs)
     pca_rows, mean_rows = [], []
     for key, members in groups.items():
@@ -82,14 +127,11 @@ def baselines(runs: list[ResolvedRun], rows_by_id: dict[str, dict], store: RunSt
             continue
         suffix = f", {members[0].config.data.name} seed {members[0].config.seed}" if len(groups) > 1 else ""
         digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-        pca_rows += _pca_rows(members, sorted({row["code_size"] for row in done}), digest, store, suffix)
-        mse = store.cached(f"mean-image/{digest}")
-        if mse is None:
-            from aelab.evaluation import mean_image_mse
-
-            dataset = dataset_for(members[0].config)
-            mse = mean_image_mse(dataset.train, dataset.test)
-            store.cache(f"mean-image/{digest}", mse)
+        for d in sorted({row["code_size"] for row in done}):
+            row = _cached(digest, f"pca/{d}", partial(_pca, members, d))
+            if row is not None:
+                pca_rows.append({**row, "kind": "pca", "model": row["model"] + suffix})
+        mse = _cached(digest, "mean-image", partial(_mean_image, members))
         mean_rows.append({"model": "mean image (baseline)" + suffix, "kind": "mean-image", "test_mse": mse})
     return pca_rows + mean_rows
 
@@ -226,7 +268,7 @@ def write_outputs(
     by_id = {r["id"]: r for r in result.records}
     done = [r for r in runs if by_id[r.id]["status"] == "done"]
     result.rows = [by_id[r.id]["metrics"] for r in done]
-    result.baselines = baselines(runs, {r.id: by_id[r.id]["metrics"] for r in done}, store) if done else []
+    result.baselines = baselines(runs, {r.id: by_id[r.id]["metrics"] for r in done}) if done else []
     result.summary = summary(runs, result)
     failed = [{"id": r["id"], "name": r["name"], "error": r["error"]} for r in result.failed]
     atomic_write_text(

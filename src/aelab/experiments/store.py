@@ -5,7 +5,7 @@
 * ``members``: which runs an experiment has, in its order (a run can belong to several experiments: the
   same config is the same run, trained once).
 * ``experiments``: name and definition (YAML) of every experiment.
-* ``cache``: small computed values shared by experiments (the PCA and mean-image baselines of a dataset).
+* ``cache``: unused since the baselines moved to aelab's data cache (kept so older stores open unchanged).
 
 A run is *claimed* in one ``BEGIN IMMEDIATE`` transaction, so two runners on the same store never run the same
 run: a run can be claimed when it is pending, when it is failed and retries are asked for, or when it is marked
@@ -168,13 +168,6 @@ class RunStore:
         if len(rows) > 1:
             raise AelabError(f"run id {run_id!r} is ambiguous: {', '.join(r['id'] for r in rows)}")
         return self._decode(rows[0]) if rows else None
-
-    def cached(self, key: str) -> object | None:
-        row = self._db.execute("SELECT value FROM cache WHERE key = ?", (key,)).fetchone()
-        return json.loads(row[0]) if row else None
-
-    def cache(self, key: str, value: object) -> None:
-        self._db.execute("INSERT OR REPLACE INTO cache (key, value) VALUES (?, ?)", (key, json.dumps(value)))
 
     def _decode(self, row: sqlite3.Row) -> dict:
         out = dict(row)

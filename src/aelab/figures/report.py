@@ -89,9 +89,25 @@ class Report:
     """One row per run of its stored code (bytes per image and PSNR)."""
 
 
-def _img(path: Path) -> str:
+def image_html(path: Path) -> str:
+    """A PNG file as an ``<img>`` with the image embedded (base64)."""
     data = base64.b64encode(path.read_bytes()).decode("ascii")
     return f'<img alt="{html.escape(path.name)}" src="data:image/png;base64,{data}">'
+
+
+def figure_html(figure) -> str:
+    """A matplotlib figure as an ``<img>`` with the PNG embedded."""
+    import io
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    data = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return f'<img alt="figure" src="data:image/png;base64,{data}">'
+
+
+def rows_html(rows: list[dict], cols) -> str:
+    """Rows as an HTML table with the given columns (:class:`~aelab.models.measures.Measure`)."""
+    return _table(rows, cols)
 
 
 def _table(rows: list[dict], cols, html_id: str = "") -> str:
@@ -134,7 +150,7 @@ def _experiment_parts(r: Report) -> list[str]:
             "<p>Test MSE and PSNR against code size: one line per family of "
             "models (PCA at the same code sizes; the tutorials' presets; aelab's res-* presets; your own "
             "models). Lower MSE at the same code size is better.</p>",
-            _img(r.rate_distortion),
+            image_html(r.rate_distortion),
         ]
     if r.failed:
         parts += [
@@ -142,10 +158,10 @@ def _experiment_parts(r: Report) -> list[str]:
             _items([f"{f['name']} ({f['id']}): {f['error'] or ''}" for f in r.failed], "failed"),
         ]
     if r.loss_curves:
-        parts += ["<h2>Loss curves</h2>"] + [_img(p) for p in r.loss_curves]
+        parts += ["<h2>Loss curves</h2>"] + [image_html(p) for p in r.loss_curves]
     if r.reconstructions:
         parts += ["<h2>Reconstructions over epochs</h2>", "<p>Top row: test images; one row per run.</p>"]
-        parts += [_img(p) for p in r.reconstructions]
+        parts += [image_html(p) for p in r.reconstructions]
     return parts
 
 
@@ -161,9 +177,9 @@ def section_parts(s: RunSection) -> list[str]:
     if s.skipped:
         parts += ["<p class=skipped>Analyses that do not apply to this run:</p>", _items(s.skipped, "skipped")]
     for heading, png in found:
-        parts += [f"<h3>{html.escape(heading)}</h3>", _img(png)]
+        parts += [f"<h3>{html.escape(heading)}</h3>", image_html(png)]
     for entry, png, js in analyses:
-        parts += [f"<h3>{html.escape(entry.title)}</h3>", f"<p>{html.escape(entry.text)}</p>", _img(png)]
+        parts += [f"<h3>{html.escape(entry.title)}</h3>", f"<p>{html.escape(entry.text)}</p>", image_html(png)]
         data = json.loads(js.read_text()) if js.is_file() else None
         if entry.columns and isinstance(data, list) and data:
             parts.append(_table(data, [c for c in entry.columns if any(c.key in r for r in data)]))
