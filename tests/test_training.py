@@ -161,8 +161,8 @@ def test_compile_is_used_with_a_penalty(digits, monkeypatch):
 
     calls = []
 
-    def fake_compile(model):
-        def step(x, y=None):
+    def fake_compile(model, **kwargs):
+        def step(x, y=None, **kwargs):
             out = model(x, y)
             calls.append(out.penalty is not None)
             return out

@@ -89,6 +89,9 @@ class TrainingConfig(Strict):
     """bf16 autocast (CUDA only; ignored with a warning on CPU)."""
     compile: bool = False
     """torch.compile the training step (GPU)."""
+    compile_mode: Optional[Literal["default", "reduce-overhead", "max-autotune"]] = None
+    """torch.compile's mode with ``compile``: default, reduce-overhead (CUDA graphs) or max-autotune (tuned
+    kernels and CUDA graphs); None = default."""
     log_interval: int = Field(10, ge=1)
     """Every this many epochs, keep a snapshot of a fixed batch of originals and reconstructions."""
     eval_batch_size: int = Field(1000, ge=1)

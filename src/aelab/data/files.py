@@ -112,6 +112,8 @@ def read_images(
             which = arg.split(":", 1)[1]
             if which not in SPLITS:
                 raise DataError(f"{arg!r}: no such split; allowed: {', '.join('split:' + s for s in SPLITS)}")
+            if dataset is None:
+                raise DataError(f"{arg!r}: a split needs the run's dataset; give image files or folders here")
             split = getattr(dataset(), which)
             if tuple(split.images.shape[1:]) != tuple(shape):
                 raise DataError(

@@ -1,12 +1,13 @@
 """The run engine: one run = one :class:`~aelab.config.RunConfig`, one id, one :class:`RunFolder`.
 
-:func:`execute_run` is the only way aelab trains a run, whoever calls it (``aelab compare``, ``train``,
-``run``; in this process, in a local worker process, or in a Ray task)::
+:func:`work` is the only way aelab trains a run, whoever calls it (``aelab compare``, ``train``, ``run``; in this
+process, in a local worker process, or in a Ray task on any node)::
 
-    claim in the store -> load data -> build model -> train (resumes from checkpoint.pt) -> evaluate
-    -> save model/ metrics.json history.pt (+ layer-wise / denoising figures) -> analyses -> store: done
+    load data -> build model -> train (resumes from checkpoint.pt) -> evaluate
+    -> save model/ metrics.json history.pt (+ layer-wise / denoising figures) -> analyses -> the result
 
-A run that raises is recorded as failed with its error, and the others go on.
+The driver claims the run in the store before and records the result after (:mod:`.executors`); a run that
+raises is returned as failed with its error, and the others go on.
 """
 
 from __future__ import annotations
@@ -20,8 +21,7 @@ from typing import Any
 
 from aelab.config import RunConfig, dump_yaml
 from aelab.errors import AelabError
-from aelab.experiments.folders import RunFolder, store_path
-from aelab.experiments.store import RunStore
+from aelab.experiments.folders import RunFolder
 from aelab.io import atomic_write_text
 
 Log = Callable[[str], None]
@@ -208,10 +208,14 @@ def failure_message(exc: Exception) -> str:
     return " ".join(message.split())
 
 
-def execute_run(
+class RunsFolderNotVisible(AelabError):
+    """A worker (on some node) cannot see the runs folder the driver writes to."""
+
+
+def work(
     root: str,
-    run_id: str,
-    retry_failed: bool = False,
+    folder: str,
+    config: dict,
     threads: int = 0,
     tensorboard: bool = False,
     analyses: bool = True,
@@ -219,38 +223,51 @@ def execute_run(
     progress: bool = False,
     on_epoch: Callable[[int, Any], object] | None = None,
     log: Log = lambda m: None,
-) -> str:
-    """Claim run ``run_id`` of the store under ``root``, run it, record done (with metrics) or failed.
+) -> dict:
+    """The worker's side of a run: train it into its folder (resuming from its last checkpoint) and return what
+    happened. Never opens the run store: the driver that handed out the run records the result.
 
     Args:
-        root: the runs root (holds the store and the run's folder).
+        root: the runs root, as the driver sees it (it must be the same folder here: a shared file system).
+        folder: the run's folder, relative to ``root``.
+        config: the run's :class:`~aelab.config.RunConfig` as a mapping.
         threads: CPU threads for this run (0: leave torch's default).
         tensorboard: write TensorBoard scalars and images into the run folder.
-        analyses: run every analysis of the registry on the trained model.
+        analyses: run every analysis that fits the trained model, for the report.
+        samples: the generate analysis measures the sample quality whatever the model.
         on_epoch: called after each epoch with (epoch, history) (besides TensorBoard).
 
-    Returns: 'done', 'failed' or 'skipped' (another process has it, or it is finished).
+    Returns:
+        ``{"status": "done", "metrics": {...}, "seconds", "node"}`` or ``{"status": "failed", "error": "one line",
+        "seconds", "node"}``.
+
+    Raises:
+        RunsFolderNotVisible: ``root`` does not exist on this node.
     """
+    import socket
+
     import torch
 
     from aelab.training.callbacks import OnEpoch, TensorBoard
 
+    if not Path(root).is_dir():
+        raise RunsFolderNotVisible(
+            f"the runs folder {root!r} does not exist on node {socket.gethostname()!r}; every "
+            "node must see the runs folder (a shared file system, at the same path)"
+        )
     if threads:
         torch.set_num_threads(threads)
-    with RunStore(store_path(root)) as store:
-        if not store.claim(run_id, retry_failed):
-            return "skipped"
-        record = store.get(run_id)
-        assert record is not None  # claimed above
-        config = RunConfig.model_validate(record["config"])
-        folder = RunFolder(Path(root) / record["folder"])
-        callbacks: list[Any] = [OnEpoch(on_epoch)] if on_epoch is not None else []
-        callbacks += [TensorBoard(folder.tensorboard)] if tensorboard else []
-        t0 = time.time()
-        try:
-            metrics = train_run(config, folder, progress, callbacks, analyses, log, samples)
-        except Exception as exc:  # a failed run is recorded and does not stop the others
-            store.fail(run_id, failure_message(exc), time.time() - t0)
-            return "failed"
-        store.finish(run_id, metrics, time.time() - t0)
-        return "done"
+    run_folder = RunFolder(Path(root) / folder)
+    callbacks: list[Any] = [OnEpoch(on_epoch)] if on_epoch is not None else []
+    callbacks += [TensorBoard(run_folder.tensorboard)] if tensorboard else []
+    t0 = time.time()
+    try:
+        metrics = train_run(RunConfig.model_validate(config), run_folder, progress, callbacks, analyses, log, samples)
+    except Exception as exc:  # a failed run is recorded by the driver and does not stop the others
+        return {
+            "status": "failed",
+            "error": failure_message(exc),
+            "seconds": time.time() - t0,
+            "node": socket.gethostname(),
+        }
+    return {"status": "done", "metrics": metrics, "seconds": time.time() - t0, "node": socket.gethostname()}

@@ -4,7 +4,8 @@ one run store, executed by one executor, and reported by one report over its run
 ::
 
     resolve (resolve.py) -> refuse what cannot run (before anything is written) -> store: experiment + runs
-    -> execute the runs not done yet (engine.execute_run: inline, local processes or Ray; executors.py)
+    -> execute the runs not done yet (executors.py: the driver claims them with leases; engine.work trains each,
+       inline, in local processes or as Ray tasks)
     -> the experiment folder (outputs.py): comparison table with PCA and mean-image baselines, loss curves of
        all runs, reconstructions per run at each logged epoch, report.html with every run's analyses
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +32,7 @@ from aelab.config import (
 )
 from aelab.errors import AelabError, ConfigError
 from aelab.experiments.engine import build_checked, dataset_for
-from aelab.experiments.executors import check_executor, check_ray_address, execute
+from aelab.experiments.executors import check_executor, execute, ray_session
 from aelab.experiments.folders import ExperimentFolder, RunFolder, store_path
 from aelab.experiments.outputs import ExperimentResult, write_outputs
 from aelab.experiments.resolve import ResolvedRun, experiment_name, load_experiment_file, resolve
@@ -158,20 +160,21 @@ def run_experiment(
     check_executor(executor, workers)
     experiment, runs = _resolved(experiment, overrides)
     _preflight(runs, log)
-    if executor == "ray" and address:
-        check_ray_address(address)
     root = Path(runs_dir)
-    name = experiment_name(experiment, runs, kind)
-    status = _record(experiment, runs, root, name)
-    todo = [r for r in runs if status[r.id] not in ("done", "failed") or (status[r.id] == "failed" and retry_failed)]
-    log(
-        f"experiment {name}: {len(runs)} runs, {len(runs) - len(todo)} done or failed before, {len(todo)} to run "
-        f"({executor})"
-    )
-    for line in _resume_lines(todo, root):
-        log(line)
-    options = dict(retry_failed=retry_failed, tensorboard=tensorboard, analyses=analyses, samples=samples)
-    execute(executor, todo, root, options, log, workers=workers, address=address, progress=progress, on_epoch=on_epoch)
+    with ray_session(address, workers, root) if executor == "ray" else nullcontext():  # joined before recording
+        name = experiment_name(experiment, runs, kind)
+        status = _record(experiment, runs, root, name)
+        todo = [
+            r for r in runs if status[r.id] not in ("done", "failed") or (status[r.id] == "failed" and retry_failed)
+        ]
+        log(
+            f"experiment {name}: {len(runs)} runs, {len(runs) - len(todo)} done or failed before, {len(todo)} to run "
+            f"({executor})"
+        )
+        for line in _resume_lines(todo, root):
+            log(line)
+        options = dict(retry_failed=retry_failed, tensorboard=tensorboard, analyses=analyses, samples=samples)
+        execute(executor, todo, root, options, log, workers=workers, progress=progress, on_epoch=on_epoch)
     with RunStore(store_path(root)) as store:
         result = ExperimentResult(name, ExperimentFolder.for_experiment(root, name), store.records(name))
         write_outputs(result, runs, store, log)

@@ -7,9 +7,15 @@
 * ``experiments``: name and definition (YAML) of every experiment.
 * ``cache``: unused since the baselines moved to aelab's data cache (kept so older stores open unchanged).
 
-A run is *claimed* in one ``BEGIN IMMEDIATE`` transaction, so two runners on the same store never run the same
-run: a run can be claimed when it is pending, when it is failed and retries are asked for, or when it is marked
-running by a process of this host that no longer exists (a runner that was killed).
+The store belongs to the driver: the process that runs an experiment opens it, claims runs, hands each run's
+config and folder to a worker (this process, a local process, a Ray task on any node) and records what comes
+back. Workers never open it (SQLite's locking is not safe over network file systems, and its WAL needs one host).
+
+A run is *claimed* with a *lease* in one ``BEGIN IMMEDIATE`` transaction, so two drivers on the same store never
+run the same run: the driver's heartbeat renews the leases of its runs while they are in flight (:meth:`renew`);
+a run can be claimed when it is pending, when it is failed and retries are asked for, when its lease has expired
+(its driver died, or lost its node: taken over on any host), or when it is marked running by a process of this
+host that no longer exists (a runner killed before the lease expired).
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY, name TEXT NOT NULL, config TEXT NOT NULL, folder TEXT NOT NULL,
     status TEXT NOT NULL DEFAULT 'pending', metrics TEXT, error TEXT,
     host TEXT, pid INTEGER, created REAL, started REAL, finished REAL, seconds REAL,
-    attempts INTEGER NOT NULL DEFAULT 0
+    attempts INTEGER NOT NULL DEFAULT 0, lease_owner TEXT, lease_expires REAL
 );
 CREATE TABLE IF NOT EXISTS members (
     experiment TEXT NOT NULL, run_id TEXT NOT NULL, position INTEGER NOT NULL, PRIMARY KEY (experiment, run_id)
@@ -37,6 +43,8 @@ CREATE TABLE IF NOT EXISTS experiments (name TEXT PRIMARY KEY, definition TEXT N
 CREATE TABLE IF NOT EXISTS cache (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 STATUSES = ("pending", "running", "done", "failed")
+LEASE_COLUMNS = {"lease_owner": "TEXT", "lease_expires": "REAL"}
+"""Columns added after the first stores were written (added to an older store when it is opened)."""
 
 
 def _alive(pid: int | None) -> bool:
@@ -65,6 +73,10 @@ class RunStore:
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(SCHEMA)
+        known = {row[1] for row in self._db.execute("PRAGMA table_info(runs)")}
+        for column, kind in LEASE_COLUMNS.items():
+            if column not in known:
+                self._db.execute(f"ALTER TABLE runs ADD COLUMN {column} {kind}")
 
     def __enter__(self) -> RunStore:
         return self
@@ -106,35 +118,47 @@ class RunStore:
 
         self._transaction(write)
 
-    def claim(self, run_id: str, retry_failed: bool = False) -> bool:
-        """Mark ``run_id`` running for this process if it may run now; True if this process got it."""
+    def claim(self, run_id: str, owner: str = "", ttl: float = 120.0, retry_failed: bool = False) -> bool:
+        """Mark ``run_id`` running under a lease of ``owner`` (a driver's id) for ``ttl`` seconds, if it may run
+        now; True if ``owner`` got it."""
 
         def write():
-            row = self._db.execute("SELECT status, host, pid FROM runs WHERE id = ?", (run_id,)).fetchone()
+            row = self._db.execute(
+                "SELECT status, host, pid, lease_expires FROM runs WHERE id = ?", (run_id,)
+            ).fetchone()
             if row is None:
                 raise AelabError(f"run {run_id} is not in the store {str(self.path)!r}")
-            status = row["status"]
-            stale = status == "running" and row["host"] == socket.gethostname() and not _alive(row["pid"])
-            ok = status == "pending" or stale or (status == "failed" and retry_failed)
+            status, now = row["status"], time.time()
+            expired = row["lease_expires"] is not None and row["lease_expires"] < now
+            killed = row["host"] == socket.gethostname() and not _alive(row["pid"])
+            ok = status == "pending" or (status == "running" and (expired or killed))
+            ok = ok or (status == "failed" and retry_failed)
             if ok:
                 self._db.execute(
-                    "UPDATE runs SET status='running', host=?, pid=?, started=?, error=NULL, "
-                    "attempts=attempts+1 WHERE id=?",
-                    (socket.gethostname(), os.getpid(), time.time(), run_id),
+                    "UPDATE runs SET status='running', host=?, pid=?, started=?, error=NULL, attempts=attempts+1, "
+                    "lease_owner=?, lease_expires=? WHERE id=?",
+                    (socket.gethostname(), os.getpid(), now, owner, now + ttl, run_id),
                 )
             return ok
 
         return self._transaction(write)
 
+    def renew(self, owner: str, ttl: float) -> int:
+        """Extend the leases of ``owner``'s running runs to ``ttl`` seconds from now; how many it holds."""
+        cursor = self._db.execute(
+            "UPDATE runs SET lease_expires=? WHERE lease_owner=? AND status='running'", (time.time() + ttl, owner)
+        )
+        return cursor.rowcount
+
     def finish(self, run_id: str, metrics: dict, seconds: float) -> None:
         self._db.execute(
-            "UPDATE runs SET status='done', metrics=?, finished=?, seconds=?, error=NULL WHERE id=?",
+            "UPDATE runs SET status='done', metrics=?, finished=?, seconds=?, error=NULL, lease_expires=NULL WHERE id=?",
             (json.dumps(metrics), time.time(), seconds, run_id),
         )
 
     def fail(self, run_id: str, error: str, seconds: float) -> None:
         self._db.execute(
-            "UPDATE runs SET status='failed', error=?, finished=?, seconds=? WHERE id=?",
+            "UPDATE runs SET status='failed', error=?, finished=?, seconds=?, lease_expires=NULL WHERE id=?",
             (error, time.time(), seconds, run_id),
         )
 

@@ -97,7 +97,7 @@ def _loop(model: AutoEncoder, dataset: ImageDataset, cfg: TrainingConfig, device
     n_bn = min(len(dataset.train), EMA_BN_IMAGES) if cfg.ema_decay is not None else 0
     return Loop(
         model,
-        torch.compile(model) if cfg.compile else model,
+        torch.compile(model, mode=cfg.compile_mode or "default") if cfg.compile else model,
         cfg,
         device,
         [flat.param] if flat is not None else trainable,
@@ -128,7 +128,7 @@ def _state(loop: Loop, seed: int) -> TrainState:
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     signature = {
-        "training": cfg.model_dump(mode="json", exclude={"device", "compile", "eval_batch_size"}),
+        "training": cfg.model_dump(mode="json", exclude={"device", "compile", "compile_mode", "eval_batch_size"}),
         "seed": seed,
         "model": repr(loop.model),
         "parameters": loop.model.num_parameters(),

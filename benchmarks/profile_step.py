@@ -1,0 +1,65 @@
+"""Where a training step of a preset spends its time on this machine: torch.profiler's table of operators (self
+CPU time) over a number of steps of aelab's trainer step (forward, loss, backward, optimizer), and the step time.
+
+    python benchmarks/profile_step.py --model conv-64 --steps 200 [--batch 64] [--rows 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="conv-64")
+    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--rows", type=int, default=15)
+    args = parser.parse_args()
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    from aelab.config import TrainingConfig
+    from aelab.data import ImageDataset, ImageSplit
+    from aelab.models import build_model
+    from aelab.training.trainer import _loop, _state, _step
+
+    torch.manual_seed(0)
+    model = build_model(args.model)
+    n = args.batch * args.steps
+    images = torch.randint(0, 256, (n, *model.input_shape), dtype=torch.uint8)
+    split = ImageSplit(images, torch.zeros(n, dtype=torch.long))
+    ds = ImageDataset(
+        "random", split, ImageSplit(images[:1], split.labels[:1]), ImageSplit(images[:8], split.labels[:8])
+    )
+    cfg = TrainingConfig(epochs=1, batch_size=args.batch)
+    loop = _loop(model, ds, cfg, torch.device("cpu"))
+    state = _state(loop, 0)
+    x = loop.train_x[: args.batch].float().div(255).contiguous(memory_format=loop.memory_format)
+    y = loop.train_y[: args.batch]
+
+    def step():
+        out = loop.step(x, y)
+        _step(
+            loop, state, model.reconstruction_loss(out, x, loop.loss) + (out.penalty if out.penalty is not None else 0)
+        )
+
+    for _ in range(20):  # warm-up (oneDNN primitive creation)
+        step()
+    t0 = time.perf_counter()
+    for _ in range(args.steps):
+        step()
+    per_step = (time.perf_counter() - t0) / args.steps
+    print(
+        f"{args.model}: {per_step * 1e3:.2f} ms per step of {args.batch} images = {args.batch / per_step:,.0f} images/s "
+        f"({torch.get_num_threads()} threads)"
+    )
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(min(args.steps, 100)):
+            step()
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.rows))
+
+
+if __name__ == "__main__":
+    main()
