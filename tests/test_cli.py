@@ -204,11 +204,18 @@ def test_resume_needs_existing_run(tmp_path):
     assert result.exit_code == 2 and "no experiment 'nope'" in error_line(result)
 
 
-def test_models_command():
+def test_models_command(tmp_path, monkeypatch):
+    """The first call builds every preset and caches the table; the second reads it and prints the same."""
+    monkeypatch.setenv("AELAB_DATA", str(tmp_path))
     result = runner.invoke(app, ["models"])
     assert result.exit_code == 0
     for name, params in [("linear-3", "219,891"), ("conv-64", "210,369"), ("conv-pool", "1,077")]:
         assert name in result.output and params in result.output
+    (cached,) = (tmp_path / "presets").glob("*.json")
+    rows = json.loads(cached.read_text())
+    assert ["linear-3", "219,891"] == rows[0][0:3:2]
+    again = runner.invoke(app, ["models"])
+    assert again.exit_code == 0 and again.output == result.output
 
 
 def test_python_m_aelab_help():

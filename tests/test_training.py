@@ -152,7 +152,41 @@ def test_metrics_by_hand():
     m = evaluate(model, ImageSplit(images, torch.zeros(4, dtype=torch.long)), batch_size=3)
     assert m["mse"] == pytest.approx(0.25)
     assert m["psnr"] == pytest.approx(10 * math.log10(1 / 0.25), rel=1e-5)
+    # constant images: SSIM = (2 mu_x mu_y + C1) / (mu_x^2 + mu_y^2 + C1), the contrast term is C2 / C2 = 1
+    c1 = 0.01**2
+    by_hand = [c1 / (0.25 + c1)] * 2 + [(1 + c1) / (1.25 + c1)] * 2
+    assert m["ssim"] == pytest.approx(sum(by_hand) / 4, rel=1e-5)
     assert m["images"] == 4
+
+
+@pytest.mark.parametrize("shape", [(3, 1, 28, 28), (2, 3, 12, 16), (2, 3, 32, 32)])
+def test_ssim_matches_the_reference_implementation(shape):
+    """Wang et al.'s SSIM as scikit-image computes it (Gaussian window 11, valid positions, population statistics).
+
+    Images under 11 pixels use a smaller window, where implementations differ (scikit-image truncates an 11-wide one).
+    """
+    from skimage.metrics import structural_similarity
+
+    from aelab.evaluation.reconstruction import ssim_kernel, ssim_per_image
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(shape, generator=g)
+    y = (x + 0.2 * torch.randn(shape, generator=g)).clamp(0, 1)
+    got = ssim_per_image(y, x)
+    k = ssim_kernel(*shape[-2:])
+    for i in range(shape[0]):
+        want = structural_similarity(
+            x[i].double().numpy(),
+            y[i].double().numpy(),
+            channel_axis=0,
+            data_range=1.0,
+            gaussian_weights=True,
+            sigma=1.5,
+            use_sample_covariance=False,
+            win_size=k,
+        )
+        assert float(got[i]) == pytest.approx(want, abs=2e-5)
+    assert ssim_per_image(x, x).tolist() == pytest.approx([1.0] * shape[0], abs=1e-6)
 
 
 def test_compile_is_used_with_a_penalty(digits, monkeypatch):

@@ -1,4 +1,4 @@
-"""Atomic file writes: a reader sees the old file or the new one, never half of one."""
+"""Files: atomic writes (a reader sees the old file or the new one, never half of one) and aelab's cache folder."""
 
 from __future__ import annotations
 
@@ -7,6 +7,11 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO
+
+
+def cache_dir() -> Path:
+    """aelab's cache (data copies, baselines, reference classifiers): ``$AELAB_DATA`` or ``~/.cache/aelab``."""
+    return Path(os.environ.get("AELAB_DATA") or Path.home() / ".cache" / "aelab")
 
 
 def file_mode() -> int:

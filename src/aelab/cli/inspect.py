@@ -12,25 +12,53 @@ from aelab.cli.common import DATA_DIR, RUN_PATH, WHICH, add, argument, console, 
 from aelab.cli.schema import field_flag
 
 
+def _preset_rows() -> list[list[str]]:
+    """One row per preset (building every model once); cached in aelab's cache per version of the preset table and
+    of the model code, so ``aelab models`` answers without importing torch the next time."""
+    import hashlib
+    import json
+
+    import aelab
+    from aelab.config import PRESETS
+    from aelab.io import atomic_write_text, cache_dir
+
+    code = sorted(
+        (p.name, p.stat().st_mtime_ns, p.stat().st_size)
+        for part in ("models", "config")
+        for p in (Path(aelab.__file__).parent / part).glob("*.py")
+    )  # a changed builder: built again
+    key = hashlib.sha256(f"{aelab.__version__}|{PRESETS!r}|{code}".encode()).hexdigest()[:16]
+    path = cache_dir() / "presets" / f"{key}.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    from aelab.models import build_model
+
+    rows = []
+    for name, preset in PRESETS.items():
+        m = build_model(name)
+        rows.append(
+            [
+                name,
+                m.describe(),
+                f"{m.num_parameters():,}",
+                "x".join(map(str, m.input_shape)),
+                "x".join(map(str, m.code_shape)),
+                f"{m.compression_ratio:.1f}x",
+                preset.recipe,
+                preset.source,
+            ]
+        )
+    atomic_write_text(path, json.dumps(rows))
+    return rows
+
+
 def list_models() -> None:
     """List the presets: family, parameters, input shape, code shape, compression ratio, recipe and source."""
-    from aelab.models import PRESETS, build_model
-
     table = Table(title="aelab presets")
     for col in ("preset", "kind", "parameters", "input", "code", "compression", "recipe", "source"):
         table.add_column(col, justify="right" if col in ("parameters", "compression") else "left")
-    for name, preset in PRESETS.items():
-        m = build_model(name)
-        table.add_row(
-            name,
-            m.describe(),
-            f"{m.num_parameters():,}",
-            "x".join(map(str, m.input_shape)),
-            "x".join(map(str, m.code_shape)),
-            f"{m.compression_ratio:.1f}x",
-            preset.recipe,
-            preset.source,
-        )
+    for row in _preset_rows():
+        table.add_row(*row)
     console.print(table)
 
 

@@ -12,7 +12,6 @@ When none works, one :class:`DataError` says what was tried and how to get the d
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from aelab.data.dataset import ImageDataset, ImageSplit, split_by_seed
 from aelab.data.idx import TORCHVISION_CLASS, find_idx_files, load_torchvision_idx, stage_idx_files
 from aelab.data.image_folder import load_image_folder
 from aelab.errors import DataError
+from aelab.io import cache_dir
 
 SYSTEM_DIRS = {"fashion-mnist": [Path("/usr/share/datasets/fashion-mnist")], "mnist": [], "cifar10": []}
 CLASS_NAMES = {
@@ -51,11 +51,6 @@ HOW_TO_GET = {
     "mnist": "pass --data-dir with the four MNIST IDX files (train-images-idx3-ubyte[.gz], ...)",
     "cifar10": "pass --data-dir with cifar-10-batches-py/ from the CIFAR-10 python archive",
 }
-
-
-def cache_dir() -> Path:
-    """aelab's data cache: ``$AELAB_DATA`` or ``~/.cache/aelab``."""
-    return Path(os.environ.get("AELAB_DATA") or Path.home() / ".cache" / "aelab")
 
 
 def _load_torchvision(config: DataConfig):

@@ -19,7 +19,7 @@ import torch
 from aelab.data.dataset import ImageSplit
 from aelab.errors import ConfigError
 from aelab.evaluation.batches import batches, per_image_mse
-from aelab.evaluation.reconstruction import ssim_kernel
+from aelab.evaluation.reconstruction import ssim_per_image
 from aelab.models.autoencoder import AutoEncoder
 
 SCORE_KINDS = ("mse", "ssim")
@@ -42,8 +42,6 @@ def reconstruction_scores(
     Raises:
         ConfigError: unknown ``kind``.
     """
-    from torchmetrics.functional.image import structural_similarity_index_measure
-
     if kind not in SCORE_KINDS:
         raise ConfigError(f"--score: got {kind!r}; allowed: {', '.join(SCORE_KINDS)}")
     if kind == "mse":
@@ -51,10 +49,7 @@ def reconstruction_scores(
     model.eval()
     out = []
     for _, x, _ in batches(model, images, None, batch_size):
-        ssim = structural_similarity_index_measure(
-            model.reconstruct(x), x, data_range=1.0, reduction="none", kernel_size=ssim_kernel(*x.shape[-2:])
-        )
-        out.append((1.0 - ssim).double().cpu())  # type: ignore[union-attr, operator]
+        out.append((1.0 - ssim_per_image(model.reconstruct(x), x)).double().cpu())
     return torch.cat(out) if out else torch.zeros(0, dtype=torch.float64)
 
 

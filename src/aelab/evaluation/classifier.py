@@ -90,9 +90,8 @@ def reference_classifier(dataset: ImageDataset) -> Classifier:
     """
     from safetensors.torch import load_file, save
 
-    from aelab.data.registry import cache_dir
     from aelab.errors import AelabError
-    from aelab.io import atomic_write, atomic_write_text
+    from aelab.io import atomic_write, atomic_write_text, cache_dir
 
     if dataset.is_vectors or not dataset.labelled:
         raise AelabError(

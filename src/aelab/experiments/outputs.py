@@ -80,7 +80,7 @@ def by_split(runs: list[ResolvedRun]) -> dict[str, list[ResolvedRun]]:
 
 def _baseline_file(digest: str) -> Path:
     """Where the baselines of one dataset split are kept: aelab's data cache, shared by every runs folder."""
-    from aelab.data import cache_dir
+    from aelab.io import cache_dir
 
     return cache_dir() / "baselines" / f"{digest}.json"
 
