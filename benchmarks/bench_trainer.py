@@ -11,6 +11,15 @@ each pair counts; the slowest is printed too.
 
     python benchmarks/bench_trainer.py --epochs 2 --repeats 3   # CPU (or GPU if there is one)
     python benchmarks/bench_trainer.py --epochs 50 --device cuda
+
+``--whole-process`` times what a user waits for instead, from process start to exit: the tutorial's script
+(imports, loaders, each model trained in turn and tested) against ``aelab compare --epochs N --no-analysis`` as
+a user runs it (default: 57,000 training images and a validation pass per epoch, checkpoints, test evaluation with
+PSNR/SSIM, PCA and mean-image baselines, figures and report) and with ``--val-fraction 0`` (all 60,000 images,
+as the tutorial). Each in a fresh runs folder; the baselines are cached in a data cache of this benchmark's own
+after the first round (as on a user's machine after the first compare).
+
+    python benchmarks/bench_trainer.py --whole-process --epochs 3 --repeats 3
 """
 
 from __future__ import annotations
@@ -23,16 +32,24 @@ import sys
 import time
 
 
-def tutorial_loop(model_name: str, epochs: int, device: str) -> dict:
+def stage_files() -> None:
+    """Put the IDX files where torchvision's FashionMNIST looks (aelab's data cache), outside any timing."""
+    from aelab.config import DataConfig
+    from aelab.data import load_dataset
+
+    load_dataset(DataConfig(name="fashion-mnist"))
+
+
+def tutorial_loop(model_name: str, epochs: int, device: str, stage: bool = True) -> dict:
     import torch
     from torchvision import datasets, transforms
 
-    from aelab.config import DataConfig
-    from aelab.data import cache_dir, load_dataset
+    from aelab.io import cache_dir
     from aelab.models import build_model
     from aelab.models.layers import stock_layers
 
-    load_dataset(DataConfig(name="fashion-mnist"))  # stages the IDX files where torchvision looks
+    if stage:
+        stage_files()
     root = str(cache_dir())
     train_set = datasets.FashionMNIST(root, train=True, download=False, transform=transforms.ToTensor())
     test_set = datasets.FashionMNIST(root, train=False, download=False, transform=transforms.ToTensor())
@@ -97,6 +114,10 @@ def _sync(device: str) -> None:
 def child(loop: str, model_name: str, epochs: int, device: str) -> None:
     import torch
 
+    if loop == "tutorial-script":  # the whole script: every model in turn, files staged by the parent
+        runs = {m: tutorial_loop(m, epochs, device, stage=False) for m in model_name.split(",")}
+        print("RESULT " + json.dumps(runs))
+        return
     out = (tutorial_loop if loop == "tutorial" else aelab_loop)(model_name, epochs, device)
     out["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     out["peak_gpu_mib"] = torch.cuda.max_memory_allocated() / 2**20 if device == "cuda" else None
@@ -109,8 +130,12 @@ def main() -> None:
     parser.add_argument("--models", default="linear-3,conv-64")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--repeats", type=int, default=1, help="runs per (loop, model) pair; the fastest counts")
+    parser.add_argument("--whole-process", action="store_true", help="time whole processes: script vs aelab compare")
     parser.add_argument("--child", nargs=2, metavar=("LOOP", "MODEL"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.whole_process:
+        whole_process(args.epochs, args.models, args.repeats)
+        return
     import torch
 
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
@@ -178,6 +203,99 @@ def main() -> None:
             for r in rounds
         ]
         print("speed-up together in each round: " + ", ".join(f"{x:.2f}x" for x in each))
+
+
+def whole_process(epochs: int, models: str, repeats: int) -> None:
+    """The tutorial's script vs ``aelab compare --no-analysis``, whole processes, taking turns; fastest counts."""
+    import os
+    import platform
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as cache:
+        env = {**os.environ, "AELAB_DATA": cache}
+        subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
+                "import bench_trainer; bench_trainer.stage_files()",
+            ],
+            env=env,
+            check=True,
+        )
+        print(
+            f"machine: {platform.machine()} {platform.processor() or ''}, {os.cpu_count()} cores; {epochs} epochs, "
+            f"models {models}, batch 64; whole processes, fastest of {repeats} (taking turns)"
+        )
+        contenders: dict[str, list[str]] = {
+            "tutorial script": [
+                __file__,
+                "--epochs",
+                str(epochs),
+                "--device",
+                "cpu",
+                "--child",
+                "tutorial-script",
+                models,
+            ],
+            "aelab compare --no-analysis": [
+                "-m",
+                "aelab",
+                "compare",
+                "--epochs",
+                str(epochs),
+                "--no-analysis",
+                "--no-progress",
+                "--models",
+                models,
+            ],
+            "aelab compare --no-analysis --val-fraction 0": [
+                "-m",
+                "aelab",
+                "compare",
+                "--epochs",
+                str(epochs),
+                "--no-analysis",
+                "--no-progress",
+                "--models",
+                models,
+                "--val-fraction",
+                "0",
+            ],
+        }
+        best: dict[str, tuple[float, dict]] = {}
+        every: dict[str, list[float]] = {k: [] for k in contenders}
+        for _ in range(max(1, repeats)):
+            for name, argv in contenders.items():
+                with tempfile.TemporaryDirectory() as runs:
+                    extra = ["--runs-dir", runs] if name.startswith("aelab") else []
+                    t0 = time.perf_counter()
+                    proc = subprocess.run([sys.executable, *argv, *extra], capture_output=True, text=True, env=env)
+                    seconds = time.perf_counter() - t0
+                    if proc.returncode != 0:
+                        sys.exit(f"{name} failed:\n{proc.stderr[-2000:]}")
+                    if name.startswith("aelab"):
+                        [metrics] = list(Path(runs).glob("*/metrics.json"))
+                        rows = json.loads(metrics.read_text())["runs"]
+                        mse = {r["model"]: r["test_mse"] for r in rows if r["model"] in models.split(",")}
+                        train = sum(r["train_seconds"] for r in rows)
+                    else:
+                        line = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
+                        out = json.loads(line[0][7:])
+                        mse = {m: r["test_mse"] for m, r in out.items()}
+                        train = sum(r["seconds"] for r in out.values())
+                every[name].append(seconds)
+                if name not in best or seconds < best[name][0]:
+                    best[name] = (seconds, {"mse": mse, "train": train})
+        base = best["tutorial script"][0]
+        for name, (seconds, info) in best.items():
+            mses = ", ".join(f"{m} {v:.5f}" for m, v in info["mse"].items())
+            print(
+                f"{name:<46} {seconds:6.1f} s (all: {', '.join(f'{s:.1f}' for s in every[name])}), training "
+                f"{info['train']:5.1f} s, outside {seconds - info['train']:4.1f} s; test MSE {mses}; "
+                f"speed-up {base / seconds:.2f}x"
+            )
 
 
 if __name__ == "__main__":

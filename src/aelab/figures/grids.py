@@ -117,22 +117,26 @@ def _image(t: torch.Tensor):
 
 
 def reconstruction_grid(originals: torch.Tensor, rows: dict[str, torch.Tensor], title: str = "") -> Figure:
-    """A grid: first row the originals, then one row of reconstructions per model.
+    """A grid: first row the originals, then one row of reconstructions per model (one image, white gaps).
 
     Args:
         originals: uint8 ``(S, C, H, W)``.
         rows: label -> uint8 ``(S, C, H, W)`` reconstructions of the same images.
     """
-    n_rows, n_cols = 1 + len(rows), originals.shape[0]
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(1.3 * n_cols + 1.2, 1.3 * n_rows + 0.5), squeeze=False)
-    for r, (label, images) in enumerate([("original", originals), *rows.items()]):
-        for c in range(n_cols):
-            ax = axes[r][c]
-            ax.imshow(_image(images[c]), cmap="gray", vmin=0, vmax=255)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if c == 0:
-                ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=10)
+    labels = ["original", *rows]
+    n_rows, n_cols = len(labels), originals.shape[0]
+    gap = 2
+    stacked = torch.cat([originals, *rows.values()]).float() / 255
+    padded = torch.nn.functional.pad(stacked, (gap, gap, gap, gap), value=1.0)  # one drawing: 30x faster than axes
+    fig, ax = plt.subplots(figsize=(1.3 * n_cols + 1.2, 1.3 * n_rows + 0.5))
+    ax.imshow(tile(padded, n_rows, n_cols), cmap="gray", vmin=0, vmax=1)
+    h = padded.shape[2]
+    ax.set_xticks([])
+    ax.set_yticks([h * (r + 0.5) for r in range(n_rows)])
+    ax.set_yticklabels(labels, fontsize=10)
+    ax.tick_params(length=0)
+    for side in ax.spines.values():
+        side.set_visible(False)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
