@@ -231,41 +231,12 @@ def whole_process(epochs: int, models: str, repeats: int) -> None:
             f"machine: {platform.machine()} {platform.processor() or ''}, {os.cpu_count()} cores; {epochs} epochs, "
             f"models {models}, batch 64; whole processes, fastest of {repeats} (taking turns)"
         )
+        script = [__file__, "--epochs", str(epochs), "--device", "cpu", "--child", "tutorial-script", models]
+        compare = ["-m", "aelab", "compare", "--epochs", str(epochs), "--no-analysis", "--no-progress"]
         contenders: dict[str, list[str]] = {
-            "tutorial script": [
-                __file__,
-                "--epochs",
-                str(epochs),
-                "--device",
-                "cpu",
-                "--child",
-                "tutorial-script",
-                models,
-            ],
-            "aelab compare --no-analysis": [
-                "-m",
-                "aelab",
-                "compare",
-                "--epochs",
-                str(epochs),
-                "--no-analysis",
-                "--no-progress",
-                "--models",
-                models,
-            ],
-            "aelab compare --no-analysis --val-fraction 0": [
-                "-m",
-                "aelab",
-                "compare",
-                "--epochs",
-                str(epochs),
-                "--no-analysis",
-                "--no-progress",
-                "--models",
-                models,
-                "--val-fraction",
-                "0",
-            ],
+            "tutorial script": script,
+            "aelab compare --no-analysis": [*compare, "--models", models],
+            "aelab compare --no-analysis --val-fraction 0": [*compare, "--models", models, "--val-fraction", "0"],
         }
         best: dict[str, tuple[float, dict]] = {}
         every: dict[str, list[float]] = {k: [] for k in contenders}

@@ -5,7 +5,6 @@ its table and loss curves; the README stays a front page."""
 import functools
 import http.server
 import re
-import shutil
 import subprocess
 import sys
 import threading
@@ -13,20 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from chromium import CHROMIUM, FLAGS
 from conftest import has_real_fashion_mnist
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-quic",
-]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
 

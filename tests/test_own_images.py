@@ -334,28 +334,16 @@ def _cut_after_first_epoch(tmp_path, idx, epochs=3):
     return run
 
 
+def _train_again(tmp_path, idx):
+    """The same ``train`` command again, as a user runs it after the cut."""
+    argv = ["train", "--model", "linear-3", "--epochs", "3", "--name", "v", "--dataset", "mnist"]
+    return runner.invoke(app, [*argv, "--data-dir", str(idx), "--runs-dir", str(tmp_path / "runs"), "--no-analysis"])
+
+
 def test_resume_says_which_runs_resume_and_from_which_epoch(tmp_path):
     idx = write_idx_dataset(tmp_path / "idx", n_train=80, n_test=20)
     _cut_after_first_epoch(tmp_path, idx)
-    r = runner.invoke(
-        app,
-        [
-            "train",
-            "--model",
-            "linear-3",
-            "--epochs",
-            "3",
-            "--name",
-            "v",
-            "--dataset",
-            "mnist",
-            "--data-dir",
-            str(idx),
-            "--runs-dir",
-            str(tmp_path / "runs"),
-            "--no-analysis",
-        ],
-    )
+    r = _train_again(tmp_path, idx)
     assert r.exit_code == 0, r.output
     assert "linear-3: resumes after epoch 1 of 3" in r.output
 
@@ -366,25 +354,7 @@ def test_a_command_whose_runs_failed_exits_1_and_says_what_to_do(tmp_path):
 
     with open(run / "checkpoint.pt", "wb") as f:
         pickle.dump({"model": Anything()}, f)
-    r = runner.invoke(
-        app,
-        [
-            "train",
-            "--model",
-            "linear-3",
-            "--epochs",
-            "3",
-            "--name",
-            "v",
-            "--dataset",
-            "mnist",
-            "--data-dir",
-            str(idx),
-            "--runs-dir",
-            str(tmp_path / "runs"),
-            "--no-analysis",
-        ],
-    )
+    r = _train_again(tmp_path, idx)
     assert r.exit_code == 1, r.output
     flat = " ".join(r.output.split())
     assert (

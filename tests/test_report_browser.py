@@ -1,7 +1,6 @@
 """The HTML report renders in a real browser: headless Chromium (Debian's package, installed by .ci/run)."""
 
 import re
-import shutil
 import subprocess
 
 import numpy as np
@@ -10,23 +9,13 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from aelab.cli import app
+from chromium import CHROMIUM, FLAGS
 from conftest import write_idx_dataset
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.requires("chromium"),
     pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (.ci/run installs it)"),
-]
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-quic",
 ]
 
 
