@@ -156,6 +156,8 @@ def print_result(result) -> None:
     path; exit code 1 when a run failed."""
     from aelab.models.table import columns
 
+    if not result.name:  # a follower process of a torchrun group: rank 0 prints
+        return
     test = sorted({str(r["test_images"]) for r in result.rows})
     console.print(
         _table(

@@ -73,6 +73,7 @@ def _row(config: RunConfig, model, dataset, result) -> dict:
     """The run's metrics row: identity, test reconstruction, code statistics, timing, and the family's own
     test measures (its ``test_measures`` hook)."""
     from aelab.evaluation import evaluate
+    from aelab.training.distributed import world
 
     test = evaluate(model, dataset.test, batch_size=config.training.eval_batch_size)
     h = result.history
@@ -100,6 +101,7 @@ def _row(config: RunConfig, model, dataset, result) -> dict:
         "images_per_second": result.images_per_second,
         "device": result.device,
         "resumed_from": result.resumed_from,
+        "world_size": world()[1],
     }
     row.update(model.test_measures(dataset.test, seed=config.seed))
     return row
@@ -197,6 +199,15 @@ def train_run(
             row["analysis_errors"] = errors
         atomic_write_text(folder.metrics, json.dumps(row, indent=2))  # with what the analyses measured
     return row
+
+
+def follow(root: str, folder: str, config: dict) -> None:
+    """A follower's side of a run that several processes train together (``torchrun``, rank > 0): the same
+    training on its share of every batch, resumed from the same checkpoint; it writes nothing (rank 0 writes the
+    run folder, evaluates and the driver records the run)."""
+    run = RunConfig.model_validate(config)
+    dataset = dataset_for(run)
+    _fit(run, RunFolder(Path(root) / folder), build_checked(run, dataset), dataset, False, [])
 
 
 def failure_message(exc: Exception) -> str:

@@ -104,6 +104,7 @@ def execute(
     with Driver(root, options.pop("retry_failed", False), log) as driver:
         claimed = driver.claim(todo)
         if executor == "inline":
+            _share_with_followers(claimed)
             for r, folder in claimed:
                 driver.record(
                     r,
@@ -121,6 +122,18 @@ def execute(
             run_local(driver, claimed, workers, options)
         elif claimed:
             run_ray(driver, claimed, workers, options)
+
+
+def _share_with_followers(claimed: list[tuple[ResolvedRun, str]]) -> None:
+    """In a process group started by ``torchrun``: tell the other processes which runs to train with this one."""
+    import sys
+
+    if "torch.distributed" not in sys.modules:  # no process group without it; spares the torch import
+        return
+    from aelab.training.distributed import broadcast, world
+
+    if world()[1] > 1:
+        broadcast([(r.config.model_dump(mode="json"), folder) for r, folder in claimed])
 
 
 def run_local(driver: Driver, claimed: list[tuple[ResolvedRun, str]], workers: int | None, options: dict) -> None:

@@ -66,6 +66,43 @@ def _preflight(runs: list[ResolvedRun], log: Callable[[str], None]) -> None:
                 log(f"note: {line}")
 
 
+def _processes(executor: str, runs: list[ResolvedRun]) -> int:
+    """Join the process group when ``torchrun`` started this process; this process's rank (0 without one).
+
+    Raises:
+        ConfigError: several processes with another executor than inline, or a batch they cannot share.
+    """
+    import os
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return 0
+    from aelab.training.distributed import check_batch_size, join_from_environment
+
+    if executor != "inline":
+        raise ConfigError(
+            f"--executor: got {executor!r} under torchrun; allowed: inline (every process trains each run)"
+        )
+    size = int(os.environ["WORLD_SIZE"])
+    for run in runs:
+        check_batch_size(run.config.training.batch_size, size)
+    return join_from_environment()[0]
+
+
+def _follow(root: Path) -> ExperimentResult:
+    """Rank > 0: train every run rank 0 claimed, in its order, with it."""
+    from aelab.experiments.engine import follow
+    from aelab.training.distributed import broadcast
+
+    for config, folder in broadcast(None):  # type: ignore[attr-defined]
+        follow(str(root), folder, config)
+    return ExperimentResult("", ExperimentFolder.for_experiment(root, ""), [])
+
+
+def _status_line(name: str, runs: list[ResolvedRun], todo: list[ResolvedRun], executor: str) -> str:
+    done = len(runs) - len(todo)
+    return f"experiment {name}: {len(runs)} runs, {done} done or failed before, {len(todo)} to run ({executor})"
+
+
 def _folder_of(record: dict | None) -> str | None:
     return None if record is None else record["folder"]
 
@@ -155,23 +192,23 @@ def run_experiment(
         :class:`ExperimentResult`; its ``failed`` lists the runs that failed (the others finished).
 
     Raises:
-        ConfigError / ModelError / DataError: anything that cannot run is refused before anything is written.
+        ConfigError / ModelError / DataError: anything that cannot run is refused before anything is written
+            (under ``torchrun`` also an executor other than inline, or a batch the processes cannot share).
     """
     check_executor(executor, workers)
     experiment, runs = _resolved(experiment, overrides)
-    _preflight(runs, log)
     root = Path(runs_dir)
+    rank = _processes(executor, runs)
+    _preflight(runs, log if rank == 0 else lambda m: None)  # every process refuses the same bad input alike
+    if rank > 0:  # a follower of a torchrun group: trains what rank 0 claims, writes nothing
+        return _follow(root)
     with ray_session(address, workers, root) if executor == "ray" else nullcontext():  # joined before recording
         name = experiment_name(experiment, runs, kind)
         status = _record(experiment, runs, root, name)
         todo = [
             r for r in runs if status[r.id] not in ("done", "failed") or (status[r.id] == "failed" and retry_failed)
         ]
-        log(
-            f"experiment {name}: {len(runs)} runs, {len(runs) - len(todo)} done or failed before, {len(todo)} to run "
-            f"({executor})"
-        )
-        for line in _resume_lines(todo, root):
+        for line in [_status_line(name, runs, todo, executor), *_resume_lines(todo, root)]:
             log(line)
         options = dict(retry_failed=retry_failed, tensorboard=tensorboard, analyses=analyses, samples=samples)
         execute(executor, todo, root, options, log, workers=workers, progress=progress, on_epoch=on_epoch)

@@ -31,6 +31,7 @@ from aelab.data.corruption import corrupt
 from aelab.data.dataset import ImageDataset, to_uint8, to_unit_float
 from aelab.errors import TrainingDivergedError
 from aelab.models.autoencoder import AutoEncoder
+from aelab.training import distributed
 from aelab.training.callbacks import Callback, OnEpoch, ProgressBar
 from aelab.training.checks import check_trainable, loss_fn, resolve_device
 from aelab.training.flat import FlatParameters, can_flatten
@@ -90,14 +91,21 @@ def _loop(model: AutoEncoder, dataset: ImageDataset, cfg: TrainingConfig, device
     trainable: list[torch.Tensor] = [p for p in model.parameters() if p.requires_grad]
     for p in trainable:
         p.grad = None  # gradients left from an earlier call mean nothing here (each step starts from zero)
-    # One buffer for all parameters: one optimizer kernel per step instead of per-tensor bookkeeping.
-    flat = FlatParameters(trainable) if not cfg.compile and can_flatten(trainable) else None
+    # One buffer for all parameters: one optimizer kernel per step instead of per-tensor bookkeeping (on one
+    # process; DistributedDataParallel keeps its own gradient buckets).
+    several = distributed.world()[1] > 1
+    flat = FlatParameters(trainable) if not cfg.compile and not several and can_flatten(trainable) else None
     snap = dataset.test if len(dataset.test) else dataset.train
     train_x = dataset.train.images.to(device)
     n_bn = min(len(dataset.train), EMA_BN_IMAGES) if cfg.ema_decay is not None else 0
+    step: Any = model
+    if several:
+        from torch.nn.parallel import DistributedDataParallel
+
+        step = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     return Loop(
         model,
-        torch.compile(model, mode=cfg.compile_mode or "default") if cfg.compile else model,
+        torch.compile(step, mode=cfg.compile_mode or "default") if cfg.compile else step,
         cfg,
         device,
         [flat.param] if flat is not None else trainable,
@@ -154,7 +162,8 @@ def run_epoch(loop: Loop, state: TrainState, epoch: int) -> None:
     terms: dict[str, torch.Tensor] = {}
     lr = state.optimizer.param_groups[0]["lr"]
     for i in range(loop.steps):
-        idx = perm[i * loop.batch : (i + 1) * loop.batch]
+        # this process's share of the global batch (all of it on one process) and its loss weight
+        idx, weight = distributed.share(perm[i * loop.batch : (i + 1) * loop.batch])
         xb = to_unit_float(loop.train_x.index_select(0, idx)).contiguous(memory_format=loop.memory_format)
         x_in = corrupt(xb, cfg.corruption) if cfg.corruption is not None else xb
         with loop.autocast():
@@ -166,11 +175,10 @@ def run_epoch(loop: Loop, state: TrainState, epoch: int) -> None:
             loss = loss + out.penalty
         for key, value in (out.terms or {}).items():
             terms[key] = terms.get(key, 0) + value.detach().float() * idx.shape[0]
-        lr = _step(loop, state, loss)
-    # the one host sync of the epoch
-    train_loss, penalty, *values = (
-        float(v) for v in (torch.stack([total, total_penalty, *terms.values()]) / loop.n).cpu()
-    )
+        lr = _step(loop, state, loss * weight if weight != 1.0 else loss)
+    # the one host sync of the epoch (summed over the processes first)
+    sums = distributed.sum_over_processes(torch.stack([total, total_penalty, *terms.values()]))
+    train_loss, penalty, *values = (float(v) for v in (sums / loop.n).cpu())
     if not (math.isfinite(train_loss) and math.isfinite(penalty)):
         raise TrainingDivergedError(f"training of {model.name!r} diverged at epoch {epoch}: loss is {train_loss}")
     state.history.record(train_loss, penalty, float(lr), dict(zip(terms, values)), time.perf_counter() - t0)
@@ -238,7 +246,7 @@ def train(
             schedule steps after every optimizer step (:mod:`aelab.training.recipe`); with ``ema_decay`` the
             validation loss, the snapshots and the returned model use the averaged weights.
         seed: seeds the batch order (and dropout, corruption, VAE samples); same model init and seed, same result.
-        run_dir: where ``checkpoint.pt`` is written after each epoch; None = no checkpoints.
+        run_dir: where ``checkpoint.pt`` is written after each epoch (by rank 0 only); None = no checkpoints.
         resume: continue from ``run_dir/checkpoint.pt`` when it exists.
         progress: show a progress bar.
         on_epoch: called after each epoch with (epoch, history), e.g. for logging.
@@ -249,22 +257,20 @@ def train(
 
     Raises:
         TrainingDivergedError: the training loss became NaN/inf; the last good checkpoint is kept.
-        ConfigError: bad device, or BCE loss on a model whose output is not a sigmoid.
+        ConfigError: bad device, BCE loss on a non-sigmoid output, or a batch size that the processes of a
+            ``torchrun`` group (:mod:`aelab.training.distributed`) cannot share equally.
         AelabError: ``resume`` with a checkpoint from a different model or training config.
     """
     cfg = config or TrainingConfig()
-    device = resolve_device(cfg.device)
+    device = distributed.device_of(resolve_device(cfg.device))
+    distributed.check_batch_size(cfg.batch_size, distributed.world()[1])
     check_trainable(model, dataset, cfg)
     loop = _loop(model, dataset, cfg, device)
     state = _state(loop, seed)
     ckpt = Path(run_dir) / CHECKPOINT_NAME if run_dir is not None else None
-    if resume and ckpt is not None:
-        state.resume(ckpt)
-    start = state.epoch
-    if state.history.snapshot_originals is None:
-        state.history.snapshot_originals = loop.snap_x.cpu().clone()
+    start = _resume(loop, state, ckpt if resume else None)
     watchers: list[Callback] = [*([ProgressBar()] if progress else []), *([OnEpoch(on_epoch)] if on_epoch else [])]
-    watchers += list(callbacks)
+    watchers += callbacks
     for w in watchers:
         w.start(cfg.epochs, start, model.name)
     try:
@@ -276,6 +282,15 @@ def train(
         for w in watchers:
             w.stop()
     return _finish(loop, state, start)
+
+
+def _resume(loop: Loop, state: TrainState, ckpt: Optional[Path]) -> int:
+    """Load ``ckpt`` when given and present; the epoch the training goes on from (0 for a fresh one)."""
+    if ckpt is not None:
+        state.resume(ckpt)
+    if state.history.snapshot_originals is None:
+        state.history.snapshot_originals = loop.snap_x.cpu().clone()
+    return state.epoch
 
 
 def _epoch(loop: Loop, state: TrainState, epoch: int, ckpt: Optional[Path]) -> None:
@@ -290,7 +305,7 @@ def _epoch(loop: Loop, state: TrainState, epoch: int, ckpt: Optional[Path]) -> N
         raise TrainingDivergedError(f"{exc}; {kept}; try a lower learning rate (--lr)") from None
     validate(loop, state, epoch)
     state.epoch = epoch
-    if ckpt is not None:
+    if ckpt is not None and distributed.world()[0] == 0:  # one writer: rank 0
         state.save(ckpt)
 
 

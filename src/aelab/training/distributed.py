@@ -1,0 +1,94 @@
+"""One run on several processes: PyTorch's DistributedDataParallel over a process group started by ``torchrun``.
+
+``torchrun --nproc-per-node N -m aelab train ...`` starts N copies of the command with ``RANK``, ``WORLD_SIZE``,
+``LOCAL_RANK``, ``MASTER_ADDR`` and ``MASTER_PORT`` set; :func:`join_from_environment` joins them into one
+process group (NCCL on GPUs, gloo on the CPU). Every process draws the same permutation each epoch and takes its
+contiguous share of every global batch (``training.batch_size`` images in all, so the global batch is what the
+config says); the model is wrapped in ``DistributedDataParallel``, which averages the gradients over the
+processes, and each process's loss is weighted by its share of the batch, so a step equals the step of one
+process on the whole batch up to floating-point summation order. Only rank 0 writes checkpoints, metrics, the
+model and the run store.
+
+Methods whose result depends on the whole batch see only their process's share: BatchNorm statistics,
+lifetime top-k, a VQ-VAE's codebook usage; random corruption, dropout and VAE samples are drawn per process.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import torch.distributed as dist
+
+from aelab.errors import ConfigError
+
+
+def world() -> tuple[int, int]:
+    """(rank, world size) of this process: (0, 1) outside a process group."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def launched_size() -> int:
+    """The world size ``torchrun`` set for this process (1 when not launched by it)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def check_batch_size(batch_size: int, size: int, key: str = "training.batch_size") -> None:
+    """Refuse a global batch the processes cannot share equally.
+
+    Raises:
+        ConfigError: ``batch_size`` is not a multiple of ``size``.
+    """
+    if size > 1 and batch_size % size:
+        raise ConfigError(
+            f"{key}: got {batch_size}, which {size} processes (--nproc-per-node) cannot share equally; "
+            f"allowed: a multiple of {size}"
+        )
+
+
+def join_from_environment() -> tuple[int, int]:
+    """Join the process group ``torchrun`` describes (once; NCCL when CUDA is there, else gloo) and return
+    (rank, world size); (0, 1) when the process was not launched by ``torchrun``."""
+    size = launched_size()
+    if size <= 1 or (dist.is_available() and dist.is_initialized()):
+        return world()
+    cuda = torch.cuda.is_available()
+    if cuda:
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    dist.init_process_group("nccl" if cuda else "gloo")
+    return world()
+
+
+def device_of(device: torch.device) -> torch.device:
+    """This process's device: its own GPU (``LOCAL_RANK``) in a process group on CUDA, else ``device``."""
+    if device.type == "cuda" and world()[1] > 1:
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return device
+
+
+def share(indices: torch.Tensor) -> tuple[torch.Tensor, float]:
+    """This process's share of a global batch ``indices`` and the weight of its loss: ``n_share * size / n``
+    (1 for equal shares), so that averaging the processes' gradients gives the gradient of the whole batch."""
+    rank, size = world()
+    if size == 1:
+        return indices, 1.0
+    part = indices.tensor_split(size)[rank]
+    return part, part.shape[0] * size / max(indices.shape[0], 1)
+
+
+def sum_over_processes(values: torch.Tensor) -> torch.Tensor:
+    """``values`` summed over the processes (itself outside a process group)."""
+    if world()[1] > 1:
+        dist.all_reduce(values)
+    return values
+
+
+def broadcast(obj: object) -> object:
+    """Rank 0's ``obj`` in every process (itself outside a process group)."""
+    if world()[1] == 1:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
