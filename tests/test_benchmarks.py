@@ -27,3 +27,20 @@ def test_gpu_benchmark_dry_run_on_the_cpu():
     rows = [line.split() for line in lines[2:] if line.split() and line.split()[1] == "aelab"]
     assert [r[0] for r in rows] == ["linear-3", "conv-64", "res-64", "vqvae-conv"]
     assert all(float(r[-1].replace(",", "")) > 0 for r in rows)  # images/s
+
+
+@pytest.mark.slow
+def test_big_data_benchmark_runs_on_a_small_set(tmp_path):
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench_bigdata.py"), "--images", "3000", "--fits", "1000"]
+        + ["--workdir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    rows = [line for line in out.stdout.splitlines() if "images/s" not in line and " GB " in line]
+    assert [r.split(",")[0].split(" GB")[0] for r in rows][:2] == ["fits", "fits"]
+    assert "memory-mapped" in rows[1] and "memory-mapped" in rows[2] and len(rows) == 3
+    assert rows[0].split()[-1] == rows[1].split()[-1]  # the same test MSE in memory and mapped
+    assert (tmp_path / "images-3000.npy").stat().st_size == 3000 * 3 * 64 * 64 + 128

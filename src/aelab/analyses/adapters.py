@@ -107,7 +107,7 @@ def _pca(model, dataset, label, p: NoParams) -> Outcome:
     from aelab.evaluation.pca import pca_baseline
     from aelab.evaluation.reconstruction import evaluate
 
-    limit = min(len(dataset.train), dataset.train.images[0].numel())
+    limit = min(len(dataset.train), dataset.train.pixels)
     test = evaluate(model, dataset.test)
     rows = [
         {

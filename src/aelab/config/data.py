@@ -34,7 +34,8 @@ class DataConfig(Strict):
 
     name: str = Field("fashion-mnist", **flag("dataset"))
     """Dataset: one of fashion-mnist, mnist, cifar10, digits, folder (images under ``data_dir``), array (vector
-    data: the .npy/.npz/.csv file ``data_dir``, standardized with the training split's mean and std)."""
+    data: the .npy/.npz/.csv file ``data_dir``, standardized with the training split's mean and std; a .npy of
+    uint8 (N, C, H, W) or (N, H, W) is an image set)."""
     data_dir: Optional[Path] = None
     """Where the files are (for array: the file), stored as an absolute path so a run folder can be analysed from
     any directory. Searched first; then $AELAB_DATA or ~/.cache/aelab; then system copies."""
@@ -61,9 +62,15 @@ class DataConfig(Strict):
     """One-class training (anomaly detection): train and validate only on these class indices (CLI: 0 or
     0,3); the test split keeps every class, and the run reports ROC-AUC of normal vs the other classes."""
 
+    memory_map_above_gb: float = Field(2.0, ge=0.0)
+    """Image sets whose uint8 pixels take more than this many GB (1e9 bytes) are read from a memory-mapped file
+    (aelab's decoded cache of a folder, or the .npy itself), a batch of rows at a time, instead of into memory:
+    the same images and results, with the memory of a few batches. 0: always mapped. Not part of a run's id."""
+
     def split_key(self, seed: int) -> str:
-        """Identifies the images and splits a run sees: this config and the seed that draws the splits."""
-        return f"{self.model_dump_json()}|{seed}"
+        """Identifies the images and splits a run sees: this config (less how it is read) and the seed that draws
+        the splits."""
+        return f"{self.model_dump_json(exclude={'memory_map_above_gb'})}|{seed}"
 
     @field_validator("name")
     @classmethod

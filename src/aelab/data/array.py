@@ -1,6 +1,8 @@
 """Vector data: rows of float features ``(N, D)`` from a ``.npy``, a ``.npz`` (``x`` and optional ``y``) or a
 ``.csv`` (a header row; an optional label column, ``label`` by default; every other column a number).
 
+A ``.npy`` of uint8 ``(N, C, H, W)`` or ``(N, H, W)`` is an image set instead (see :func:`is_image_array`).
+
 Rows are held like images of shape ``(1, 1, D)`` (float32), so every MLP model, the trainer and the
 evaluation take them unchanged; they are standardized with the training split's mean and standard deviation
 (see :func:`standardize`), which the trained model keeps in its ``config.json``.
@@ -108,6 +110,17 @@ def load_array(path: Path | str, label_column: str = "label") -> tuple[torch.Ten
         raise DataError(f"{str(path)!r} has {len(x)} rows but {len(y)} labels")
     labels = torch.from_numpy(y) if y is not None else torch.zeros(len(x), dtype=torch.long)
     return torch.from_numpy(x).view(len(x), 1, 1, -1).contiguous(), labels, classes or ["all"]
+
+
+def is_image_array(path: Path) -> bool:
+    """True for a ``.npy`` of uint8 images ``(N, C, H, W)`` or ``(N, H, W)``: read as images (0..255, not
+    standardized; memory-mapped when large), not as feature rows."""
+    if Path(path).suffix.lower() != ".npy" or not Path(path).is_file():
+        return False
+    from aelab.data.mapped import npy_header
+
+    shape, _, dtype, _ = npy_header(Path(path))
+    return dtype == np.uint8 and len(shape) in (3, 4)
 
 
 def standardize(features: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:

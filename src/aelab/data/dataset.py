@@ -1,11 +1,14 @@
-"""The in-memory dataset: uint8 images and int64 labels, split into train / validation / test."""
+"""The dataset: uint8 images (in memory or memory-mapped) and int64 labels, split into train / validation / test."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import torch
+
+from aelab.data.mapped import MappedImages
 
 
 def to_unit_float(images: torch.Tensor, device: torch.device | str | None = None) -> torch.Tensor:
@@ -21,30 +24,96 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
     return images.float().clamp(0, 1).mul(255).round().to(torch.uint8).cpu()
 
 
-@dataclass
 class ImageSplit:
-    """One split.
+    """One split: its images and their labels.
 
-    Attributes:
+    The images are held in memory, or, for image sets above ``data.memory_map_above_gb``, they are rows of a
+    memory-mapped uint8 array on disk (:class:`aelab.data.mapped.MappedImages`): then a batch reads only its
+    rows, and :attr:`images` (every image of the split, in memory) is for splits known to be small.
+
+    Args:
         images: uint8 tensor ``(N, C, H, W)``, values 0..255; or, for vector data, float32 ``(N, 1, 1, D)``
-            standardized features.
+            standardized features; or a :class:`~aelab.data.mapped.MappedImages` of which ``rows`` are this
+            split.
         labels: int64 tensor ``(N,)``; class indices (0 when the data has no classes).
+        rows: mapped images only: int64 ``(N,)`` rows of ``images`` in this split, ascending (None: all rows).
+
+    Raises:
+        ValueError: images that are not uint8 ``(N, C, H, W)`` or float32 ``(N, 1, 1, D)``, or labels of
+            another length.
     """
 
-    images: torch.Tensor
-    labels: torch.Tensor
-
-    def __post_init__(self) -> None:
-        if self.images.dtype not in (torch.uint8, torch.float32) or self.images.dim() != 4:
+    def __init__(self, images: torch.Tensor | MappedImages, labels: torch.Tensor, rows: torch.Tensor | None = None):
+        self.source = images
+        self.labels = labels
+        if isinstance(images, MappedImages):
+            rows = torch.arange(len(images)) if rows is None else rows
+        elif rows is not None:
+            raise ValueError("rows are for memory-mapped images only")
+        self.rows = rows
+        if images.dtype not in (torch.uint8, torch.float32) or images.dim() != 4:
             raise ValueError(
-                f"images must be uint8 (N, C, H, W) or float32 (N, 1, 1, D), got {self.images.dtype} "
-                f"{tuple(self.images.shape)}"
+                f"images must be uint8 (N, C, H, W) or float32 (N, 1, 1, D), got {images.dtype} {tuple(images.shape)}"
             )
-        if self.labels.shape != (self.images.shape[0],):
-            raise ValueError(f"labels must be ({self.images.shape[0]},), got {tuple(self.labels.shape)}")
+        if labels.shape != (len(self),):
+            raise ValueError(f"labels must be ({len(self)},), got {tuple(labels.shape)}")
 
     def __len__(self) -> int:
-        return self.images.shape[0]
+        return self.source.shape[0] if self.rows is None else self.rows.shape[0]
+
+    @property
+    def mapped(self) -> bool:
+        """True when the images are read from a memory-mapped file, a batch at a time."""
+        return self.rows is not None
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        """``(N, C, H, W)`` of the split (without reading it)."""
+        return (len(self), *self.source.shape[1:])  # type: ignore[return-value]
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """torch.uint8 for images, torch.float32 for vector rows."""
+        return self.source.dtype
+
+    @property
+    def pixels(self) -> int:
+        """Values per image: C * H * W."""
+        return math.prod(self.source.shape[1:])
+
+    @property
+    def images(self) -> torch.Tensor:
+        """Every image of the split as one tensor (for a mapped split: read into memory, a copy)."""
+        if isinstance(self.source, torch.Tensor):
+            return self.source
+        return self.read(torch.arange(len(self)))
+
+    def read(self, positions: torch.Tensor) -> torch.Tensor:
+        """The images at ``positions`` (int64, any order) of this split, in that order: a new tensor."""
+        if self.rows is None:
+            return self.source.index_select(0, positions)  # type: ignore[union-attr]
+        rows = self.rows[positions]
+        ordered, order = rows.sort()  # the file is read front to back; the batch keeps its order
+        out = self.source.read(ordered)  # type: ignore[union-attr]
+        return out if bool((order[1:] > order[:-1]).all()) else out[order.argsort()]
+
+    def __getitem__(self, where: slice) -> torch.Tensor:
+        """The images of the consecutive ``where`` (a view in memory; read from a mapped file)."""
+        if self.rows is None:
+            return self.source[where]  # type: ignore[index]
+        return self.source.read(self.rows[where])  # type: ignore[union-attr]
+
+    def take(self, positions: torch.Tensor) -> ImageSplit:
+        """The split of the images at ``positions`` (int64): copied in memory, rows of the same file when mapped."""
+        if self.rows is None:
+            return ImageSplit(self.source[positions], self.labels[positions])  # type: ignore[index]
+        return ImageSplit(self.source, self.labels[positions], self.rows[positions])
+
+    def head(self, n: int) -> ImageSplit:
+        """The first ``n`` images (a view in memory)."""
+        if self.rows is None:
+            return ImageSplit(self.source[:n], self.labels[:n])  # type: ignore[index]
+        return ImageSplit(self.source, self.labels[:n], self.rows[:n])
 
     def floats(self, device: torch.device | str = "cpu") -> torch.Tensor:
         """All images as float32 in [0, 1], ``(N, C, H, W)`` on ``device``."""
@@ -54,7 +123,7 @@ class ImageSplit:
         """Consecutive batches in order: ``(slice into the split, float32 images in [0, 1] on device)``."""
         for start in range(0, len(self), batch_size):
             where = slice(start, start + batch_size)
-            yield where, to_unit_float(self.images[where], device)
+            yield where, to_unit_float(self[where], device)
 
 
 @dataclass
@@ -77,7 +146,7 @@ class ImageDataset:
     @property
     def is_vectors(self) -> bool:
         """True for vector data (float32 rows ``(N, 1, 1, D)``), False for uint8 images."""
-        return self.train.images.dtype != torch.uint8
+        return self.train.dtype != torch.uint8
 
     @property
     def labelled(self) -> bool:
@@ -87,7 +156,7 @@ class ImageDataset:
     @property
     def shape(self) -> tuple[int, int, int]:
         """Image shape ``(C, H, W)``."""
-        return tuple(self.train.images.shape[1:])  # type: ignore[return-value]
+        return self.train.shape[1:]
 
     def summary(self) -> str:
         c, h, w = self.shape
@@ -105,4 +174,4 @@ def split_by_seed(split: ImageSplit, fraction: float, seed: int) -> tuple[ImageS
         n_out = 1
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     out, rest = perm[:n_out].sort().values, perm[n_out:].sort().values
-    return (ImageSplit(split.images[rest], split.labels[rest]), ImageSplit(split.images[out], split.labels[out]))
+    return split.take(rest), split.take(out)

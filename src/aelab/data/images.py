@@ -125,11 +125,6 @@ def _squashed(size_wh: tuple[int, int], target_hw: tuple[int, int]) -> bool:
     return change > SQUASH or change < 1 / SQUASH
 
 
-def image_mode(images: list[Any], grayscale: bool) -> str:
-    """L when asked (``grayscale``) or when every image is grey; RGB otherwise."""
-    return "L" if grayscale or all(im.mode in GREY_MODES for im in images) else "RGB"
-
-
 def preprocessing(shape: tuple[int, int, int], resize: bool, background: str | None = None) -> dict:
     """How a model's inputs are made from an image file, as kept in its ``config.json`` and ONNX metadata: what
     :func:`to_array` and :func:`aelab.data.to_unit_float` do, in order."""

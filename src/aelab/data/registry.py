@@ -18,12 +18,13 @@ from pathlib import Path
 import torch
 
 from aelab.config import DataConfig
-from aelab.data.array import load_array, standardization, standardize
+from aelab.data.array import is_image_array, load_array, standardization, standardize
 from aelab.data.cifar import CLASS_NAMES as CIFAR10_CLASSES
 from aelab.data.cifar import find_cifar_root, load_cifar10
 from aelab.data.dataset import ImageDataset, ImageSplit, split_by_seed
 from aelab.data.idx import TORCHVISION_CLASS, find_idx_files, load_torchvision_idx, stage_idx_files
 from aelab.data.image_folder import load_image_folder
+from aelab.data.mapped import MappedImages, open_images
 from aelab.errors import DataError
 from aelab.io import cache_dir
 
@@ -96,29 +97,31 @@ def _load_digits():
     return images.unsqueeze(1).contiguous(), torch.from_numpy(digits.target).long()
 
 
-def _load_unsplit(config: DataConfig) -> tuple[torch.Tensor, torch.Tensor, list[str], str, list[str]]:
-    """A dataset without an official test split (digits, array, folder): (images, labels, class names, source,
-    notes on what reading it skipped).
+def _load_unsplit(config: DataConfig) -> tuple[torch.Tensor | MappedImages, torch.Tensor, list[str], str, list[str]]:
+    """A dataset without an official test split (digits, array, folder): (images, in memory or memory-mapped,
+    labels, class names, source, notes on what reading it skipped).
 
     Raises:
         DataError: no --data-dir where one is needed, fewer than 3 images, or what reading the files refuses.
     """
     notes: list[str] = []
+    images: torch.Tensor | MappedImages
     if config.name == "digits":
         images, labels = _load_digits()
         classes, source = CLASS_NAMES["digits"], "scikit-learn load_digits"
     elif config.data_dir is None:
         what = "a .npy, .npz or .csv file of feature rows" if config.name == "array" else "a folder of PNG/JPEG images"
         raise DataError(f"dataset {config.name!r} needs --data-dir: {what}")
+    elif config.name == "array" and is_image_array(config.data_dir):
+        images = open_images(config.data_dir, map_above_gb=config.memory_map_above_gb)
+        labels, classes, source = torch.zeros(len(images), dtype=torch.long), ["all"], str(config.data_dir)
     elif config.name == "array":
         images, labels, classes = load_array(config.data_dir, config.label_column)
         source = str(config.data_dir)
     else:
-        images, labels, classes, report = load_image_folder(
-            Path(config.data_dir), config.resize, config.grayscale, config.background
-        )
-        summary = report.summary()
-        source, notes = str(config.data_dir), [summary] if summary else []
+        cached = load_image_folder(Path(config.data_dir), config.resize, config.grayscale, config.background)
+        images = open_images(cached.path, cached.rows, config.memory_map_above_gb)
+        labels, classes, source, notes = cached.labels, cached.class_names, str(config.data_dir), cached.notes
     if len(images) < 3:
         raise DataError(
             f"dataset {config.name!r} has {len(images)} images; at least 3 are needed (train, validation, test)"
@@ -151,14 +154,14 @@ def load_dataset(config: DataConfig | None = None, seed: int = 0) -> ImageDatase
         images, labels, classes, source, notes = _load_unsplit(config)
         train, test = split_by_seed(ImageSplit(images, labels), config.test_fraction, seed)
     if config.train_limit is not None:
-        train = ImageSplit(train.images[: config.train_limit], train.labels[: config.train_limit])
+        train = train.head(config.train_limit)
     if config.test_limit is not None:
-        test = ImageSplit(test.images[: config.test_limit], test.labels[: config.test_limit])
+        test = test.head(config.test_limit)
     train, val = split_by_seed(train, config.val_fraction, seed)
     if len(train) == 0:
         raise DataError(f"dataset {config.name!r}: no training images left after the validation split")
     scaling = None
-    if config.name == "array":  # standardize with the training split's statistics only
+    if train.dtype == torch.float32:  # vector rows: standardize with the training split's statistics only
         scaling = standardization(train.images)
         train, val, test = (ImageSplit(standardize(s.images, *scaling), s.labels) for s in (train, val, test))
     dataset = ImageDataset(
@@ -191,8 +194,7 @@ def only_classes(dataset: ImageDataset, classes: list[int]) -> ImageDataset:
     keep = torch.tensor(classes, dtype=torch.long)
 
     def restrict(split: ImageSplit) -> ImageSplit:
-        mask = torch.isin(split.labels, keep)
-        return ImageSplit(split.images[mask], split.labels[mask])
+        return split.take(torch.isin(split.labels, keep).nonzero().squeeze(1))
 
     train = restrict(dataset.train)
     if len(train) == 0:

@@ -8,15 +8,19 @@ from typing import Optional
 
 import torch
 
-from aelab.data.dataset import to_unit_float
+from aelab.data.dataset import ImageSplit, to_unit_float
 from aelab.models.autoencoder import AutoEncoder
 
 
 def batches(
-    model: AutoEncoder, images: torch.Tensor, labels: Optional[torch.Tensor] = None, batch_size: int = 1000
+    model: AutoEncoder,
+    images: torch.Tensor | ImageSplit,
+    labels: Optional[torch.Tensor] = None,
+    batch_size: int = 1000,
 ) -> Iterator[tuple[slice, torch.Tensor, Optional[torch.Tensor]]]:
     """``(where, x, y)`` per batch: the slice of ``images``, the batch as float32 in [0, 1] (vector rows as they
-    are) and its labels, both on the model's device (``y`` None without labels)."""
+    are) and its labels, both on the model's device (``y`` None without labels). ``images`` is a tensor or a
+    split (a memory-mapped split is read a batch at a time)."""
     device = model.device
     labels = labels.to(device) if labels is not None else None
     for start in range(0, len(images), batch_size):

@@ -103,7 +103,7 @@ def evaluate(model: AutoEncoder, split: ImageSplit, batch_size: int = 1000) -> d
     sq_err, psnr_sum, ssim_sum, active_sum, abs_sum = zeros
     values = math.prod(model.code_shape)  # values per code (a VQ-VAE's code_size counts its indices)
     ever_active = torch.zeros(values, dtype=torch.bool, device=device)
-    for _, x, y in batches(model, split.images, split.labels, batch_size):
+    for _, x, y in batches(model, split, split.labels, batch_size):
         z = model.encode(x, y)
         out = model.clamp(model.decode(z, y).float())
         if images:
@@ -114,7 +114,7 @@ def evaluate(model: AutoEncoder, split: ImageSplit, batch_size: int = 1000) -> d
         active_sum += active.sum(dtype=torch.float64)
         abs_sum += z.float().abs().sum(dtype=torch.float64)
         ever_active |= active.any(0)
-    n, n_values = len(split), split.images.numel()
+    n, n_values = len(split), len(split) * split.pixels
     return {
         "mse": float(sq_err / n_values),
         "psnr": float(psnr_sum / n) if images else None,
@@ -128,8 +128,12 @@ def evaluate(model: AutoEncoder, split: ImageSplit, batch_size: int = 1000) -> d
 
 def mean_image_mse(train: ImageSplit, test: ImageSplit) -> float:
     """MSE per pixel on ``test`` of always predicting the mean training image (the trivial baseline)."""
-    mean = train.floats().mean(0, keepdim=True)
-    return float((test.floats() - mean).pow(2).mean())
+    total = torch.zeros(train.shape[1:], dtype=torch.float64)
+    for _, x in train.batches(1000):
+        total += x.sum(0, dtype=torch.float64)
+    mean = (total / len(train)).float()
+    sq = sum(float((x - mean).pow_(2).sum(dtype=torch.float64)) for _, x in test.batches(1000))
+    return sq / (len(test) * test.pixels)
 
 
 def code_sparsity(codes: torch.Tensor, threshold: float = ACTIVE) -> dict[str, float]:
@@ -167,7 +171,7 @@ def denoising_metrics(
     gen = torch.Generator(device=model.device).manual_seed(seed)
     noisy_sum = denoised_sum = 0.0
     examples = None
-    for _, x, y in batches(model, split.images, split.labels, batch_size):
+    for _, x, y in batches(model, split, split.labels, batch_size):
         x_noisy = corrupt(x, corruption, generator=gen)
         out = model.reconstruct(x_noisy, y)
         noisy_sum += float(psnr_per_image(x_noisy.clamp(0, 1), x).sum())

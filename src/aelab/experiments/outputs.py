@@ -103,7 +103,7 @@ def _pca(members: list[ResolvedRun], d: int) -> dict | None:
     from aelab.evaluation.pca import pca_baseline
 
     dataset = dataset_for(members[0].config)
-    if d > min(len(dataset.train), dataset.train.images[0].numel()):
+    if d > min(len(dataset.train), dataset.train.pixels):
         return None  # PCA cannot have more components than images or pixels
     return pca_baseline(dataset.train, dataset.test, d, seed=members[0].config.seed)
 

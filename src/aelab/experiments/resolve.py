@@ -36,10 +36,11 @@ the id at that value (as unset optional fields are), so the runs made before kee
 
 
 def run_id(config: RunConfig) -> str:
-    """A stable 12-hex-digit id: the hash of the resolved config (seed included, display name excluded). Unset
+    """A stable 12-hex-digit id: the hash of the resolved config (seed included; display name and how the data are
+    read, in memory or memory-mapped, excluded). Unset
     optional fields (None) and the :data:`NEUTRAL` values are left out, so a field added to the schema later
     does not change existing ids."""
-    data = config.model_dump(mode="json", exclude={"name"}, exclude_none=True)
+    data = config.model_dump(mode="json", exclude={"name": True, "data": {"memory_map_above_gb"}}, exclude_none=True)
     data["training"] = {k: v for k, v in data["training"].items() if k not in NEUTRAL or NEUTRAL[k] != v}
     text = json.dumps(data, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:12]

@@ -101,7 +101,7 @@ def variational_metrics(
         step = max(1, batch_size // 10)  # images per IWAE batch: k times as many decodes
         bounds = [
             iwae_bound(
-                model, to_unit_float(split.images[i : min(sub, i + step)], device), labels[i : min(sub, i + step)], k
+                model, to_unit_float(split[i : min(sub, i + step)], device), labels[i : min(sub, i + step)], k
             ).double()
             for i in range(0, sub, step)
         ]

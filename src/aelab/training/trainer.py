@@ -28,12 +28,13 @@ from torch import nn
 
 from aelab.config import TrainingConfig
 from aelab.data.corruption import corrupt
-from aelab.data.dataset import ImageDataset, to_uint8, to_unit_float
+from aelab.data.dataset import ImageDataset, ImageSplit, to_uint8, to_unit_float
 from aelab.errors import TrainingDivergedError
 from aelab.models.autoencoder import AutoEncoder
 from aelab.training import distributed
 from aelab.training.callbacks import Callback, OnEpoch, ProgressBar
 from aelab.training.checks import check_trainable, loss_fn, resolve_device
+from aelab.training.feed import DeviceFeed, MappedFeed, feed_for
 from aelab.training.flat import FlatParameters, can_flatten
 from aelab.training.history import History, TrainResult
 from aelab.training.recipe import WeightEMA, make_optimizer, make_scheduler, recompute_batchnorm
@@ -57,17 +58,15 @@ class Loop:
     loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
     memory_format: torch.memory_format
     bf16: bool
-    train_x: torch.Tensor
+    feed: DeviceFeed | MappedFeed
+    n: int
     train_y: torch.Tensor
-    val_x: torch.Tensor
+    val_x: torch.Tensor | ImageSplit
+    """On the device; a memory-mapped split stays on disk and is read a batch at a time."""
     val_y: torch.Tensor
     snap_x: torch.Tensor
     snap_y: torch.Tensor
     bn_batches: list[torch.Tensor]
-
-    @property
-    def n(self) -> int:
-        return self.train_x.shape[0]
 
     @property
     def batch(self) -> int:
@@ -96,7 +95,7 @@ def _loop(model: AutoEncoder, dataset: ImageDataset, cfg: TrainingConfig, device
     several = distributed.world()[1] > 1
     flat = FlatParameters(trainable) if not cfg.compile and not several and can_flatten(trainable) else None
     snap = dataset.test if len(dataset.test) else dataset.train
-    train_x = dataset.train.images.to(device)
+    feed = feed_for(dataset.train, device)
     n_bn = min(len(dataset.train), EMA_BN_IMAGES) if cfg.ema_decay is not None else 0
     step: Any = model
     if several:
@@ -113,16 +112,14 @@ def _loop(model: AutoEncoder, dataset: ImageDataset, cfg: TrainingConfig, device
         loss_fn(cfg.loss),
         fmt,
         cfg.precision == "bf16" and device.type == "cuda",
-        train_x,
+        feed,
+        len(dataset.train),
         dataset.train.labels.to(device),
-        dataset.val.images.to(device),
+        dataset.val if dataset.val.mapped else dataset.val.images.to(device),
         dataset.val.labels.to(device),
-        snap.images[: cfg.snapshot_size].to(device),
+        snap.head(cfg.snapshot_size).images.to(device),
         snap.labels[: cfg.snapshot_size].to(device),
-        [
-            to_unit_float(train_x[i : i + cfg.eval_batch_size]).contiguous(memory_format=fmt)
-            for i in range(0, n_bn, cfg.eval_batch_size)
-        ],
+        [to_unit_float(part).contiguous(memory_format=fmt) for part in feed.head(n_bn).split(cfg.eval_batch_size)],
     )
 
 
@@ -156,15 +153,14 @@ def run_epoch(loop: Loop, state: TrainState, epoch: int) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize()
     t0 = time.perf_counter()
-    perm = torch.randperm(loop.n, generator=state.generator).to(device, non_blocking=True)
+    perm = torch.randperm(loop.n, generator=state.generator)
     model.start_epoch(epoch, cfg.epochs)
     total, total_penalty = torch.zeros((), device=device), torch.zeros((), device=device)
     terms: dict[str, torch.Tensor] = {}
     lr = state.optimizer.param_groups[0]["lr"]
-    for i in range(loop.steps):
-        # this process's share of the global batch (all of it on one process) and its loss weight
-        idx, weight = distributed.share(perm[i * loop.batch : (i + 1) * loop.batch])
-        xb = to_unit_float(loop.train_x.index_select(0, idx)).contiguous(memory_format=loop.memory_format)
+    # this process's share of each global batch (all of it on one process) and its loss weight
+    for idx, weight, images in loop.feed.batches(perm, loop.batch):
+        xb = to_unit_float(images).contiguous(memory_format=loop.memory_format)
         x_in = corrupt(xb, cfg.corruption) if cfg.corruption is not None else xb
         with loop.autocast():
             out = loop.step(x_in, loop.train_y.index_select(0, idx))
@@ -214,15 +210,15 @@ def validate(loop: Loop, state: TrainState, epoch: int) -> None:
 
 def _mean_loss(loop: Loop) -> float:
     images, labels, batch = loop.val_x, loop.val_y, loop.cfg.eval_batch_size
-    if images.shape[0] == 0:
+    if len(images) == 0:
         return float("nan")
-    total = torch.zeros((), device=images.device)
-    for start in range(0, images.shape[0], batch):
-        xb = to_unit_float(images[start : start + batch])
+    total = torch.zeros((), device=loop.device)
+    for start in range(0, len(images), batch):
+        xb = to_unit_float(images[start : start + batch], loop.device)
         with loop.autocast():
             out = loop.model(xb, labels[start : start + batch])
         total += loop.model.reconstruction_loss(out, xb, loop.loss) * xb.shape[0]
-    return float(total / images.shape[0])
+    return float(total / len(images))
 
 
 def train(
