@@ -4,7 +4,7 @@ that fits (the first 100,000 of the same images). Each training is its own ``ael
 the same small MLP; peak RSS is the process's ``ru_maxrss``.
 
     python benchmarks/bench_bigdata.py [--images 500000] [--fits 100000] [--workdir /tmp/aelab-bigdata]
-    python benchmarks/bench_bigdata.py --decode 20000   # also: a folder of PNGs decoded into the cache
+    python benchmarks/bench_bigdata.py --decode 20000   # instead: a folder of PNGs decoded into the cache
 
 The images are made once in ``--workdir`` (blurred blobs on a gradient, seeded, so they compress like photos
 rather than noise) and kept for the next run.
@@ -119,21 +119,23 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=500_000)
     parser.add_argument("--fits", type=int, default=100_000)
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "aelab-bigdata")
-    parser.add_argument("--decode", type=int, default=0, help="also decode a folder of this many PNGs")
+    parser.add_argument("--decode", type=int, default=0, help="only time decoding a folder of this many PNGs")
     args = parser.parse_args()
     print(
         f"machine: {platform.machine()} {platform.processor() or ''}, {os.cpu_count()} cores, "
         f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 1024**3:.0f} GiB; python {sys.version.split()[0]}"
     )
     args.workdir.mkdir(parents=True, exist_ok=True)
+    if args.decode:
+        with tempfile.TemporaryDirectory() as cache:
+            decode(args.decode, args.workdir, cache)
+        return
     big, small = args.workdir / f"images-{args.images}.npy", args.workdir / f"images-{args.fits}.npy"
     make_set(big, args.images)
     head(big, small, args.fits)
     config = args.workdir / "bench.yaml"
     config.write_text(CONFIG)
     with tempfile.TemporaryDirectory() as cache:
-        if args.decode:
-            decode(args.decode, args.workdir, cache)
         runs = [
             ("fits, in memory", small, []),
             ("fits, memory-mapped", small, ["--set", "data.memory_map_above_gb=0"]),

@@ -136,3 +136,37 @@ def test_torchrun_with_a_batch_the_processes_cannot_share_is_refused_and_writes_
     # each process exits 2; torchrun itself reports its failed children and exits 1
     assert "exitcode  : 2" in out.stderr and out.returncode == 1
     assert not (tmp_path / "runs").exists()
+
+
+def launched(tmp_path, *args: str) -> subprocess.CompletedProcess:
+    """``aelab run --nproc-per-node 2`` of the experiment: aelab starts the processes itself."""
+    (tmp_path / "exp.yaml").write_text(EXPERIMENT)
+    cmd = [sys.executable, "-m", "aelab", "run", "exp.yaml", "--no-analysis", "--no-progress", "--runs-dir", "runs"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd += ["--nproc-per-node", "2", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
+
+
+@pytest.mark.slow
+def test_nproc_per_node_launches_the_processes_and_prints_the_table_once(tmp_path):
+    out = launched(tmp_path, "--set", "training.epochs=1")
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.count(": test MSE") == 1 and out.stdout.count("ddp: test set") == 1, out.stdout
+    [metrics] = (tmp_path / "runs" / "ddp").glob("*/metrics.json")
+    row = json.loads(metrics.read_text())
+    assert row["world_size"] == 2 and row["epochs"] == 1  # the --set reached the processes
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--set", "training.batch_size=63"], "training.batch_size: got 63, which 2 processes (--nproc-per-node)"),
+        (["--executor", "local"], "--executor: got 'local' with 2 processes per run; allowed: inline"),
+    ],
+)
+def test_nproc_per_node_refuses_bad_input_before_starting_processes(tmp_path, args, message):
+    out = launched(tmp_path, *args)
+    assert out.returncode == 2, out.stderr[-3000:]
+    assert out.stderr.strip().startswith(f"error: {message}") and len(out.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "runs").exists()

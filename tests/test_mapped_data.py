@@ -175,3 +175,35 @@ def test_a_mapped_folder_trains_from_the_cli(tmp_path):
     bad = runner.invoke(app, [*args[:-2], "--set", "data.memory_map_above_gb=-1"])
     assert bad.exit_code == 2 and "memory_map_above_gb" in error_line(bad)
     assert os.environ.get("AELAB_DATA")  # the cache went to the test's folder
+
+
+def _with_bad_files(root: Path) -> Path:
+    """The two-class folder plus a corrupt file (no image header) and a truncated PNG (its header reads)."""
+    _folder(root)
+    (root / "a" / "zz-corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    whole = (root / "b" / "000.png").read_bytes()
+    (root / "b" / "zz-truncated.png").write_bytes(whole[: len(whole) // 2])
+    return root
+
+
+def test_unreadable_files_are_skipped_and_named_or_refused_in_one_line(tmp_path):
+    root = _with_bad_files(tmp_path / "pics")
+    ds = load_dataset(DataConfig(name="folder", data_dir=root, val_fraction=0))
+    assert len(ds.train) + len(ds.test) == 40
+    [note] = ds.notes
+    assert "skipped 2 file(s) that cannot be read: a/zz-corrupt.png (" in note and "b/zz-truncated.png (" in note
+    for strict in ("cached", "fresh"):  # refused from the cache's record, and while decoding a fresh folder
+        if strict == "fresh":
+            (root / "a" / "zz-corrupt.png").unlink()
+        with pytest.raises(DataError) as err:
+            load_dataset(DataConfig(name="folder", data_dir=root, unreadable="error"))
+        first = "a/zz-corrupt.png" if strict == "cached" else "b/zz-truncated.png"
+        assert f"cannot read {first!r} (" in str(err.value) and "data.unreadable=skip" in str(err.value)
+
+
+def test_a_corrupt_image_with_unreadable_error_exits_2_and_records_nothing(tmp_path):
+    root = _with_bad_files(tmp_path / "pics")
+    args = ["train", "--dataset", "folder", "--data-dir", str(root), "--epochs", "1", "--model", "res-16"]
+    result = runner.invoke(app, [*args, "--runs-dir", str(tmp_path / "runs"), "--unreadable", "error"])
+    assert result.exit_code == 2 and "cannot read 'a/zz-corrupt.png'" in error_line(result)
+    assert not (tmp_path / "runs").exists()

@@ -156,7 +156,9 @@ def print_result(result) -> None:
     path; exit code 1 when a run failed."""
     from aelab.models.table import columns
 
-    if not result.name:  # a follower process of a torchrun group: rank 0 prints
+    if not result.name or result.shown:  # a follower of a torchrun group, or the processes printed it
+        if result.failed:
+            raise typer.Exit(EXIT_FAILED_RUNS)
         return
     test = sorted({str(r["test_images"]) for r in result.rows})
     console.print(

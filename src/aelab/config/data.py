@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Literal, Optional
 
 from pydantic import Field, field_validator
 
@@ -62,6 +62,9 @@ class DataConfig(Strict):
     """One-class training (anomaly detection): train and validate only on these class indices (CLI: 0 or
     0,3); the test split keeps every class, and the run reports ROC-AUC of normal vs the other classes."""
 
+    unreadable: Literal["skip", "error"] = "skip"
+    """A folder's file that cannot be read (corrupt, truncated, a broken link): skip it and name it in a note, or
+    refuse the folder with one error naming it. Not part of a run's id."""
     memory_map_above_gb: float = Field(2.0, ge=0.0)
     """Image sets whose uint8 pixels take more than this many GB (1e9 bytes) are read from a memory-mapped file
     (aelab's decoded cache of a folder, or the .npy itself), a batch of rows at a time, instead of into memory:

@@ -86,3 +86,7 @@ class RunOptions(Strict):
     classifier, trained once per dataset); without it, only the models with a prior or codebook of their own."""
     progress: bool = True
     """Progress bars (inline executor)."""
+    nproc_per_node: int = Field(1, ge=1)
+    """Train each run on this many processes of this machine: DistributedDataParallel (gloo on CPU, NCCL with a
+    GPU each) launched through torch.distributed.run, the global batch shared; what torchrun --nproc-per-node N
+    -m aelab ... does, with bad input refused before any process starts."""

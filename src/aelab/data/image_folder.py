@@ -78,6 +78,8 @@ class CachedFolder:
     labels: torch.Tensor
     class_names: list[str]
     notes: list[str]
+    unreadable: list[tuple[str, str]]
+    """(file, why) of each file that could not be read, skipped."""
 
 
 def cache_key(folder: Path, files: list[Path], resize, grayscale: bool, background: str | None) -> str:
@@ -96,7 +98,11 @@ def _stat(p: Path) -> tuple[int, int]:
 
 
 def load_image_folder(
-    folder: Path, resize: tuple[int, int] | None = None, grayscale: bool = False, background: str | None = None
+    folder: Path,
+    resize: tuple[int, int] | None = None,
+    grayscale: bool = False,
+    background: str | None = None,
+    unreadable: str = "skip",
 ) -> CachedFolder:
     """Every image under ``folder``, decoded once (with a progress bar) into a uint8 ``.npy`` under
     ``$AELAB_DATA/images/``; later calls on the same files and options read that file.
@@ -106,10 +112,11 @@ def load_image_folder(
         resize: (height, width) to resize to (bilinear); required if the images differ in size.
         grayscale: convert to one channel; otherwise one channel if every image is grey, else RGB.
         background: the colour transparent pixels are composited onto (None: white).
+        unreadable: ``skip`` a file that cannot be read (named in the notes) or make it an ``error``.
 
     Raises:
         DataError: a missing folder, a file instead of a folder, an empty folder, a non-image file, no readable
-            image, or mixed sizes without resize.
+            image, mixed sizes without resize, or (``unreadable="error"``) a file that cannot be read.
 
     A build that is cut (Ctrl-C, a crash) leaves only a ``.partial`` file, which is never read and is replaced by
     the next build: the cache is trusted only once its ``.json`` record is written, last.
@@ -122,43 +129,73 @@ def load_image_folder(
         path = record.with_suffix(".npy")
         if path.is_file() and path.stat().st_size == meta["bytes"]:
             labels = torch.from_numpy(np.load(record.with_suffix(".labels.npy")))
-            return CachedFolder(path, meta["rows"], labels, meta["class_names"], meta["notes"])
-    return _build(folder, files, record, resize, grayscale, background)
+            skipped = [(name, why) for name, why in meta["unreadable"]]
+            if unreadable == "error" and skipped:
+                _refuse(folder, skipped)
+            return CachedFolder(path, meta["rows"], labels, meta["class_names"], meta["notes"], skipped)
+    return _build(folder, files, record, resize, grayscale, background, unreadable == "error")
 
 
-def _build(folder: Path, files: list[Path], record: Path, resize, grayscale: bool, background) -> CachedFolder:
+def _refuse(folder: Path, skipped: list[tuple[str, str]]) -> None:
+    name, why = skipped[0]
+    more = f" (and {len(skipped) - 1} more)" if len(skipped) > 1 else ""
+    raise DataError(
+        f"image folder {str(folder)!r}: cannot read {name!r} ({why}){more}; remove or replace it, or let "
+        "data.unreadable=skip train without it"
+    )
+
+
+def _classes(folder: Path, files: list[Path]) -> list[str]:
+    """Class names: the sub-folders in sorted order, ``(root)`` first for files directly in the folder, or
+    ``all`` without sub-folders."""
+    names = sorted({p.relative_to(folder).parts[0] for p in files if len(p.relative_to(folder).parts) > 1})
+    if any(len(p.relative_to(folder).parts) == 1 for p in files):
+        names = ["(root)"] + names if names else ["all"]
+    return names
+
+
+def _layout(folder: Path, files: list[Path], pool, report: ReadReport, resize, grayscale: bool, strict: bool):
+    """From the files' headers alone: the readable files, the mode (L or RGB) and (H, W) of the cache.
+
+    Raises:
+        DataError: no readable file, mixed sizes without resize, or (``strict``) an unreadable file.
+    """
+    readable = []
+    for p, header in zip(files, pool.map(_header, files, chunksize=CHUNK)):
+        if isinstance(header, str):
+            report.unreadable.append((str(p.relative_to(folder)), header))
+        else:
+            readable.append((p, header))
+    if strict and report.unreadable:
+        _refuse(folder, report.unreadable)
+    if not readable:
+        raise DataError(
+            f"image folder {str(folder)!r}: none of its {len(files)} images can be read ({report.summary()})"
+        )
+    sizes = {size for _, (size, _) in readable}
+    if resize is None and len(sizes) > 1:
+        shown = ", ".join(f"{w}x{h}" for w, h in sorted(sizes)[:3])
+        raise DataError(
+            f"image folder {str(folder)!r} holds images of different sizes ({shown}, ...); give --resize HEIGHT WIDTH"
+        )
+    mode = "L" if grayscale or all(m in GREY_MODES for _, (_, m) in readable) else "RGB"
+    w, h = next(iter(sizes)) if resize is None else (resize[1], resize[0])
+    return [p for p, _ in readable], mode, (h, w)
+
+
+def _build(
+    folder: Path, files: list[Path], record: Path, resize, grayscale: bool, background, strict: bool
+) -> CachedFolder:
     from concurrent.futures import ThreadPoolExecutor
 
     from rich.console import Console
     from rich.progress import Progress
 
-    class_names = sorted({p.relative_to(folder).parts[0] for p in files if len(p.relative_to(folder).parts) > 1})
-    if any(len(p.relative_to(folder).parts) == 1 for p in files):
-        class_names = ["(root)"] + class_names if class_names else ["all"]
+    class_names = _classes(folder, files)
     label_of = {name: i for i, name in enumerate(class_names)}
     report = ReadReport()
-    threads = min(8, os.cpu_count() or 1)
-    with ThreadPoolExecutor(threads) as pool:  # PIL decodes with the GIL released
-        headers = list(pool.map(_header, files, chunksize=CHUNK))
-        readable = []
-        for p, header in zip(files, headers):
-            if isinstance(header, str):
-                report.unreadable.append((str(p.relative_to(folder)), header))
-            else:
-                readable.append((p, header))
-        if not readable:
-            raise DataError(
-                f"image folder {str(folder)!r}: none of its {len(files)} images can be read ({report.summary()})"
-            )
-        sizes = {size for _, (size, _) in readable}
-        if resize is None and len(sizes) > 1:
-            shown = ", ".join(f"{w}x{h}" for w, h in sorted(sizes)[:3])
-            raise DataError(
-                f"image folder {str(folder)!r} holds images of different sizes ({shown}, ...); "
-                "give --resize HEIGHT WIDTH"
-            )
-        mode = "L" if grayscale or all(m in GREY_MODES for _, (_, m) in readable) else "RGB"
-        w, h = next(iter(sizes)) if resize is None else (resize[1], resize[0])
+    with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:  # PIL decodes with the GIL released
+        readable, mode, (h, w) = _layout(folder, files, pool, report, resize, grayscale, strict)
         partial = record.with_suffix(".npy.partial")
         partial.parent.mkdir(parents=True, exist_ok=True)
         out = np.lib.format.open_memmap(partial, mode="w+", dtype=np.uint8, shape=(len(readable), len(mode), h, w))
@@ -167,9 +204,11 @@ def _build(folder: Path, files: list[Path], record: Path, resize, grayscale: boo
             with Progress(console=Console(stderr=True), transient=True, disable=len(readable) < 2000) as bar:
                 task = bar.add_task(f"decoding {len(readable)} images into aelab's data cache", total=len(readable))
                 for start in range(0, len(readable), CHUNK):
-                    chunk = [p for p, _ in readable[start : start + CHUNK]]
+                    chunk = readable[start : start + CHUNK]
                     decode = partial_decode(folder, mode, resize, background, report)
                     for p, array in zip(chunk, pool.map(decode, chunk)):
+                        if strict and report.unreadable:
+                            _refuse(folder, report.unreadable)
                         if array is not None:
                             out[len(labels)] = array
                             parts = p.relative_to(folder).parts
@@ -195,9 +234,10 @@ def _finish(record: Path, partial: Path, labels: list[int], class_names: list[st
     label_array = np.asarray(labels, dtype=np.int64)
     atomic_write(record.with_suffix(".labels.npy"), lambda f: np.save(f, label_array))
     os.replace(partial, path)
-    meta = {"rows": len(labels), "bytes": path.stat().st_size, "class_names": class_names}
-    atomic_write_text(record, json.dumps({**meta, "notes": [summary] if summary else []}))
-    return CachedFolder(path, len(labels), torch.from_numpy(label_array), class_names, [summary] if summary else [])
+    notes = [summary] if summary else []
+    meta = {"rows": len(labels), "bytes": path.stat().st_size, "class_names": class_names, "notes": notes}
+    atomic_write_text(record, json.dumps({**meta, "unreadable": report.unreadable}))
+    return CachedFolder(path, len(labels), torch.from_numpy(label_array), class_names, notes, report.unreadable)
 
 
 def _header(path: Path) -> tuple[tuple[int, int], str] | str:

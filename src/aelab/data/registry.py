@@ -119,7 +119,9 @@ def _load_unsplit(config: DataConfig) -> tuple[torch.Tensor | MappedImages, torc
         images, labels, classes = load_array(config.data_dir, config.label_column)
         source = str(config.data_dir)
     else:
-        cached = load_image_folder(Path(config.data_dir), config.resize, config.grayscale, config.background)
+        cached = load_image_folder(
+            Path(config.data_dir), config.resize, config.grayscale, config.background, config.unreadable
+        )
         images = open_images(cached.path, cached.rows, config.memory_map_above_gb)
         labels, classes, source, notes = cached.labels, cached.class_names, str(config.data_dir), cached.notes
     if len(images) < 3:

@@ -30,7 +30,7 @@ def batches(
 
 @torch.no_grad()
 def encode_all(
-    model: AutoEncoder, images: torch.Tensor, labels: Optional[torch.Tensor] = None, batch_size: int = 1000
+    model: AutoEncoder, images: torch.Tensor | ImageSplit, labels: Optional[torch.Tensor] = None, batch_size: int = 1000
 ) -> torch.Tensor:
     """Codes of every image in eval mode, flattened: float32 ``(N, D)`` on the CPU.
 
@@ -45,7 +45,7 @@ def encode_all(
 
 @torch.no_grad()
 def per_image_mse(
-    model: AutoEncoder, images: torch.Tensor, labels: Optional[torch.Tensor] = None, batch_size: int = 1000
+    model: AutoEncoder, images: torch.Tensor | ImageSplit, labels: Optional[torch.Tensor] = None, batch_size: int = 1000
 ) -> torch.Tensor:
     """Each image's reconstruction error: the mean squared error over its pixels (values in [0, 1]; vector rows:
     standardized units), float64 ``(N,)`` on the CPU, in eval mode."""

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from aelab.data.dataset import ImageDataset, to_unit_float
+from aelab.data.dataset import ImageDataset, ImageSplit, to_unit_float
 from aelab.errors import ConfigError
 from aelab.evaluation.batches import encode_all
 from aelab.evaluation.reconstruction import psnr_per_image
@@ -54,7 +54,9 @@ def dequantize(q: torch.Tensor, low: torch.Tensor, scale: torch.Tensor) -> torch
 
 
 @torch.no_grad()
-def decoded_quality(model: AutoEncoder, images: torch.Tensor, codes: torch.Tensor, batch_size: int = 1000) -> float:
+def decoded_quality(
+    model: AutoEncoder, images: torch.Tensor | ImageSplit, codes: torch.Tensor, batch_size: int = 1000
+) -> float:
     """How well ``model.decode(codes)`` restores uint8 ``images`` ``(N, C, H, W)``: the PSNR (dB, per image,
     averaged; decoded images clamped to [0, 1]), or for vector rows the mean squared error per row; ``codes``
     float ``(N, D)`` or ``(N, *code_shape)``, e.g. dequantized: what storing the codes that way costs."""
@@ -69,43 +71,82 @@ def decoded_quality(model: AutoEncoder, images: torch.Tensor, codes: torch.Tenso
     return total / max(len(images), 1)
 
 
+CODEC_IMAGES = 1000
+"""Test images the classical codecs are measured on (each image is its own file)."""
+ENTROPY_FIT_IMAGES = 10_000
+"""Training images whose codes fit the factorized entropy model."""
+
+
+def _row(storage: str, code_bytes: float, raw: int, psnr: float) -> dict:
+    return {
+        "storage": storage,
+        "code_bytes": code_bytes,
+        "image_bytes": raw,
+        "compression_ratio": raw / code_bytes,
+        "psnr": psnr,
+    }
+
+
 @torch.no_grad()
 def compression(model: AutoEncoder, dataset: ImageDataset, batch_size: int = 1000) -> list[dict]:
-    """Bytes per image of the code stored as float32, float16 and 8-bit quantized vs the raw 8-bit image,
-    and the PSNR (dB, per image, averaged) of the test reconstruction decoded from each.
+    """Bytes per image of the code stored as float32, float16, 8-bit quantized and entropy coded, vs the raw 8-bit
+    image, with the PSNR (dB, per image, averaged) of the test reconstruction decoded from each; then the
+    classical codecs on the first :data:`CODEC_IMAGES` test images (rows with a ``codec``), and the bytes JPEG and
+    WebP need at the entropy-coded code's PSNR.
 
     8-bit quantization is :func:`quantize`: affine per code unit, with each unit's min and max over the test
     codes (those 2 x D float32 values are stored once, not per image): what ``aelab encode --bits 8`` writes for
-    the test split. A model whose code is a grid of indices (a VQ-VAE) has one row: the grid at exactly
-    ``h * w * log2(K)`` bits (the codebook is stored once, with the model).
+    the test split. The entropy-coded row is :mod:`aelab.evaluation.entropy`: levels in the training codes' range,
+    a factorized model fitted on the first :data:`ENTROPY_FIT_IMAGES` training codes, a real range-coded stream.
+    A model whose code is a grid of indices (a VQ-VAE) has one code row: the grid at exactly ``h * w * log2(K)``
+    bits (the codebook is stored once, with the model).
     """
     test = dataset.test
-    codes = encode_all(model, test.images, test.labels, batch_size)
-    raw = test.images[0].numel()
+    codes = encode_all(model, test, test.labels, batch_size)
+    raw = test.pixels
     if model.code_kind == "indices":
         discrete: Any = model  # a grid of codebook indices
-        code_bytes = discrete.bits_per_image / 8
-        return [
-            {
-                "storage": f"indices (K={discrete.index_levels}, {math.log2(discrete.index_levels):g} bits each)",
-                "code_bytes": code_bytes,
-                "image_bytes": raw,
-                "compression_ratio": raw / code_bytes,
-                "psnr": decoded_quality(model, test.images, codes, batch_size),
-            }
-        ]
+        storage = f"indices (K={discrete.index_levels}, {math.log2(discrete.index_levels):g} bits each)"
+        rows = [_row(storage, discrete.bits_per_image / 8, raw, decoded_quality(model, test, codes, batch_size))]
+        return rows + _codec_rows(test.head(CODEC_IMAGES).images, raw, None)
     q, low, scale = quantize(codes, 8)
     stored = {"float32": codes, "float16": codes.half().float(), "uint8": dequantize(q, low, scale)}
-    rows = []
-    for name, per_value in (("float32", 4), ("float16", 2), ("uint8", 1)):
-        code_bytes = model.code_size * per_value
-        rows.append(
-            {
-                "storage": name,
-                "code_bytes": code_bytes,
-                "image_bytes": raw,
-                "compression_ratio": raw / code_bytes,
-                "psnr": decoded_quality(model, test.images, stored[name], batch_size),
-            }
-        )
+    rows = [
+        _row(name, model.code_size * per_value, raw, decoded_quality(model, test, stored[name], batch_size))
+        for name, per_value in (("float32", 4), ("float16", 2), ("uint8", 1))
+    ]
+    from aelab.evaluation.entropy import entropy_coded
+
+    fit = dataset.train.head(ENTROPY_FIT_IMAGES)
+    sizes, decoded = entropy_coded(encode_all(model, fit, fit.labels, batch_size), codes)
+    psnr = decoded_quality(model, test, decoded, batch_size)
+    rows.append(_row("uint8, entropy coded (factorized, range coder)", sizes["bytes_per_image"], raw, psnr))
+    rows[-1]["ideal_bytes"] = sizes["ideal_bytes_per_image"]
+    return rows + _codec_rows(test.head(CODEC_IMAGES).images, raw, psnr)
+
+
+def _codec_rows(images: torch.Tensor, raw: int, psnr: float | None) -> list[dict]:
+    """JPEG, WebP and PNG files of ``images``, and JPEG's and WebP's bytes at ``psnr``."""
+    from aelab.evaluation.image_codecs import bytes_at_psnr, codec_curves
+
+    points = codec_curves(images)
+    n = f"{len(images):,} test images"
+    rows = [
+        {
+            **_row(
+                f"{p['codec']} {'q' + str(p['quality']) if p['quality'] is not None else 'lossless'} ({n})",
+                p["bytes_per_image"],
+                raw,
+                p["psnr"],
+            ),
+            "codec": p["codec"],
+        }
+        for p in points
+    ]
+    if psnr is None:
+        return rows
+    for codec in ("JPEG", "WebP"):
+        at = bytes_at_psnr(points, codec, psnr)
+        if at is not None:
+            rows.append({**_row(f"{codec} at the entropy-coded PSNR (interpolated)", at, raw, psnr), "codec": codec})
     return rows

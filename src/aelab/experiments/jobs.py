@@ -16,6 +16,7 @@ file. Re-running the same experiment skips finished runs and resumes cut ones fr
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
@@ -34,6 +35,7 @@ from aelab.errors import AelabError, ConfigError
 from aelab.experiments.engine import build_checked, dataset_for
 from aelab.experiments.executors import check_executor, execute, ray_session
 from aelab.experiments.folders import ExperimentFolder, RunFolder, store_path
+from aelab.experiments.launch import check_processes, launch
 from aelab.experiments.outputs import ExperimentResult, write_outputs
 from aelab.experiments.resolve import ResolvedRun, experiment_name, load_experiment_file, resolve
 from aelab.experiments.store import RunStore
@@ -72,19 +74,11 @@ def _processes(executor: str, runs: list[ResolvedRun]) -> int:
     Raises:
         ConfigError: several processes with another executor than inline, or a batch they cannot share.
     """
-    import os
+    from aelab.training.distributed import join_from_environment, launched_size
 
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+    if launched_size() <= 1:
         return 0
-    from aelab.training.distributed import check_batch_size, join_from_environment
-
-    if executor != "inline":
-        raise ConfigError(
-            f"--executor: got {executor!r} under torchrun; allowed: inline (every process trains each run)"
-        )
-    size = int(os.environ["WORLD_SIZE"])
-    for run in runs:
-        check_batch_size(run.config.training.batch_size, size)
+    check_processes(executor, runs, launched_size())
     return join_from_environment()[0]
 
 
@@ -171,6 +165,7 @@ def run_experiment(
     log: Callable[[str], None] = print,
     on_epoch: Callable[[int, Any], object] | None = None,
     kind: str = "experiment",
+    nproc_per_node: int = 1,
 ) -> ExperimentResult:
     """Run every run of ``experiment`` that is not done yet, then write the experiment's table and report.
 
@@ -187,34 +182,54 @@ def run_experiment(
         progress: progress bars (inline only).
         on_epoch: called after each epoch of each run with (epoch, history) (inline only).
         kind: names the default experiment folder (``<kind>-<hash>``) when the experiment has no name.
+        nproc_per_node: train each run on this many processes of this machine (DistributedDataParallel through
+            ``torch.distributed.run``, see :mod:`aelab.experiments.launch`); their output is this call's.
 
     Returns:
         :class:`ExperimentResult`; its ``failed`` lists the runs that failed (the others finished).
 
     Raises:
         ConfigError / ModelError / DataError: anything that cannot run is refused before anything is written
-            (under ``torchrun`` also an executor other than inline, or a batch the processes cannot share).
+            (with several processes also an executor other than inline, or a batch they cannot share).
     """
     check_executor(executor, workers)
     experiment, runs = _resolved(experiment, overrides)
     root = Path(runs_dir)
+    if nproc_per_node > 1 and "WORLD_SIZE" not in os.environ:  # launch the processes (not when one of them)
+        flags = {"retry-failed": retry_failed, "tensorboard": tensorboard, "analysis": analyses, "samples": samples}
+        return _launched(experiment, runs, overrides or {}, root, executor, nproc_per_node, flags, kind, log)
     rank = _processes(executor, runs)
     _preflight(runs, log if rank == 0 else lambda m: None)  # every process refuses the same bad input alike
     if rank > 0:  # a follower of a torchrun group: trains what rank 0 claims, writes nothing
         return _follow(root)
     with ray_session(address, workers, root) if executor == "ray" else nullcontext():  # joined before recording
-        name = experiment_name(experiment, runs, kind)
-        status = _record(experiment, runs, root, name)
-        todo = [
-            r for r in runs if status[r.id] not in ("done", "failed") or (status[r.id] == "failed" and retry_failed)
-        ]
-        for line in [_status_line(name, runs, todo, executor), *_resume_lines(todo, root)]:
-            log(line)
+        name, todo = _start(experiment, runs, root, kind, executor, retry_failed, log)
         options = dict(retry_failed=retry_failed, tensorboard=tensorboard, analyses=analyses, samples=samples)
         execute(executor, todo, root, options, log, workers=workers, progress=progress, on_epoch=on_epoch)
     with RunStore(store_path(root)) as store:
         result = ExperimentResult(name, ExperimentFolder.for_experiment(root, name), store.records(name))
         write_outputs(result, runs, store, log)
+    return result
+
+
+def _start(experiment, runs, root: Path, kind: str, executor: str, retry_failed: bool, log):
+    """Record the experiment; its name and the runs to train now (the status lines logged)."""
+    name = experiment_name(experiment, runs, kind)
+    status = _record(experiment, runs, root, name)
+    todo = [r for r in runs if status[r.id] != "done" and (status[r.id] != "failed" or retry_failed)]
+    for line in [_status_line(name, runs, todo, executor), *_resume_lines(todo, root)]:
+        log(line)
+    return name, todo
+
+
+def _launched(experiment, runs, overrides, root: Path, executor: str, size: int, flags, kind, log) -> ExperimentResult:
+    """Check, then run the experiment on ``size`` processes (:mod:`aelab.experiments.launch`); what they wrote."""
+    check_processes(executor, runs, size)
+    _preflight(runs, log)
+    name = experiment_name(experiment, runs, kind)
+    launch(experiment, overrides, name, root, size, flags)
+    result = open_experiment(ExperimentFolder.for_experiment(root, name).path)
+    result.shown = True  # the processes printed it
     return result
 
 

@@ -31,6 +31,8 @@ class ExperimentResult:
     baselines: list[dict] = field(default_factory=list)
     """PCA rows at the runs' code sizes, then the mean-image row(s)."""
     summary: str = ""
+    shown: bool = False
+    """The table was printed already (by the processes ``--nproc-per-node`` launched)."""
 
     @property
     def mean_roc_auc(self) -> float | None:

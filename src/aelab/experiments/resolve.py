@@ -40,7 +40,9 @@ def run_id(config: RunConfig) -> str:
     read, in memory or memory-mapped, excluded). Unset
     optional fields (None) and the :data:`NEUTRAL` values are left out, so a field added to the schema later
     does not change existing ids."""
-    data = config.model_dump(mode="json", exclude={"name": True, "data": {"memory_map_above_gb"}}, exclude_none=True)
+    data = config.model_dump(
+        mode="json", exclude={"name": True, "data": {"memory_map_above_gb", "unreadable"}}, exclude_none=True
+    )
     data["training"] = {k: v for k, v in data["training"].items() if k not in NEUTRAL or NEUTRAL[k] != v}
     text = json.dumps(data, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:12]

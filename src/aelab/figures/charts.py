@@ -3,6 +3,8 @@ images, compression, probes and anomaly-score histograms."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 from matplotlib.figure import Figure
@@ -70,21 +72,34 @@ def failures_figure(f, title: str = "") -> Figure:
 
 
 def compression_figure(rows: list[dict], title: str = "") -> Figure:
-    """PSNR of the decoded image vs bytes per code, for each storage type."""
-    fig, ax = plt.subplots(figsize=(6, 4))
+    """PSNR of the decoded image vs bytes per image: the code's storage types as labelled points, the classical
+    codecs (rows with a ``codec``) as one line each (lossless PNG, with no finite PSNR, is left out)."""
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    for codec in sorted({r["codec"] for r in rows if "codec" in r}):
+        sweep = sorted(
+            (r["code_bytes"], r["psnr"])
+            for r in rows
+            if r.get("codec") == codec and math.isfinite(r["psnr"]) and "interpolated" not in r["storage"]
+        )
+        if sweep:
+            ax.plot(*zip(*sweep), "--.", alpha=0.7, label=f"{codec} (files)")
     for r in rows:
+        if "codec" in r:
+            continue
         ax.scatter(r["code_bytes"], r["psnr"], s=50)
         ax.annotate(
             f"{r['storage']} ({r['compression_ratio']:.1f}x)",
             (r["code_bytes"], r["psnr"]),
             textcoords="offset points",
             xytext=(6, 4),
-            fontsize=9,
+            fontsize=8,
         )
     ax.set_xscale("log")
-    ax.set_xlabel(f"bytes per code (raw image: {rows[0]['image_bytes']} bytes)")
+    ax.set_xlabel(f"bytes per image (raw image: {rows[0]['image_bytes']} bytes)")
     ax.set_ylabel("PSNR (dB)")
     ax.grid(True, alpha=0.3)
+    if any("codec" in r for r in rows):
+        ax.legend(fontsize=8, loc="lower right")
     ax.set_title(title or "Compression: code storage vs reconstruction quality")
     fig.tight_layout()
     return fig
