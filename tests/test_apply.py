@@ -307,3 +307,31 @@ def test_encode_decode_conv64_matches_the_compression_analysis(tmp_path):
     assert f"PSNR {uint8['psnr']:.2f} dB" in " ".join(text.split())
     cli("decode", str(run), "codes.npz", "-o", "decoded")
     assert len(list((tmp_path / "decoded").glob("*.png"))) == 500
+
+
+def test_entropy_coded_code_files_decode_to_the_same_images_in_fewer_bytes(digits_run, tmp_path):
+    plain, coded = tmp_path / "plain.npz", tmp_path / "coded.npz"
+    r = runner.invoke(app, ["encode", str(digits_run), "split:test", "-o", str(coded), "--entropy"])
+    assert r.exit_code == 0, r.output
+    assert "bytes per image at 8 bits entropy coded (+" in r.output and "the coder table" in r.output
+    assert runner.invoke(app, ["encode", str(digits_run), "split:test", "-o", str(plain)]).exit_code == 0
+    a, b = load_codes(plain), load_codes(coded)
+    assert b.entropy and not a.entropy and torch.equal(a.codes, b.codes)  # the same levels, bit for bit
+    assert b.stream_bytes is not None and b.bytes_per_image == b.stream_bytes / len(b.names) < 6  # 6 raw bytes
+    for name in ("plain", "coded"):
+        r = runner.invoke(app, ["decode", str(digits_run), str(tmp_path / f"{name}.npz"), "-o", str(tmp_path / name)])
+        assert r.exit_code == 0, r.output
+    for x, y in zip(sorted((tmp_path / "plain").iterdir()), sorted((tmp_path / "coded").iterdir())):
+        assert np.array_equal(np.asarray(Image.open(x)), np.asarray(Image.open(y)))
+    # a damaged stream: one line, exit 2, nothing written
+    with np.load(coded) as data:
+        arrays = {k: data[k] for k in data.files}
+    arrays["stream"] = arrays["stream"][:-8]
+    np.savez(tmp_path / "cut.npz", **arrays)
+    r = runner.invoke(app, ["decode", str(digits_run), str(tmp_path / "cut.npz"), "-o", str(tmp_path / "cut")])
+    assert r.exit_code == 2 and "entropy-coded stream" in error_line(r) and not (tmp_path / "cut").exists()
+    r = runner.invoke(
+        app, ["encode", str(digits_run), "split:test", "-o", str(tmp_path / "x.npz"), "--entropy"] + ["--bits", "16"]
+    )
+    assert r.exit_code == 2 and "--entropy codes 8-bit levels; got --bits 16" in error_line(r)
+    assert not (tmp_path / "x.npz").exists()

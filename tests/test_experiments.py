@@ -319,3 +319,48 @@ def test_cli_bad_input(tmp_path, exp, extra, expected):
     text = result.stderr.strip()
     assert text.startswith("error:") and len(text.splitlines()) == 1 and expected in text, text
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.requires("ray")
+def test_a_node_that_cannot_see_the_runs_folder_is_named_and_nothing_is_recorded(tmp_path, monkeypatch):
+    pytest.importorskip("ray")
+    import aelab.experiments.executors as executors
+
+    monkeypatch.setattr(executors, "_can_see", lambda path: (False, "node-b"))  # as a node without the folder
+    path = write_exp(tmp_path, {"name": "x", "data": {"name": "digits"}, "model": SMALL})
+    runs = tmp_path / "r"
+    result = runner.invoke(app, ["run", str(path), "--runs-dir", str(runs), "--executor", "ray", "--workers", "1"])
+    assert result.exit_code == 2, result.output
+    text = result.stderr.strip()
+    assert len(text.splitlines()) == 1 and text.startswith("error: node 'node-b' (")
+    assert f"cannot see the runs folder {str(runs.resolve())!r}; every node needs it at the same path" in text
+    assert not runs.exists()  # the probe and the folder it made are gone; nothing recorded
+
+
+def test_an_address_that_answers_but_is_not_ray_is_refused_in_one_line(tmp_path):
+    """Ray itself retries such an address for minutes; aelab's gRPC greeting finds out at once."""
+    import socket
+    import threading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(4)
+
+    def serve():  # a web server, as a dashboard's port is
+        for _ in range(4):
+            conn, _ = server.accept()
+            conn.sendall(b"HTTP/1.0 200 OK\r\n\r\nnot ray\n")
+            conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    address = f"127.0.0.1:{server.getsockname()[1]}"
+    path = write_exp(tmp_path, {"name": "x", "data": {"name": "digits"}, "model": SMALL})
+    result = runner.invoke(
+        app, ["run", str(path), "--runs-dir", str(tmp_path / "r"), "--executor", "ray"] + ["--address", address]
+    )
+    server.close()
+    assert result.exit_code == 2
+    text = result.stderr.strip()
+    assert len(text.splitlines()) == 1 and f"--address: '{address}' answers but is not a Ray cluster" in text
+    assert not (tmp_path / "r").exists()

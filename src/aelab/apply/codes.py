@@ -9,12 +9,21 @@ A code file is a NumPy ``.npz`` (uncompressed, readable with ``numpy.load``)::
     model        ()  str           the fingerprint of the model that made them (decode checks it)
     input_shape  (3,) int          (C, H, W) of the images
 
+Entropy coded (``aelab encode --entropy``, 8 bits), ``codes`` is replaced by a range-coded stream of the levels
+(:mod:`aelab.evaluation.entropy`: a factorized model of the file's own levels, whose table travels in the file)::
+
+    stream       (B,) uint8        the range coder's output: the rate is B / N bytes per image
+    counts       (D, 256) uint32   each unit's level counts + 1: the probabilities the stream was coded with
+    code_shape   (k,) int          the code's shape per image; N is len(names)
+    checksum     ()  int           CRC-32 of the levels, checked after decoding
+
 Quantization is :func:`aelab.evaluation.codes.quantize`, the one ``aelab compression`` measures.
 """
 
 from __future__ import annotations
 
 import re
+import zlib
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -24,9 +33,10 @@ import numpy as np
 import torch
 
 from aelab.data.dataset import to_uint8
-from aelab.errors import AelabError
+from aelab.errors import AelabError, ConfigError
 from aelab.evaluation.batches import encode_all
 from aelab.evaluation.compression import decoded_quality, dequantize, quantize
+from aelab.evaluation.entropy import FactorizedModel
 from aelab.io import atomic_write
 
 FORMAT = "aelab-codes-1"
@@ -47,11 +57,20 @@ class CodeFile:
     model: str
     """Fingerprint of the model that made the codes (:meth:`AutoEncoder.fingerprint`)."""
     input_shape: tuple[int, int, int]
+    entropy: bool = False
+    """The levels are stored as an entropy-coded stream (8 bits only)."""
+    stream_bytes: int | None = None
+    """Bytes of that stream, once written or read."""
 
     @property
     def bytes_per_image(self) -> float:
-        """Bytes of one image's code (the 2 x D float32 of ``low``/``scale`` are stored once per file)."""
-        return self.codes[0].numel() * self.bits / 8 if len(self.codes) else 0.0
+        """Bytes of one image's code: the stream's share when entropy coded, else the levels' (the 2 x D float32
+        of ``low``/``scale`` and, entropy coded, the 256 x D counts are stored once per file)."""
+        if not len(self.codes):
+            return 0.0
+        if self.entropy and self.stream_bytes is not None:
+            return self.stream_bytes / len(self.codes)
+        return self.codes[0].numel() * self.bits / 8
 
     def dequantized(self) -> torch.Tensor:
         """float32 codes ``(N, *code_shape)`` (within ``scale / 2`` of the encoder's output)."""
@@ -60,20 +79,24 @@ class CodeFile:
 
 
 @torch.no_grad()
-def encode_images(model, images: torch.Tensor, names: list[str], bits: int = 8, batch_size: int = 1000) -> CodeFile:
-    """Encode uint8 images ``(N, C, H, W)`` and quantize the codes to ``bits`` per value.
+def encode_images(
+    model, images: torch.Tensor, names: list[str], bits: int = 8, batch_size: int = 1000, entropy: bool = False
+) -> CodeFile:
+    """Encode uint8 images ``(N, C, H, W)`` and quantize the codes to ``bits`` per value (``entropy``: to be
+    written as an entropy-coded stream).
 
     Raises:
-        ConfigError: bits not 8, 16 or 32.
+        ConfigError: bits not 8, 16 or 32; entropy coding with other than 8 bits.
         AelabError: a conditional model.
     """
     from aelab.apply import refuse_unlabelled
 
     refuse_unlabelled(model, "encode")
+    if entropy and bits != 8:
+        raise ConfigError(f"--entropy codes 8-bit levels; got --bits {bits}; allowed: --bits 8 with --entropy")
     q, low, scale = quantize(encode_all(model, images, None, batch_size), bits)
-    return CodeFile(
-        q.view(len(images), *model.code_shape), low, scale, bits, list(names), model.fingerprint(), model.input_shape
-    )
+    shape = (len(images), *model.code_shape)
+    return CodeFile(q.view(shape), low, scale, bits, list(names), model.fingerprint(), model.input_shape, entropy)
 
 
 @torch.no_grad()
@@ -140,7 +163,7 @@ def save_codes(codes: CodeFile, path: Path | str) -> Path:
     path = Path(path)
     arrays: dict[str, Any] = {
         "format": np.array(FORMAT),
-        "codes": codes.codes.numpy().astype({8: np.uint8, 16: np.uint16, 32: np.float32}[codes.bits]),
+        **(_stream(codes) if codes.entropy else {"codes": _levels(codes)}),
         "low": codes.low.numpy().astype(np.float32),
         "scale": codes.scale.numpy().astype(np.float32),
         "bits": np.array(codes.bits),
@@ -151,6 +174,39 @@ def save_codes(codes: CodeFile, path: Path | str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, lambda f: np.savez(f, **arrays))  # type: ignore[arg-type]
     return path
+
+
+def _levels(codes: CodeFile) -> np.ndarray:
+    return codes.codes.numpy().astype({8: np.uint8, 16: np.uint16, 32: np.float32}[codes.bits])
+
+
+def _stream(codes: CodeFile) -> dict[str, np.ndarray]:
+    """The entropy-coded arrays of 8-bit ``codes`` (sets ``codes.stream_bytes``)."""
+    levels = codes.codes.flatten(1).numpy()
+    model = FactorizedModel.of_levels(levels, codes.low, codes.scale)
+    stream = model.encode(levels.astype(np.int32))
+    codes.stream_bytes = len(stream)
+    return {
+        "stream": np.frombuffer(stream, dtype=np.uint8),
+        "counts": model.counts.astype(np.uint32),
+        "code_shape": np.array(codes.codes.shape[1:]),
+        "checksum": np.array(zlib.crc32(levels.astype(np.uint8).tobytes())),
+    }
+
+
+def _unstream(data, names: int, low: torch.Tensor, scale: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """The levels ``(N, *code_shape)`` uint8 back from an entropy-coded file, and the stream's bytes.
+
+    Raises:
+        AelabError: the stream does not decode to the levels it was made of (damaged or truncated).
+    """
+    model = FactorizedModel(low, scale, data["counts"].astype(np.int64))
+    stream = data["stream"].tobytes()
+    levels = model.decode(stream, names).astype(np.uint8)
+    if zlib.crc32(levels.tobytes()) != int(data["checksum"]):
+        raise AelabError("the entropy-coded stream does not decode to the levels it was made of (damaged?)")
+    shape = tuple(int(v) for v in data["code_shape"])
+    return torch.from_numpy(levels).view(names, *shape), len(stream)
 
 
 def load_codes(path: Path | str) -> CodeFile:
@@ -166,17 +222,17 @@ def load_codes(path: Path | str) -> CodeFile:
         with np.load(path, allow_pickle=False) as data:
             if str(data["format"]) != FORMAT:
                 raise KeyError("format")
-            bits = int(data["bits"])
-            raw = data["codes"]
-            codes = torch.from_numpy(raw.astype(np.int32) if raw.dtype == np.uint16 else raw.copy())
+            bits, names = int(data["bits"]), [str(n) for n in data["names"]]
+            low, scale = torch.from_numpy(data["low"].copy()), torch.from_numpy(data["scale"].copy())
+            stream_bytes = None
+            if "stream" in data:
+                codes, stream_bytes = _unstream(data, len(names), low, scale)
+            else:
+                raw = data["codes"]
+                codes = torch.from_numpy(raw.astype(np.int32) if raw.dtype == np.uint16 else raw.copy())
+            shape = _shape3(data["input_shape"])
             return CodeFile(
-                codes,
-                torch.from_numpy(data["low"].copy()),
-                torch.from_numpy(data["scale"].copy()),
-                bits,
-                [str(n) for n in data["names"]],
-                str(data["model"]),
-                _shape3(data["input_shape"]),
+                codes, low, scale, bits, names, str(data["model"]), shape, stream_bytes is not None, stream_bytes
             )
     except (OSError, ValueError, KeyError) as exc:
         why = "it lacks the arrays aelab encode writes" if isinstance(exc, KeyError) else "not a NumPy .npz file"

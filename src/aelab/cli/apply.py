@@ -64,23 +64,26 @@ def export(path, model, data_dir, fmt: str, out, images: int) -> None:
         )
 
 
-def encode(path, images, model, data_dir, out: Path, bits: int, resize: bool, limit) -> None:
-    """Encode images into a code file (codes quantized per unit, scales stored beside them); prints bytes per
-    image, the ratio to the raw images and the quality of the round trip."""
+def encode(path, images, model, data_dir, out: Path, bits: int, entropy: bool, resize: bool, limit) -> None:
+    """Encode images into a code file (codes quantized per unit, scales stored beside them; with --entropy the
+    8-bit levels range coded with a factorized model); prints bytes per image, the ratio to the raw images and
+    the quality of the round trip."""
     from aelab.apply.codes import encode_images, round_trip_quality, save_codes
 
     if out.suffix != ".npz":
         raise ConfigError(f"-o: got {str(out)!r}; a code file ends in .npz")
     run = _one_run(path, model, data_dir)
     named = _read(run, images, resize, limit)
-    codes = encode_images(run.model, named.images, named.names, bits)
+    codes = encode_images(run.model, named.images, named.names, bits, entropy=entropy)
     save_codes(codes, out)
     raw = named.images[0].numel() * named.images.element_size()
     what = "images" if run.model.data_range is not None else "rows"
     console.print(
         f"encoded {len(named.names):,} {what} with {run.label} into {out} ({out.stat().st_size:,} bytes): "
-        f"{codes.bytes_per_image:g} bytes per {what[:-1]} at {bits} bits (+{2 * 4 * run.model.code_size:,} "
-        f"bytes of scales per file) vs {raw:,} raw: {raw / codes.bytes_per_image:.1f}x; round trip: "
+        f"{codes.bytes_per_image:g} bytes per {what[:-1]} at {bits} bits{' entropy coded' if entropy else ''} "
+        f"(+{out.stat().st_size - codes.bytes_per_image * len(named.names):,.0f} bytes per file: scales"
+        f"{', the coder table' if entropy else ''}, names, container) vs {raw:,} raw: "
+        f"{raw / codes.bytes_per_image:.1f}x; round trip: "
         f"{round_trip_quality(run.model, named.images, codes)}",
         soft_wrap=True,
     )
@@ -131,6 +134,13 @@ EXPORT_TO = option("out", None, Optional[Path], "Output folder (default: <run>/e
 CHECK_IMAGES = option("images", 64, int, "Test images the ONNX check runs on", "--check-images", min=1)
 CODE_FILE = option("out", ..., Path, "Code file to write (.npz)", "-o", "--out")
 BITS = option("bits", 8, int, "Bits per code value: 8 or 16 (quantized per unit) or 32 (float32)", "--bits")
+ENTROPY = option(
+    "entropy",
+    False,
+    bool,
+    "Store the 8-bit levels as a range-coded stream (a factorized model of the file's levels, its table in the file)",
+    "--entropy",
+)
 CODES = argument("codes_file", Path, "Code file from 'aelab encode'")
 PNG_FOLDER = option("out", ..., Path, "Folder for the decoded PNGs", "-o", "--out")
 CSV_FILE = option("out", ..., Path, "CSV file to write", "-o", "--out")
@@ -147,6 +157,6 @@ SCORE = option("kind", "mse", str, "Score the flag uses: mse, or ssim (1 - SSIM;
 def register(app: typer.Typer) -> None:
     """Add ``export``, ``encode``, ``decode`` and ``score`` to ``app``."""
     add(app, "export", export, [RUN_PATH, WHICH, DATA_DIR, FORMAT, EXPORT_TO, CHECK_IMAGES])
-    add(app, "encode", encode, [RUN_PATH, IMAGES, WHICH, DATA_DIR, CODE_FILE, BITS, RESIZE, LIMIT])
+    add(app, "encode", encode, [RUN_PATH, IMAGES, WHICH, DATA_DIR, CODE_FILE, BITS, ENTROPY, RESIZE, LIMIT])
     add(app, "decode", decode, [RUN_PATH, CODES, WHICH, PNG_FOLDER])
     add(app, "score", score, [RUN_PATH, IMAGES, WHICH, DATA_DIR, CSV_FILE, PERCENTILE, SCORE, RESIZE, LIMIT])

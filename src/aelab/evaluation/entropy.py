@@ -30,12 +30,18 @@ class FactorizedModel:
     Attributes:
         low: float32 ``(D,)``: each unit's lowest training value (level 0).
         scale: float32 ``(D,)``: the value of one level step.
-        probabilities: float64 ``(D, 256)``; each row sums to 1, every entry > 0.
+        counts: int64 ``(D, 256)``: how often each unit took each level in the fit, plus one (add-one smoothing).
     """
 
     low: torch.Tensor
     scale: torch.Tensor
-    probabilities: np.ndarray
+    counts: np.ndarray
+
+    @property
+    def probabilities(self) -> np.ndarray:
+        """float64 ``(D, 256)``: the counts normalized per unit (each row sums to 1, every entry > 0)."""
+        counts = self.counts.astype(np.float64)
+        return counts / counts.sum(1, keepdims=True)
 
     @classmethod
     def fit(cls, train_codes: torch.Tensor) -> FactorizedModel:
@@ -47,11 +53,16 @@ class FactorizedModel:
         if len(train_codes) == 0:
             raise AelabError("the factorized entropy model needs training codes; the training split is empty")
         q, low, scale = quantize(train_codes.float(), 8)
-        symbols = q.numpy().astype(np.int64)
+        return cls.of_levels(q.numpy(), low, scale)
+
+    @classmethod
+    def of_levels(cls, levels: np.ndarray, low: torch.Tensor, scale: torch.Tensor) -> FactorizedModel:
+        """The model of 8-bit ``levels`` ``(N, D)`` quantized with ``low`` and ``scale`` ``(D,)``."""
+        symbols = levels.astype(np.int64)
         d = symbols.shape[1]
-        counts = np.ones((d, LEVELS))  # add-one smoothing
+        counts = np.ones((d, LEVELS), dtype=np.int64)  # add-one smoothing
         np.add.at(counts, (np.broadcast_to(np.arange(d), symbols.shape), symbols), 1)
-        return cls(low, scale, counts / counts.sum(1, keepdims=True))
+        return cls(low, scale, counts)
 
     def symbols(self, codes: torch.Tensor) -> np.ndarray:
         """int32 ``(N, D)`` levels of float codes ``(N, D)`` (clamped to the training range)."""
@@ -64,7 +75,7 @@ class FactorizedModel:
 
     def ideal_bits(self, symbols: np.ndarray) -> float:
         """The model's information content of ``symbols`` ``(N, D)`` in bits: the rate an ideal coder reaches."""
-        p = self.probabilities[np.arange(symbols.shape[1]), symbols]
+        p = self.probabilities[np.arange(symbols.shape[1]), symbols]  # (N, D)
         return float(-np.log2(p).sum())
 
     def encode(self, symbols: np.ndarray) -> bytes:
@@ -73,9 +84,10 @@ class FactorizedModel:
 
         family = constriction.stream.model.Categorical(perfect=False)
         encoder = constriction.stream.queue.RangeEncoder()
+        probabilities = self.probabilities
         for start in range(0, len(symbols), CHUNK):
             part = np.ascontiguousarray(symbols[start : start + CHUNK], dtype=np.int32)
-            encoder.encode(part.reshape(-1), family, np.tile(self.probabilities, (len(part), 1)))
+            encoder.encode(part.reshape(-1), family, np.tile(probabilities, (len(part), 1)))
         return encoder.get_compressed().tobytes()
 
     def decode(self, data: bytes, n: int) -> np.ndarray:
@@ -90,11 +102,15 @@ class FactorizedModel:
             raise AelabError(f"an entropy-coded stream is whole 32-bit words; got {len(data)} bytes (truncated?)")
         family = constriction.stream.model.Categorical(perfect=False)
         decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(data, dtype=np.uint32).copy())
-        d = self.probabilities.shape[0]
-        parts = [
-            decoder.decode(family, np.tile(self.probabilities, (min(CHUNK, n - start), 1))).reshape(-1, d)
-            for start in range(0, n, CHUNK)
-        ]
+        probabilities = self.probabilities
+        d = probabilities.shape[0]
+        try:
+            parts = [
+                decoder.decode(family, np.tile(probabilities, (min(CHUNK, n - start), 1))).reshape(-1, d)
+                for start in range(0, n, CHUNK)
+            ]
+        except (ValueError, RuntimeError, AssertionError) as exc:
+            raise AelabError(f"the entropy-coded stream cannot be decoded ({exc}); is it whole?") from None
         return np.concatenate(parts).astype(np.int32) if parts else np.zeros((0, d), np.int32)
 
 

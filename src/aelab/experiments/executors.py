@@ -164,11 +164,17 @@ def _result(get: Callable[[], dict]) -> dict:
 
 
 # ------------------------------------------------------------------------------------------------------- Ray
+HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+"""What a gRPC client sends first: the HTTP/2 connection preface and an empty SETTINGS frame."""
+
+
 def check_ray_address(address: str) -> None:
-    """Refuse a Ray address that does not answer, before anything is written.
+    """Refuse a Ray address that does not answer, or answers without speaking gRPC as Ray's GCS (and its client
+    server) do, before anything is written: Ray itself would retry such an address for minutes.
 
     Raises:
-        AelabError: nothing listens at the address.
+        AelabError: nothing listens at the address, or what listens does not answer an HTTP/2 (gRPC) greeting
+            with its SETTINGS frame within 5 s.
     """
     import socket
 
@@ -176,13 +182,23 @@ def check_ray_address(address: str) -> None:
         return
     host, _, port = address.replace("ray://", "").rpartition(":")
     try:
-        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=3):
-            return
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=3) as conn:
+            conn.settimeout(5)
+            conn.sendall(HTTP2_PREFACE)
+            reply = conn.recv(9)
     except (OSError, ValueError) as exc:
+        if isinstance(exc, TimeoutError) or "timed out" in str(exc):
+            reply = b""
+        else:
+            raise AelabError(
+                f"--address: the Ray cluster at {address!r} does not answer ({exc}); start it with "
+                "'ray start --head' or leave --address out for a local Ray"
+            ) from None
+    if len(reply) < 4 or reply[3] != 4:  # an HTTP/2 frame header whose type is SETTINGS
         raise AelabError(
-            f"--address: the Ray cluster at {address!r} does not answer ({exc}); start it with "
-            "'ray start --head' or leave --address out for a local Ray"
-        ) from None
+            f"--address: {address!r} answers but is not a Ray cluster to join (no gRPC answer); give the "
+            "address 'ray start --head' printed (its GCS port, 6379 by default), not the dashboard's"
+        )
 
 
 def _can_see(path: str) -> tuple[bool, str]:
