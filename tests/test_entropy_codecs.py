@@ -11,7 +11,7 @@ from aelab.config import DataConfig, MLPSpec, ModelConfig, TrainingConfig
 from aelab.data import load_dataset
 from aelab.errors import AelabError
 from aelab.evaluation.compression import compression
-from aelab.evaluation.entropy import FactorizedModel
+from aelab.evaluation.entropy import FactorizedModel, entropy_coded_indices
 from aelab.evaluation.image_codecs import bytes_at_psnr, codec_point, header_bytes
 from aelab.models import build_model
 from aelab.training import train
@@ -78,3 +78,14 @@ def test_the_compression_analysis_has_the_entropy_coded_code_and_the_codecs():
     codecs = {r["codec"] for r in rows if "codec" in r}
     assert codecs == {"JPEG", "WebP", "PNG"}
     assert f"PNG lossless ({len(data.test):,} test images)" in storage
+
+
+def test_index_grids_are_coded_with_per_position_marginals():
+    rng = np.random.default_rng(0)
+    train = torch.stack([torch.full((100,), 3), torch.from_numpy(rng.integers(0, 4, 100))], 1).view(100, 1, 2)
+    test = torch.stack([torch.full((40,), 3), torch.from_numpy(rng.integers(0, 4, 40))], 1).view(40, 1, 2)
+    sizes = entropy_coded_indices(train, test, levels=4)
+    counts = np.bincount(train[:, 0, 1].numpy(), minlength=4) + 1  # position 1's add-one histogram
+    by_hand = -40 * math.log2(101 / 104) - sum(math.log2(counts[s] / 104) for s in test[:, 0, 1].tolist())
+    assert sizes["ideal_bytes_per_image"] == pytest.approx(by_hand / 8 / 40)
+    assert sizes["ideal_bytes_per_image"] <= sizes["bytes_per_image"] <= sizes["ideal_bytes_per_image"] + 0.2

@@ -364,7 +364,8 @@ def test_generative_runs_report_and_bad_input(tmp_path, idx_dir):
     assert {p.name for p in (folders["cvae-conv-16"] / "analysis").glob("*.png")} == {"generate.png", "traverse.png"}
     comp = json.loads((folders["vqvae-conv"] / "analysis" / "compression.json").read_text())
     code_rows = [r for r in comp if "codec" not in r]  # then the JPEG, WebP and PNG rows
-    assert len(code_rows) == 1 and comp[0]["code_bytes"] == 49 and comp[0]["storage"].startswith("indices (K=256")
+    assert len(code_rows) == 2 and comp[0]["code_bytes"] == 49 and comp[0]["storage"].startswith("indices (K=256")
+    assert code_rows[1]["storage"].startswith("indices, entropy coded") and code_rows[1]["psnr"] == comp[0]["psnr"]
     report = (runs / "gen" / "report.html").read_text()
     for text in ("-IWAE bound (nats)", "Compression: bytes per image", "not the Inception FID", "Generated samples"):
         assert text in report

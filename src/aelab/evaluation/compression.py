@@ -98,17 +98,15 @@ def compression(model: AutoEncoder, dataset: ImageDataset, batch_size: int = 100
     codes (those 2 x D float32 values are stored once, not per image): what ``aelab encode --bits 8`` writes for
     the test split. The entropy-coded row is :mod:`aelab.evaluation.entropy`: levels in the training codes' range,
     a factorized model fitted on the first :data:`ENTROPY_FIT_IMAGES` training codes, a real range-coded stream.
-    A model whose code is a grid of indices (a VQ-VAE) has one code row: the grid at exactly ``h * w * log2(K)``
-    bits (the codebook is stored once, with the model).
+    A model whose code is a grid of indices (a VQ-VAE) has two code rows: the grid at exactly ``h * w * log2(K)``
+    bits (the codebook is stored once, with the model), and the grid range coded with per-position marginals of
+    the training grids (:func:`aelab.evaluation.entropy.entropy_coded_indices`; lossless, the same PSNR).
     """
     test = dataset.test
     codes = encode_all(model, test, test.labels, batch_size)
     raw = test.pixels
     if model.code_kind == "indices":
-        discrete: Any = model  # a grid of codebook indices
-        storage = f"indices (K={discrete.index_levels}, {math.log2(discrete.index_levels):g} bits each)"
-        rows = [_row(storage, discrete.bits_per_image / 8, raw, decoded_quality(model, test, codes, batch_size))]
-        return rows + _codec_rows(test.head(CODEC_IMAGES).images, raw, None)
+        return _index_rows(model, dataset, codes, batch_size)
     q, low, scale = quantize(codes, 8)
     stored = {"float32": codes, "float16": codes.half().float(), "uint8": dequantize(q, low, scale)}
     rows = [
@@ -123,6 +121,29 @@ def compression(model: AutoEncoder, dataset: ImageDataset, batch_size: int = 100
     rows.append(_row("uint8, entropy coded (factorized, range coder)", sizes["bytes_per_image"], raw, psnr))
     rows[-1]["ideal_bytes"] = sizes["ideal_bytes_per_image"]
     return rows + _codec_rows(test.head(CODEC_IMAGES).images, raw, psnr)
+
+
+def _index_rows(model: AutoEncoder, dataset: ImageDataset, codes: torch.Tensor, batch_size: int) -> list[dict]:
+    """A VQ-VAE: its index grid at h * w * log2 K bits, entropy coded with per-position marginals, the codecs."""
+    from aelab.evaluation.entropy import entropy_coded_indices
+
+    discrete: Any = model  # a grid of codebook indices
+    test, fit = dataset.test, dataset.train.head(ENTROPY_FIT_IMAGES)
+    psnr = decoded_quality(model, test, codes, batch_size)
+    storage = f"indices (K={discrete.index_levels}, {math.log2(discrete.index_levels):g} bits each)"
+    rows = [_row(storage, discrete.bits_per_image / 8, test.pixels, psnr)]
+
+    def grids(split: ImageSplit) -> torch.Tensor:
+        return torch.cat([discrete.indices(x).cpu() for _, x in split.batches(batch_size, model.device)])
+
+    sizes = entropy_coded_indices(grids(fit), grids(test), discrete.index_levels)
+    rows.append(
+        _row(
+            "indices, entropy coded (per-position marginals, range coder)", sizes["bytes_per_image"], test.pixels, psnr
+        )
+    )
+    rows[-1]["ideal_bytes"] = sizes["ideal_bytes_per_image"]
+    return rows + _codec_rows(test.head(CODEC_IMAGES).images, test.pixels, psnr)
 
 
 def _codec_rows(images: torch.Tensor, raw: int, psnr: float | None) -> list[dict]:

@@ -19,8 +19,6 @@ from aelab.errors import AelabError
 from aelab.evaluation.compression import dequantize, quantize
 
 LEVELS = 256
-CHUNK = 256
-"""Images coded per call of the range coder (bounds the memory of the per-value probability tables)."""
 
 
 @dataclass
@@ -30,7 +28,8 @@ class FactorizedModel:
     Attributes:
         low: float32 ``(D,)``: each unit's lowest training value (level 0).
         scale: float32 ``(D,)``: the value of one level step.
-        counts: int64 ``(D, 256)``: how often each unit took each level in the fit, plus one (add-one smoothing).
+        counts: int64 ``(D, L)``: how often each unit took each of its L levels (256 for 8-bit codes, K for a
+            VQ-VAE's indices) in the fit, plus one (add-one smoothing).
     """
 
     low: torch.Tensor
@@ -39,7 +38,7 @@ class FactorizedModel:
 
     @property
     def probabilities(self) -> np.ndarray:
-        """float64 ``(D, 256)``: the counts normalized per unit (each row sums to 1, every entry > 0)."""
+        """float64 ``(D, L)``: the counts normalized per unit (each row sums to 1, every entry > 0)."""
         counts = self.counts.astype(np.float64)
         return counts / counts.sum(1, keepdims=True)
 
@@ -56,11 +55,14 @@ class FactorizedModel:
         return cls.of_levels(q.numpy(), low, scale)
 
     @classmethod
-    def of_levels(cls, levels: np.ndarray, low: torch.Tensor, scale: torch.Tensor) -> FactorizedModel:
-        """The model of 8-bit ``levels`` ``(N, D)`` quantized with ``low`` and ``scale`` ``(D,)``."""
+    def of_levels(
+        cls, levels: np.ndarray, low: torch.Tensor, scale: torch.Tensor, n_levels: int = LEVELS
+    ) -> FactorizedModel:
+        """The model of ``levels`` ``(N, D)`` in ``0..n_levels-1``: 8-bit levels quantized with ``low`` and
+        ``scale`` ``(D,)``, or a VQ-VAE's index grids flattened (``low`` and ``scale`` then unused)."""
         symbols = levels.astype(np.int64)
         d = symbols.shape[1]
-        counts = np.ones((d, LEVELS), dtype=np.int64)  # add-one smoothing
+        counts = np.ones((d, n_levels), dtype=np.int64)  # add-one smoothing
         np.add.at(counts, (np.broadcast_to(np.arange(d), symbols.shape), symbols), 1)
         return cls(low, scale, counts)
 
@@ -79,39 +81,35 @@ class FactorizedModel:
         return float(-np.log2(p).sum())
 
     def encode(self, symbols: np.ndarray) -> bytes:
-        """A range-coded bitstream of ``symbols`` int32 ``(N, D)`` (its length is the rate; N is not stored)."""
+        """A range-coded bitstream of ``symbols`` int32 ``(N, D)``, unit by unit (each unit's N levels with its
+        one categorical model); its length is the rate. N is not stored."""
         import constriction
 
-        family = constriction.stream.model.Categorical(perfect=False)
         encoder = constriction.stream.queue.RangeEncoder()
-        probabilities = self.probabilities
-        for start in range(0, len(symbols), CHUNK):
-            part = np.ascontiguousarray(symbols[start : start + CHUNK], dtype=np.int32)
-            encoder.encode(part.reshape(-1), family, np.tile(probabilities, (len(part), 1)))
+        for unit, probabilities in enumerate(self.probabilities):
+            column = np.ascontiguousarray(symbols[:, unit], dtype=np.int32)
+            encoder.encode(column, constriction.stream.model.Categorical(probabilities, perfect=False))
         return encoder.get_compressed().tobytes()
 
     def decode(self, data: bytes, n: int) -> np.ndarray:
         """The ``n`` x D levels back from :meth:`encode`'s bytes (exactly).
 
         Raises:
-            AelabError: bytes that are not a whole number of 32-bit words.
+            AelabError: bytes that are not a whole number of 32-bit words, or that do not decode.
         """
         import constriction
 
         if len(data) % 4:
             raise AelabError(f"an entropy-coded stream is whole 32-bit words; got {len(data)} bytes (truncated?)")
-        family = constriction.stream.model.Categorical(perfect=False)
         decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(data, dtype=np.uint32).copy())
-        probabilities = self.probabilities
-        d = probabilities.shape[0]
         try:
-            parts = [
-                decoder.decode(family, np.tile(probabilities, (min(CHUNK, n - start), 1))).reshape(-1, d)
-                for start in range(0, n, CHUNK)
+            columns = [
+                decoder.decode(constriction.stream.model.Categorical(probabilities, perfect=False), n)
+                for probabilities in self.probabilities
             ]
         except (ValueError, RuntimeError, AssertionError) as exc:
             raise AelabError(f"the entropy-coded stream cannot be decoded ({exc}); is it whole?") from None
-        return np.concatenate(parts).astype(np.int32) if parts else np.zeros((0, d), np.int32)
+        return np.stack(columns, 1).astype(np.int32) if columns else np.zeros((n, 0), np.int32)
 
 
 def entropy_coded(train_codes: torch.Tensor, test_codes: torch.Tensor) -> tuple[dict, torch.Tensor]:
@@ -130,3 +128,23 @@ def entropy_coded(train_codes: torch.Tensor, test_codes: torch.Tensor) -> tuple[
     n = max(len(symbols), 1)
     sizes = {"bytes_per_image": len(stream) / n, "ideal_bytes_per_image": model.ideal_bits(symbols) / 8 / n}
     return sizes, model.dequantize(symbols)
+
+
+def entropy_coded_indices(train: torch.Tensor, test: torch.Tensor, levels: int) -> dict:
+    """Code a VQ-VAE's test index grids ``(N, h, w)`` with per-position marginals of the training grids
+    ``(M, h, w)`` (one categorical over the ``levels`` = K codebook entries per grid position, add-one smoothed):
+    ``{bytes_per_image, ideal_bytes_per_image}`` of a real range-coded stream, decoded again and checked.
+
+    Raises:
+        AelabError: no training grids, or the decoded indices differ (a coder fault).
+    """
+    if len(train) == 0:
+        raise AelabError("the index marginals need training codes; the training split is empty")
+    zeros = torch.zeros(train[0].numel())
+    model = FactorizedModel.of_levels(train.flatten(1).numpy(), zeros, zeros, levels)
+    symbols = test.flatten(1).numpy().astype(np.int32)
+    stream = model.encode(symbols)
+    if not np.array_equal(model.decode(stream, len(symbols)), symbols):
+        raise AelabError("the range coder did not give back the coded indices")
+    n = max(len(symbols), 1)
+    return {"bytes_per_image": len(stream) / n, "ideal_bytes_per_image": model.ideal_bits(symbols) / 8 / n}
