@@ -15,6 +15,7 @@ lifetime top-k, a VQ-VAE's codebook usage; random corruption, dropout and VAE sa
 
 from __future__ import annotations
 
+import atexit
 import os
 
 import torch
@@ -58,7 +59,14 @@ def join_from_environment() -> tuple[int, int]:
     if cuda:
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     dist.init_process_group("nccl" if cuda else "gloo")
+    atexit.register(_leave)  # a group left to the interpreter's teardown can abort the process (gloo's threads)
     return world()
+
+
+def _leave() -> None:
+    """Destroy this process's group, once, at exit."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def device_of(device: torch.device) -> torch.device:
