@@ -83,16 +83,15 @@ def compression_figure(rows: list[dict], title: str = "") -> Figure:
         )
         if sweep:
             ax.plot(*zip(*sweep), "--.", alpha=0.7, label=f"{codec} (files)")
-    for r in rows:
-        if "codec" in r:
-            continue
+    for i, r in enumerate(r for r in rows if "codec" not in r):
         ax.scatter(r["code_bytes"], r["psnr"], s=50)
-        ax.annotate(
-            f"{r['storage']} ({r['compression_ratio']:.1f}x)",
+        ax.annotate(  # the storage types share a PSNR: their labels are stacked, each with a line to its point
+            f"{r['storage'].split(' (')[0]} ({r['compression_ratio']:.1f}x)",
             (r["code_bytes"], r["psnr"]),
             textcoords="offset points",
-            xytext=(6, 4),
+            xytext=(6, 10 + 14 * i),
             fontsize=8,
+            arrowprops={"arrowstyle": "-", "alpha": 0.4},
         )
     ax.set_xscale("log")
     ax.set_xlabel(f"bytes per image (raw image: {rows[0]['image_bytes']} bytes)")
