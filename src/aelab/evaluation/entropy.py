@@ -122,12 +122,20 @@ def entropy_coded(train_codes: torch.Tensor, test_codes: torch.Tensor) -> tuple[
     """
     model = FactorizedModel.fit(train_codes)
     symbols = model.symbols(test_codes)
+    return _coded(model, symbols, "levels"), model.dequantize(symbols)
+
+
+def _coded(model: FactorizedModel, symbols: np.ndarray, what: str) -> dict:
+    """Range-code ``symbols`` ``(N, D)``, decode the stream and check it: bytes per image, real and ideal.
+
+    Raises:
+        AelabError: the decoded ``what`` differ (a coder fault).
+    """
     stream = model.encode(symbols)
     if not np.array_equal(model.decode(stream, len(symbols)), symbols):
-        raise AelabError("the range coder did not give back the coded levels")
+        raise AelabError(f"the range coder did not give back the coded {what}")
     n = max(len(symbols), 1)
-    sizes = {"bytes_per_image": len(stream) / n, "ideal_bytes_per_image": model.ideal_bits(symbols) / 8 / n}
-    return sizes, model.dequantize(symbols)
+    return {"bytes_per_image": len(stream) / n, "ideal_bytes_per_image": model.ideal_bits(symbols) / 8 / n}
 
 
 def entropy_coded_indices(train: torch.Tensor, test: torch.Tensor, levels: int) -> dict:
@@ -142,9 +150,4 @@ def entropy_coded_indices(train: torch.Tensor, test: torch.Tensor, levels: int) 
         raise AelabError("the index marginals need training codes; the training split is empty")
     zeros = torch.zeros(train[0].numel())
     model = FactorizedModel.of_levels(train.flatten(1).numpy(), zeros, zeros, levels)
-    symbols = test.flatten(1).numpy().astype(np.int32)
-    stream = model.encode(symbols)
-    if not np.array_equal(model.decode(stream, len(symbols)), symbols):
-        raise AelabError("the range coder did not give back the coded indices")
-    n = max(len(symbols), 1)
-    return {"bytes_per_image": len(stream) / n, "ideal_bytes_per_image": model.ideal_bits(symbols) / 8 / n}
+    return _coded(model, test.flatten(1).numpy().astype(np.int32), "indices")
