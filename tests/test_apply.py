@@ -19,7 +19,7 @@ from aelab.cli import app
 from aelab.config import ExperimentConfig, ModelConfig
 from aelab.data import ImageSplit
 from aelab.evaluation.anomaly import reconstruction_scores, separate, threshold
-from aelab.evaluation.compression import dequantize, quantize
+from aelab.evaluation.quantization import dequantize, quantize
 from aelab.models import AutoEncoder
 from conftest import error_line, has_real_fashion_mnist
 

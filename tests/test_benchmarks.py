@@ -44,3 +44,17 @@ def test_big_data_benchmark_runs_on_a_small_set(tmp_path):
     assert "memory-mapped" in rows[1] and "memory-mapped" in rows[2] and len(rows) == 3
     assert rows[0].split()[-1] == rows[1].split()[-1]  # the same test MSE in memory and mapped
     assert (tmp_path / "images-3000.npy").stat().st_size == 3000 * 3 * 64 * 64 + 128
+
+
+def test_pixelcnn_benchmark_runs_on_random_grids():
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench_pixelcnn.py"), "--images", "200"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    lines = out.stdout.splitlines()
+    assert lines[1] == "PixelCNN C=64, 6 layers, K=256, 7x7 grids"
+    assert float(lines[2].split()[1].replace(",", "")) > 0  # grids/s
+    assert lines[4].startswith("decode: ") and lines[4].endswith("bit-identical")

@@ -279,6 +279,14 @@ def test_every_example_runs_with_aelab_run(tmp_path):
             from conftest import write_idx_dataset
 
             write_idx_dataset(tmp_path / "idx", n_train=120, n_test=40)
+        extra = []
+        model = data.get("model") if isinstance(data.get("model"), dict) else {}
+        if (model.get("quantizer") or {}).get("prior"):  # a second stage: its VQ-VAE is trained first
+            first = ["compare", "--models", "vqvae-conv", "--epochs", "1", "--name", "vq", "--no-analysis"]
+            r = runner.invoke(app, [*first, "--runs-dir", str(tmp_path / "r"), "--no-progress", *limits])
+            assert r.exit_code == 0, r.output
+            (vq,) = [p for p in (tmp_path / "r" / "vq").iterdir() if p.is_dir()]
+            extra = ["--set", f"model.quantizer.prior.vqvae={vq}"]
         result = runner.invoke(
             app,
             [
@@ -291,6 +299,7 @@ def test_every_example_runs_with_aelab_run(tmp_path):
                 "--no-analysis",
                 "--no-progress",
                 *limits,
+                *extra,
             ],
         )
         assert result.exit_code == 0, (path.name, result.output, result.stderr)

@@ -58,7 +58,9 @@ def test_settings_are_checked_by_the_family():
         build_model(ModelConfig(spec={"type": "mlp", "code_size": 2}, family="wae", settings={"weight": 0}), (1, 4, 4))
     with pytest.raises(ValueError, match="settings: they belong to a model family; give 'family' too"):
         ModelConfig(preset="res-16", settings={"weight": 2})
-    with pytest.raises(ConfigError, match="model.family: got 'gan'; allowed: autoencoder, vae, vqvae, wae"):
+    with pytest.raises(
+        ConfigError, match="model.family: got 'gan'; allowed: autoencoder, vae, vqvae, vqvae-pixelcnn, wae"
+    ):
         build_model(ModelConfig(spec={"type": "mlp"}, family="gan"), (1, 4, 4))
     with pytest.raises(AelabError, match="a WAE matches a code vector to N\\(0, I\\)"):
         build_model(ModelConfig(preset="conv-64", family="wae"))

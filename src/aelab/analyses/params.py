@@ -78,9 +78,10 @@ class ProbeParams(Params):
 
 
 class GenerateParams(Params):
-    sampler: Literal["auto", "prior", "gmm", "categorical"] = "auto"
-    """auto (prior for a VAE, categorical for a VQ-VAE, gmm otherwise), prior (N(0, I); VAEs), gmm (a Gaussian
-    mixture of 10 components fitted to 10,000 training codes), categorical (a VQ-VAE's index frequencies per grid
+    sampler: Literal["auto", "prior", "gmm", "categorical", "pixelcnn"] = "auto"
+    """auto (prior for a VAE, pixelcnn for a VQ-VAE with a PixelCNN prior, categorical for a VQ-VAE, gmm
+    otherwise), prior (N(0, I); VAEs), gmm (a Gaussian mixture of 10 components fitted to 10,000 training codes),
+    categorical (a VQ-VAE's index frequencies per grid position), pixelcnn (the PixelCNN prior, position by
     position)."""
     n: int = Field(64, ge=1)
     """Samples in the figure (a conditional model: one row per class, ceil(n / classes) per row, at most 10)."""

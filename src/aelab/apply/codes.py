@@ -17,14 +17,19 @@ Entropy coded (``aelab encode --entropy``, 8 bits), ``codes`` is replaced by a r
     code_shape   (k,) int          the code's shape per image; N is len(names)
     checksum     ()  int           CRC-32 of the levels, checked after decoding
 
-Quantization is :func:`aelab.evaluation.codes.quantize`, the one ``aelab compression`` measures.
+A model whose code is a grid of codebook indices (a VQ-VAE) stores the grid itself: ``codes`` ``(N, h, w)`` uint8
+(uint16 for K > 256), ``low``/``scale`` empty, ``bits`` 8 or 16, and ``indices`` 1. Entropy coded, ``coder`` says
+with what: ``marginals`` (per-position index counts of the file's own grids, ``counts`` (h*w, K), in the file) or
+``prior`` (the model's own prior over its grid, a PixelCNN: nothing more in the file, and only that model decodes
+it, position by position).
+
+Quantization is :func:`aelab.evaluation.quantization.quantize`, the one ``aelab compression`` measures.
 """
 
 from __future__ import annotations
 
 import re
 import zlib
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -32,50 +37,21 @@ from typing import Any
 import numpy as np
 import torch
 
+from aelab.apply.code_file import FORMAT, CodeFile, shape3
+from aelab.apply.index_codes import (
+    decode_index_images,
+    encode_indices,
+    index_arrays,
+    index_round_trip_psnr,
+    read_indices,
+)
 from aelab.data.dataset import to_uint8
 from aelab.errors import AelabError, ConfigError
 from aelab.evaluation.batches import encode_all
-from aelab.evaluation.compression import decoded_quality, dequantize, quantize
+from aelab.evaluation.compression import decoded_quality
 from aelab.evaluation.entropy import FactorizedModel
+from aelab.evaluation.quantization import QUANT_BITS, quantize
 from aelab.io import atomic_write
-
-FORMAT = "aelab-codes-1"
-
-
-@dataclass
-class CodeFile:
-    """Quantized codes of N images and what is needed to decode them."""
-
-    codes: torch.Tensor
-    """``(N, *code_shape)``: uint8 (8 bits), int32 holding uint16 values (16 bits) or float32 (32 bits)."""
-    low: torch.Tensor
-    """float32 ``(D,)``."""
-    scale: torch.Tensor
-    """float32 ``(D,)``."""
-    bits: int
-    names: list[str]
-    model: str
-    """Fingerprint of the model that made the codes (:meth:`AutoEncoder.fingerprint`)."""
-    input_shape: tuple[int, int, int]
-    entropy: bool = False
-    """The levels are stored as an entropy-coded stream (8 bits only)."""
-    stream_bytes: int | None = None
-    """Bytes of that stream, once written or read."""
-
-    @property
-    def bytes_per_image(self) -> float:
-        """Bytes of one image's code: the stream's share when entropy coded, else the levels' (the 2 x D float32
-        of ``low``/``scale`` and, entropy coded, the 256 x D counts are stored once per file)."""
-        if not len(self.codes):
-            return 0.0
-        if self.entropy and self.stream_bytes is not None:
-            return self.stream_bytes / len(self.codes)
-        return self.codes[0].numel() * self.bits / 8
-
-    def dequantized(self) -> torch.Tensor:
-        """float32 codes ``(N, *code_shape)`` (within ``scale / 2`` of the encoder's output)."""
-        flat = dequantize(self.codes.flatten(1), self.low, self.scale)
-        return flat.view(self.codes.shape)
 
 
 @torch.no_grad()
@@ -92,6 +68,10 @@ def encode_images(
     from aelab.apply import refuse_unlabelled
 
     refuse_unlabelled(model, "encode")
+    if bits not in QUANT_BITS:
+        raise ConfigError(f"--bits: got {bits}; allowed: {', '.join(map(str, QUANT_BITS))}")
+    if model.code_kind == "indices":
+        return encode_indices(model, images, names, batch_size, entropy)
     if entropy and bits != 8:
         raise ConfigError(f"--entropy codes 8-bit levels; got --bits {bits}; allowed: --bits 8 with --entropy")
     q, low, scale = quantize(encode_all(model, images, None, batch_size), bits)
@@ -112,6 +92,8 @@ def decode_codes(model, codes: CodeFile, batch_size: int = 1000) -> torch.Tensor
     refuse_unlabelled(model, "decode")
     check_model(model, codes)
     model.eval()
+    if codes.indices:
+        return to_uint8(decode_index_images(model, codes, batch_size))
     z = codes.dequantized()
     parts = [
         model.clamp(model.decode(z[i : i + batch_size].to(model.device)).float()).cpu()
@@ -124,6 +106,8 @@ def decode_codes(model, codes: CodeFile, batch_size: int = 1000) -> torch.Tensor
 def round_trip_quality(model, images: torch.Tensor, codes: CodeFile) -> str:
     """The round trip's quality in words (:func:`aelab.evaluation.compression.decoded_quality`, as ``aelab
     compression`` measures it): ``PSNR 24.10 dB`` (images) or ``MSE 0.0123`` (standardized vector rows)."""
+    if codes.indices:
+        return f"PSNR {index_round_trip_psnr(model, images, codes):.2f} dB"
     value = decoded_quality(model, images, codes.dequantized())
     return f"PSNR {value:.2f} dB" if model.data_range is not None else f"MSE {value:.5g} (standardized features)"
 
@@ -145,8 +129,8 @@ def check_model(model, codes: CodeFile) -> None:
     Raises:
         AelabError: code shape or model fingerprint differs (both named).
     """
-    shape = tuple(codes.codes.shape[1:])
-    if shape != tuple(model.code_shape):
+    shape = codes.code_shape
+    if shape != (tuple(model.code_shape[1:]) if codes.indices else tuple(model.code_shape)):
         raise AelabError(
             f"the codes are {'x'.join(map(str, shape))} per image but model {model.name!r} has codes of "
             f"{'x'.join(map(str, model.code_shape))}; decode with the model that encoded them"
@@ -161,9 +145,13 @@ def check_model(model, codes: CodeFile) -> None:
 def save_codes(codes: CodeFile, path: Path | str) -> Path:
     """Write ``codes`` to ``path`` (``.npz``, atomically)."""
     path = Path(path)
+    if codes.indices:
+        body = index_arrays(codes)
+    else:
+        body = _stream(codes) if codes.entropy else {"codes": _levels(codes)}
     arrays: dict[str, Any] = {
         "format": np.array(FORMAT),
-        **(_stream(codes) if codes.entropy else {"codes": _levels(codes)}),
+        **body,
         "low": codes.low.numpy().astype(np.float32),
         "scale": codes.scale.numpy().astype(np.float32),
         "bits": np.array(codes.bits),
@@ -222,6 +210,8 @@ def load_codes(path: Path | str) -> CodeFile:
         with np.load(path, allow_pickle=False) as data:
             if str(data["format"]) != FORMAT:
                 raise KeyError("format")
+            if "indices" in data:
+                return read_indices(data, len(data["names"]))
             bits, names = int(data["bits"]), [str(n) for n in data["names"]]
             low, scale = torch.from_numpy(data["low"].copy()), torch.from_numpy(data["scale"].copy())
             stream_bytes = None
@@ -230,18 +220,13 @@ def load_codes(path: Path | str) -> CodeFile:
             else:
                 raw = data["codes"]
                 codes = torch.from_numpy(raw.astype(np.int32) if raw.dtype == np.uint16 else raw.copy())
-            shape = _shape3(data["input_shape"])
+            shape = shape3(data["input_shape"])
             return CodeFile(
                 codes, low, scale, bits, names, str(data["model"]), shape, stream_bytes is not None, stream_bytes
             )
     except (OSError, ValueError, KeyError) as exc:
         why = "it lacks the arrays aelab encode writes" if isinstance(exc, KeyError) else "not a NumPy .npz file"
         raise AelabError(f"{str(path)!r} is not an aelab code file ({why}); make one with 'aelab encode'") from None
-
-
-def _shape3(values) -> tuple[int, int, int]:
-    c, h, w = (int(v) for v in values)
-    return c, h, w
 
 
 def _save_png(picture, f) -> None:

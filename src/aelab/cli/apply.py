@@ -80,9 +80,9 @@ def encode(path, images, model, data_dir, out: Path, bits: int, entropy: bool, r
     what = "images" if run.model.data_range is not None else "rows"
     console.print(
         f"encoded {len(named.names):,} {what} with {run.label} into {out} ({out.stat().st_size:,} bytes): "
-        f"{codes.bytes_per_image:g} bytes per {what[:-1]} at {bits} bits{' entropy coded' if entropy else ''} "
+        f"{codes.bytes_per_image:g} bytes per {what[:-1]} at {codes.bits} bits{' entropy coded' if entropy else ''} "
         f"(+{out.stat().st_size - codes.bytes_per_image * len(named.names):,.0f} bytes per file: scales"
-        f"{', the coder table' if entropy else ''}, names, container) vs {raw:,} raw: "
+        f"{', the coder table' if entropy and codes.stream is None else ''}, names, container) vs {raw:,} raw: "
         f"{raw / codes.bytes_per_image:.1f}x; round trip: "
         f"{round_trip_quality(run.model, named.images, codes)}",
         soft_wrap=True,
@@ -133,7 +133,13 @@ FORMAT = option(
 EXPORT_TO = option("out", None, Optional[Path], "Output folder (default: <run>/export)", "-o", "--out")
 CHECK_IMAGES = option("images", 64, int, "Test images the ONNX check runs on", "--check-images", min=1)
 CODE_FILE = option("out", ..., Path, "Code file to write (.npz)", "-o", "--out")
-BITS = option("bits", 8, int, "Bits per code value: 8 or 16 (quantized per unit) or 32 (float32)", "--bits")
+BITS = option(
+    "bits",
+    8,
+    int,
+    "Bits per code value: 8 or 16 (quantized per unit) or 32 (float32); a VQ-VAE's index grid is stored exactly",
+    "--bits",
+)
 ENTROPY = option(
     "entropy",
     False,

@@ -43,7 +43,7 @@ from aelab.config.presets import FRONTIER_CODE_SIZES, PRESET_NAMES, PRESETS, Pre
 from aelab.config.run_config import ANOMALY_PRESET, COMPARE_PRESETS, ExperimentConfig, RunConfig, RunOptions
 from aelab.config.specs import SPEC_CLASSES, ConvLayerSpec, ConvSpec, DeconvLayerSpec, MLPSpec, ModelSpec, ResSpec
 from aelab.config.training import RECIPES, CorruptionConfig, TrainingConfig, recipe_of
-from aelab.config.variants import QuantizerConfig, SparsityConfig, VariationalConfig
+from aelab.config.variants import PixelCNNPriorConfig, QuantizerConfig, SparsityConfig, VariationalConfig
 
 __all__ = [
     "ANOMALY_PRESET",
@@ -65,6 +65,7 @@ __all__ = [
     "ModelConfig",
     "ModelSpec",
     "Preset",
+    "PixelCNNPriorConfig",
     "QuantizerConfig",
     "ResSpec",
     "RunConfig",

@@ -130,7 +130,9 @@ class ModelConfig(Strict):
             if given is not None:
                 kinds += [] if key in fills else [kind]
                 base = SETTINGS_CLASSES[key](**fills.get(key, {})).model_dump()
-                parts += [f"{k}:{_short(v)}" for k, v in given.model_dump().items() if base.get(k) != v]
+                values = given.model_dump(exclude={"prior"})
+                parts += [f"{k}:{_short(v)}" for k, v in values.items() if base.get(k) != v]
+                kinds += ["pixelcnn"] if getattr(given, "prior", None) is not None else []
         if self.family is not None and fills.get("family") != self.family:
             kinds.append(self.family)
         base = fills.get("settings", {}) if fills.get("family") == (self.family or fills.get("family")) else {}

@@ -3,9 +3,11 @@ autoencoder (:class:`VariationalConfig`) or a vector-quantized one (:class:`Quan
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any, Literal, Optional
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from aelab.config.base import Strict, short_form
 
@@ -97,6 +99,36 @@ class VariationalConfig(Strict):
         return self
 
 
+class PixelCNNPriorConfig(Strict):
+    """A gated PixelCNN prior over the index grid of a trained VQ-VAE (van den Oord et al. 2016 and 2017): a
+    second stage trained on the frozen VQ-VAE's codes of the training images. It gives the VQ-VAE a sampler
+    (``pixelcnn``) and an entropy model of its codes (bits per image from real range-coded files)."""
+
+    vqvae: Path
+    """The trained VQ-VAE it builds on: its run folder (or that folder's ``model/``), stored as an absolute path.
+    Its model config must be this one's without ``prior``."""
+    channels: int = Field(64, ge=1)
+    """C, the features of the vertical and horizontal stacks."""
+    layers: int = Field(6, ge=1)
+    """Gated layers; the vertical receptive field grows by kernel // 2 rows per layer."""
+    kernel: int = Field(3, ge=3)
+    """Odd kernel width of the stacks (3, 5, ...)."""
+    hidden: int = Field(256, ge=1)
+    """Channels of the output head (ReLU, 1x1 conv, ReLU, 1x1 conv to K logits)."""
+
+    @field_validator("vqvae")
+    @classmethod
+    def _absolute(cls, v: Path) -> Path:
+        return Path(os.path.abspath(v.expanduser()))
+
+    @field_validator("kernel")
+    @classmethod
+    def _odd(cls, v: int) -> int:
+        if v % 2 == 0:
+            raise ValueError(f"got {v}; allowed: an odd width >= 3 (3, 5, 7, ...)")
+        return v
+
+
 class QuantizerConfig(Strict):
     """Make the autoencoder a VQ-VAE (van den Oord et al. 2017, "Neural Discrete Representation Learning").
 
@@ -118,3 +150,6 @@ class QuantizerConfig(Strict):
     restart_threshold: float = Field(1.0, ge=0)
     """Dead-code restarts: an entry whose EMA usage falls below this many assignments per batch is moved onto
     a random encoder vector of the batch (training only); 0 = no restarts."""
+    prior: Optional[PixelCNNPriorConfig] = None
+    """A PixelCNN prior trained on the frozen VQ-VAE named in it ({vqvae: RUN_FOLDER, channels: 64, ...}); the
+    run trains only the prior. None: the VQ-VAE itself is trained."""

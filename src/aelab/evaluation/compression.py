@@ -9,48 +9,10 @@ from typing import Any
 import torch
 
 from aelab.data.dataset import ImageDataset, ImageSplit, to_unit_float
-from aelab.errors import ConfigError
 from aelab.evaluation.batches import encode_all
+from aelab.evaluation.quantization import dequantize, quantize
 from aelab.evaluation.reconstruction import psnr_per_image
 from aelab.models.autoencoder import AutoEncoder
-
-QUANT_BITS = (8, 16, 32)
-"""Bits per code value: 8 / 16 (affine per unit to uint8 / uint16) or 32 (float32 as is)."""
-
-
-def quantize(codes: torch.Tensor, bits: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Quantize codes ``(N, D)`` per code unit: ``q = round((z - low_j) / scale_j)`` with ``low_j`` and ``high_j``
-    the unit's min and max over these N codes and ``scale_j = (high_j - low_j) / (2^bits - 1)``, so every value
-    comes back within ``scale_j / 2`` (the 2 x D float32 ``low``/``scale`` are stored once per set of codes).
-
-    Args:
-        codes: float ``(N, D)``.
-        bits: 8 (uint8), 16 (uint16) or 32 (float32 kept as is; ``low`` 0 and ``scale`` 1).
-
-    Returns:
-        (q ``(N, D)`` uint8 / uint16 (as int32 for 16: torch has no uint16 arithmetic) / float32, low float32
-        ``(D,)``, scale float32 ``(D,)``).
-
-    Raises:
-        ConfigError: bits not in 8, 16, 32.
-    """
-    if bits not in QUANT_BITS:
-        raise ConfigError(f"--bits: got {bits}; allowed: {', '.join(map(str, QUANT_BITS))}")
-    codes = codes.float()
-    d = codes.shape[1]
-    if bits == 32:
-        return codes.clone(), torch.zeros(d), torch.ones(d)
-    levels = 2**bits - 1
-    low = codes.min(0).values if len(codes) else torch.zeros(d)
-    high = codes.max(0).values if len(codes) else torch.zeros(d)
-    scale = ((high - low) / levels).clamp_min(1e-12)
-    q = ((codes - low) / scale).round().clamp_(0, levels)
-    return q.to(torch.uint8 if bits == 8 else torch.int32), low, scale
-
-
-def dequantize(q: torch.Tensor, low: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """Codes float32 ``(N, D)`` back from :func:`quantize`'s ``(q, low, scale)``: ``q * scale + low``."""
-    return q.float() * scale.float() + low.float()
 
 
 @torch.no_grad()
@@ -100,7 +62,9 @@ def compression(model: AutoEncoder, dataset: ImageDataset, batch_size: int = 100
     a factorized model fitted on the first :data:`ENTROPY_FIT_IMAGES` training codes, a real range-coded stream.
     A model whose code is a grid of indices (a VQ-VAE) has two code rows: the grid at exactly ``h * w * log2(K)``
     bits (the codebook is stored once, with the model), and the grid range coded with per-position marginals of
-    the training grids (:func:`aelab.evaluation.entropy.entropy_coded_indices`; lossless, the same PSNR).
+    the training grids (:func:`aelab.evaluation.entropy.entropy_coded_indices`; lossless, the same PSNR); a model
+    with a prior over its indices (``index_conditionals``, a PixelCNN) a third, coded autoregressively with it
+    (:func:`aelab.evaluation.entropy.entropy_coded_autoregressive`; the first 1,000 test grids decoded back).
     """
     test = dataset.test
     codes = encode_all(model, test, test.labels, batch_size)
@@ -143,6 +107,14 @@ def _index_rows(model: AutoEncoder, dataset: ImageDataset, codes: torch.Tensor, 
         )
     )
     rows[-1]["ideal_bytes"] = sizes["ideal_bytes_per_image"]
+    if discrete.index_conditionals(grids(test.head(1))) is not None:  # a model of its own indices (a prior)
+        from aelab.evaluation.entropy import entropy_coded_autoregressive
+
+        own = entropy_coded_autoregressive(grids(test), discrete.index_conditionals)
+        storage = f"indices, entropy coded (the model's prior, range coder; {own['checked_images']:,} decoded back)"
+        rows.append(
+            {**_row(storage, own["bytes_per_image"], test.pixels, psnr), "ideal_bytes": own["ideal_bytes_per_image"]}
+        )
     return rows + _codec_rows(test.head(CODEC_IMAGES).images, test.pixels, psnr)
 
 

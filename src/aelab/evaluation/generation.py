@@ -3,7 +3,8 @@
 * Samplers (a model lists the ones it has, :attr:`~aelab.models.AutoEncoder.samplers`, the default first):
   ``prior`` (the model's prior, e.g. a VAE's N(0, I)), ``gmm`` (a Gaussian mixture fitted to training codes,
   scikit-learn; any model with vector codes, and a VAE's aggregate posterior), ``categorical`` (for a code of
-  codebook indices: each grid position's index frequencies in the training codes, positions independent).
+  codebook indices: each grid position's index frequencies in the training codes, positions independent),
+  ``pixelcnn`` (a VQ-VAE's PixelCNN prior over its index grid, sampled position by position).
 * Frechet distance in the feature space of aelab's reference classifier (:mod:`aelab.evaluation.classifier`),
   with torchmetrics' ``FrechetInceptionDistance(feature=...)``: not the Inception FID; compare it only between
   aelab runs on the same dataset.
@@ -22,7 +23,9 @@ from aelab.errors import AelabError
 from aelab.evaluation.batches import batches, encode_all
 from aelab.models.autoencoder import AutoEncoder
 
-SAMPLERS = ("auto", "prior", "gmm", "categorical")
+SAMPLERS = ("auto", "prior", "gmm", "categorical", "pixelcnn")
+PRIOR_SAMPLERS = ("prior", "pixelcnn")
+"""Samplers that draw from a model's own prior (:meth:`~aelab.models.AutoEncoder.prior`): nothing to fit."""
 
 
 @dataclass
@@ -38,7 +41,7 @@ class Sampler:
     def codes(self, n: int, seed: int = 0) -> torch.Tensor:
         """``n`` codes drawn with ``seed``, on the CPU."""
         g = torch.Generator().manual_seed(seed)
-        if self.kind == "prior":
+        if self.kind in PRIOR_SAMPLERS:
             return self.model.prior(n, g)
         if self.kind == "gmm":
             self.gmm.random_state = seed
@@ -89,8 +92,8 @@ def fit_sampler(
             f"sampler {kind}: model {model.name!r} ({model.describe()}) cannot sample that way; "
             f"allowed for it: {', '.join(model.samplers)}"
         )
-    if kind == "prior":
-        return Sampler("prior", model)
+    if kind in PRIOR_SAMPLERS:
+        return Sampler(kind, model)
     images, labels = dataset.train.images[:fit_images], dataset.train.labels[:fit_images]
     model.eval()
     discrete: Any = model  # a model whose code is a grid of codebook indices

@@ -6,6 +6,7 @@ from __future__ import annotations
 from aelab.config import ModelConfig
 from aelab.errors import ConfigError
 from aelab.models.autoencoder import AutoEncoder
+from aelab.models.prior import PixelCNNPriorVQ
 from aelab.models.quantizer import VQAutoEncoder
 from aelab.models.variational import VariationalAutoEncoder
 from aelab.models.wae import WassersteinAutoEncoder
@@ -14,10 +15,12 @@ FAMILIES: dict[str, type[AutoEncoder]] = {
     AutoEncoder.family: AutoEncoder,
     VariationalAutoEncoder.family: VariationalAutoEncoder,
     VQAutoEncoder.family: VQAutoEncoder,
+    PixelCNNPriorVQ.family: PixelCNNPriorVQ,
     WassersteinAutoEncoder.family: WassersteinAutoEncoder,
 }
 """Family name -> class. A model config names one with ``family``; ``variational`` and ``quantizer`` name the
-VAE and the VQ-VAE; none of them, the (deterministic) autoencoder."""
+VAE and the VQ-VAE (``quantizer.prior``: a VQ-VAE with a PixelCNN prior); none of them, the (deterministic)
+autoencoder."""
 
 
 def family_of(config: ModelConfig | str) -> type[AutoEncoder]:
@@ -36,5 +39,5 @@ def family_of(config: ModelConfig | str) -> type[AutoEncoder]:
     if config.variational is not None:
         return VariationalAutoEncoder
     if config.quantizer is not None:
-        return VQAutoEncoder
+        return VQAutoEncoder if config.quantizer.prior is None else PixelCNNPriorVQ
     return AutoEncoder

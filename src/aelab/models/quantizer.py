@@ -232,6 +232,12 @@ class VQAutoEncoder(AutoEncoder):
             "codebook_size": self.quantizer.size,
         }
 
+    def index_conditionals(self, grids: torch.Tensor) -> Optional[torch.Tensor]:
+        """The model's own probabilities of each index given those before it in raster order, float64
+        ``(N, h*w, K)``, for grids ``(N, h, w)``; None when it has no model of its indices (a VQ-VAE alone: the
+        compression analysis then codes with per-position marginals only)."""
+        return None
+
     def describe(self) -> str:
         d, h, w = self.code_shape
         return (
