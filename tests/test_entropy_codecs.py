@@ -1,6 +1,7 @@
 """Entropy coding of codes (a factorized model, constriction's range coder) and the classical codecs (JPEG, WebP,
 PNG through Pillow) beside the autoencoder in the compression analysis."""
 
+import json
 import math
 
 import numpy as np
@@ -89,3 +90,63 @@ def test_index_grids_are_coded_with_per_position_marginals():
     by_hand = -40 * math.log2(101 / 104) - sum(math.log2(counts[s] / 104) for s in test[:, 0, 1].tolist())
     assert sizes["ideal_bytes_per_image"] == pytest.approx(by_hand / 8 / 40)
     assert sizes["ideal_bytes_per_image"] <= sizes["bytes_per_image"] <= sizes["ideal_bytes_per_image"] + 0.2
+
+
+def test_codecs_table_row_by_hand():
+    from aelab.evaluation.rate_distortion import best_coded, table_row
+
+    points = [
+        {"codec": "JPEG", "quality": 10, "bytes_per_image": 100.0, "psnr": 20.0, "ssim": 0.5},
+        {"codec": "JPEG", "quality": 50, "bytes_per_image": 400.0, "psnr": 30.0, "ssim": 0.9},
+        {"codec": "WebP", "quality": 1, "bytes_per_image": 50.0, "psnr": 22.0, "ssim": 0.6},
+        {"codec": "WebP", "quality": 50, "bytes_per_image": 200.0, "psnr": 32.0, "ssim": 0.95},
+    ]
+    rows = [
+        {"storage": "uint8", "code_bytes": 64.0, "psnr": 25.0},
+        {"storage": "uint8, entropy coded (factorized)", "code_bytes": 40.0, "psnr": 25.0, "ssim": 0.8},
+        {"storage": "indices, entropy coded (prior)", "code_bytes": 30.0, "psnr": 25.0, "ssim": 0.8},
+        {"storage": "JPEG q10", "code_bytes": 100.0, "psnr": 20.0, "codec": "JPEG"},
+    ]
+    coded = best_coded(rows)
+    assert coded is rows[2]
+    row = table_row("m", coded, points)
+    assert row["jpeg_bytes_at_psnr"] == pytest.approx(200.0)  # halfway in log bytes: sqrt(100 * 400)
+    assert row["webp_bytes_at_psnr"] == pytest.approx(50 * 4**0.3)
+    assert row["share_of_best_codec"] == pytest.approx(30 / (50 * 4**0.3)) and row["bits_per_image"] == 240
+    low = table_row("m", {**coded, "psnr": 21.0}, points)  # WebP's sweep starts at 22 dB: no share
+    assert low["webp_bytes_at_psnr"] is None and low["share_of_best_codec"] is None
+    assert low["jpeg_bytes_at_psnr"] == pytest.approx(100 * 4**0.1)
+
+
+def test_codec_points_have_ssim_and_png_is_lossless():
+    from aelab.evaluation.image_codecs import codec_point
+
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (6, 1, 28, 28), generator=g, dtype=torch.uint8)
+    png, jpeg = codec_point(images, "PNG"), codec_point(images, "JPEG", 10)
+    assert png["ssim"] == 1.0 and png["psnr"] == float("inf")
+    assert 0 < jpeg["ssim"] < 1 and jpeg["psnr"] < 30
+
+
+def test_codecs_command_on_an_experiment(tmp_path, idx_dir):
+    from typer.testing import CliRunner
+
+    from aelab.cli import app
+    from conftest import error_line
+
+    runner = CliRunner()
+    runs = tmp_path / "runs"
+    base = ["--dataset", "mnist", "--data-dir", str(idx_dir), "--runs-dir", str(runs), "--epochs", "1"]
+    r = runner.invoke(app, ["compare", "--models", "linear-3,conv-64", *base, "--name", "c", "--no-analysis"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["codecs", str(runs / "c")])
+    assert r.exit_code == 0, r.output
+    data = json.loads((runs / "c" / "codecs.json").read_text())
+    assert [row["model"] for row in data["models"]] == ["linear-3", "conv-64", "PCA (3)", "PCA (64)"]
+    for row in data["models"]:
+        assert row["code_bytes"] > 0 and 0 < row["ssim"] <= 1 and row["bits_per_image"] == row["code_bytes"] * 8
+    assert {p["codec"] for p in data["codecs"]} == {"JPEG", "WebP", "PNG"}
+    assert all(p["ssim"] is not None for p in data["codecs"])
+    assert (runs / "c" / "codecs.png").stat().st_size > 10_000 and "PCA (64)" in r.output
+    r = runner.invoke(app, ["codecs", str(tmp_path)])
+    assert r.exit_code == 2 and "is not an aelab run or experiment folder" in error_line(r)

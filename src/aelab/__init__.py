@@ -47,6 +47,7 @@ _LAZY = {
     "ExperimentResult": "aelab.experiments.outputs",
     "analyse": "aelab.experiments.finished",
     "open_runs": "aelab.experiments.finished",
+    "codecs": "aelab.experiments.codecs_job",
     "RunFolder": "aelab.experiments.folders",
     "ExperimentFolder": "aelab.experiments.folders",
 }

@@ -100,6 +100,48 @@ def report(path: Path, analyses: bool, data_dir) -> None:
     console.print(f"wrote {result.folder.report}")
 
 
+def codecs(path: Path, data_dir) -> None:
+    """Every finished run of a run or experiment folder beside JPEG, WebP and PNG, and PCA with the same quantizer
+    and entropy model: bits per image from real streams and files vs PSNR and SSIM (codecs.png, codecs.json)."""
+    from aelab.evaluation.image_codecs import header_bytes
+    from aelab.experiments.codecs_job import codecs as measure
+
+    result = measure(path, data_dir=data_dir, log=log)
+    table = Table(title="Entropy-coded codes vs image codecs (test images)")
+    for heading in ("model", "code", "bits/image", "PSNR (dB)", "SSIM", "JPEG bytes*", "WebP bytes*", "share**"):
+        table.add_column(heading, justify="left" if heading in ("model", "code") else "right")
+
+    def num(value, fmt: str) -> str:
+        return "-" if value is None else fmt.format(value)
+
+    for r in result.rows:
+        table.add_row(
+            r["model"],
+            r["storage"] if not r["model"].startswith("PCA") else "8-bit levels, entropy coded (factorized)",
+            num(r["bits_per_image"], "{:,.1f}"),
+            num(r["psnr"], "{:.2f}"),
+            num(r["ssim"], "{:.4f}"),
+            num(r["jpeg_bytes_at_psnr"], "{:,.1f}"),
+            num(r["webp_bytes_at_psnr"], "{:,.1f}"),
+            num(r["share_of_best_codec"], "{:.3f}"),
+        )
+    console.print(table)
+    console.print(
+        f"* bytes per image of the codec's files at the model's PSNR (interpolated in its quality sweep; '-': out "
+        f"of its reach), headers included (a 1x1 file: JPEG {header_bytes('JPEG')} bytes, WebP "
+        f"{header_bytes('WebP')}); lowest qualities: "
+        + ", ".join(
+            f"{p['codec']} q{p['quality']} {p['psnr']:.2f} dB at {p['bytes_per_image']:.1f} bytes"
+            for p in result.points
+            if p["quality"] is not None
+            and p["quality"] == min(q["quality"] for q in result.points if q["codec"] == p["codec"])
+        )
+        + ". ** the code's bytes over the better codec's (when both reach its PSNR).",
+        soft_wrap=True,
+    )
+    console.print(f"wrote {result.figure}, {result.data}")
+
+
 def register(app: typer.Typer) -> None:
     """Add ``models``, the analysis commands and ``report`` to ``app``."""
     from aelab.analyses import ANALYSES
@@ -108,6 +150,7 @@ def register(app: typer.Typer) -> None:
     for entry in ANALYSES:
         fn, flags = _analysis_command(entry)
         add(app, entry.name, fn, [RUN_PATH, WHICH, DATA_DIR], flags, help=entry.text)
+    add(app, "codecs", codecs, [argument("path", Path, "A run or experiment folder"), DATA_DIR])
     add(
         app,
         "report",

@@ -22,14 +22,29 @@ def decoded_quality(
     """How well ``model.decode(codes)`` restores uint8 ``images`` ``(N, C, H, W)``: the PSNR (dB, per image,
     averaged; decoded images clamped to [0, 1]), or for vector rows the mean squared error per row; ``codes``
     float ``(N, D)`` or ``(N, *code_shape)``, e.g. dequantized: what storing the codes that way costs."""
+    if model.data_range is None:
+        return _decoded_mean(model, images, codes, batch_size, lambda out, x: (out - x).pow(2).flatten(1).mean(1))
+    return _decoded_mean(model, images, codes, batch_size, psnr_per_image)
+
+
+@torch.no_grad()
+def decoded_ssim(
+    model: AutoEncoder, images: torch.Tensor | ImageSplit, codes: torch.Tensor, batch_size: int = 1000
+) -> float:
+    """The SSIM (per image, averaged) of uint8 ``images`` ``(N, C, H, W)`` decoded from ``codes`` (as
+    :func:`decoded_quality`)."""
+    from aelab.evaluation.reconstruction import ssim_per_image
+
+    return _decoded_mean(model, images, codes, batch_size, ssim_per_image)
+
+
+def _decoded_mean(model: AutoEncoder, images, codes: torch.Tensor, batch_size: int, per_image) -> float:
     model.eval()
     device, total = model.device, 0.0
     for i in range(0, len(images), batch_size):
         x = to_unit_float(images[i : i + batch_size], device)
         z = codes[i : i + batch_size].to(device).float().view(-1, *model.code_shape)
-        out = model.clamp(model.decode(z).float())
-        per_image = psnr_per_image(out, x) if model.data_range is not None else (out - x).pow(2).flatten(1).mean(1)
-        total += float(per_image.sum())
+        total += float(per_image(model.clamp(model.decode(z).float()), x).sum())
     return total / max(len(images), 1)
 
 
@@ -84,6 +99,8 @@ def compression(model: AutoEncoder, dataset: ImageDataset, batch_size: int = 100
     psnr = decoded_quality(model, test, decoded, batch_size)
     rows.append(_row("uint8, entropy coded (factorized, range coder)", sizes["bytes_per_image"], raw, psnr))
     rows[-1]["ideal_bytes"] = sizes["ideal_bytes_per_image"]
+    if model.data_range is not None:  # images (vector rows have no SSIM)
+        rows[-1]["ssim"] = decoded_ssim(model, test, decoded, batch_size)
     return rows + _codec_rows(test.head(CODEC_IMAGES).images, raw, psnr)
 
 
@@ -115,7 +132,8 @@ def _index_rows(model: AutoEncoder, dataset: ImageDataset, codes: torch.Tensor, 
         rows.append(
             {**_row(storage, own["bytes_per_image"], test.pixels, psnr), "ideal_bytes": own["ideal_bytes_per_image"]}
         )
-    return rows + _codec_rows(test.head(CODEC_IMAGES).images, test.pixels, psnr)
+    ssim = decoded_ssim(model, test, codes, batch_size)  # the indices are lossless: one SSIM for every row
+    return [{**r, "ssim": ssim} for r in rows] + _codec_rows(test.head(CODEC_IMAGES).images, test.pixels, psnr)
 
 
 def _codec_rows(images: torch.Tensor, raw: int, psnr: float | None) -> list[dict]:
@@ -133,6 +151,8 @@ def _codec_rows(images: torch.Tensor, raw: int, psnr: float | None) -> list[dict
                 p["psnr"],
             ),
             "codec": p["codec"],
+            "quality": p["quality"],
+            "ssim": p["ssim"],
         }
         for p in points
     ]

@@ -1,7 +1,7 @@
 """The image codecs a user would pick instead of an autoencoder, on the same test images: JPEG (optimized
 Huffman tables) and WebP at a sweep of qualities, and PNG (lossless), each written by Pillow into a real file in
 memory. Bytes per image are the files' sizes, headers included (a codec's fixed header is stated in
-:func:`header_bytes`); quality is the PSNR of the decoded image (dB, per image, averaged)."""
+:func:`header_bytes`); quality is the PSNR (dB) and SSIM of the decoded image, per image, averaged."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import io
 import numpy as np
 import torch
 
-from aelab.evaluation.reconstruction import psnr_per_image
+from aelab.evaluation.reconstruction import psnr_per_image, ssim_per_image
 
 QUALITIES = {"JPEG": (5, 10, 20, 40, 70, 90), "WebP": (1, 5, 10, 25, 50, 80)}
 """The quality sweep of each lossy codec (Pillow's 0-100 scale)."""
@@ -39,13 +39,15 @@ def _decoded(data: bytes, channels: int) -> np.ndarray:
 
 
 def codec_point(images: torch.Tensor, codec: str, quality: int | None = None) -> dict:
-    """One codec setting on uint8 ``images`` ``(N, C, H, W)``: ``{codec, quality, bytes_per_image, psnr}``
-    (PSNR of a lossless codec: infinite)."""
+    """One codec setting on uint8 ``images`` ``(N, C, H, W)``: ``{codec, quality, bytes_per_image, psnr, ssim}``
+    (PSNR of a lossless codec: infinite; its SSIM 1)."""
     files = [_file(im, codec, quality) for im in images.numpy()]
     decoded = torch.from_numpy(np.stack([_decoded(f, images.shape[1]) for f in files]))
     x, y = images.float() / 255, decoded.float() / 255
     psnr = float(psnr_per_image(y, x).mean()) if quality is not None else float("inf")
-    return {"codec": codec, "quality": quality, "bytes_per_image": sum(map(len, files)) / len(files), "psnr": psnr}
+    ssim = float(ssim_per_image(y, x).mean()) if quality is not None else 1.0
+    size = sum(map(len, files)) / len(files)
+    return {"codec": codec, "quality": quality, "bytes_per_image": size, "psnr": psnr, "ssim": ssim}
 
 
 def codec_curves(images: torch.Tensor) -> list[dict]:

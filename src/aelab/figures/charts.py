@@ -104,6 +104,31 @@ def compression_figure(rows: list[dict], title: str = "") -> Figure:
     return fig
 
 
+def codecs_figure(rows: list[dict], points: list[dict], raw_bytes: int) -> Figure:
+    """Rate-distortion: bits per image vs PSNR (left) and SSIM (right); the lossy codecs' sweeps as lines, each
+    model's (and PCA's) entropy-coded code as a labelled point."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for ax, key, name in ((axes[0], "psnr", "PSNR (dB)"), (axes[1], "ssim", "SSIM")):
+        for codec in ("JPEG", "WebP"):
+            sweep = sorted((8 * p["bytes_per_image"], p[key]) for p in points if p["codec"] == codec)
+            if sweep:
+                ax.plot(*zip(*sweep), "--.", alpha=0.7, label=f"{codec} (files)")
+        for r in rows:
+            if r.get(key) is not None:
+                ax.scatter(r["bits_per_image"], r[key], s=40, marker="s" if r["model"].startswith("PCA") else "o")
+                ax.annotate(
+                    r["model"], (r["bits_per_image"], r[key]), textcoords="offset points", xytext=(5, 5), fontsize=8
+                )
+        ax.set_xscale("log")
+        ax.set_xlabel(f"bits per image (raw image: {8 * raw_bytes:,} bits)")
+        ax.set_ylabel(name)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8, loc="lower right")
+    fig.suptitle("Entropy-coded codes vs image codecs (test images; codecs: real files, headers included)")
+    fig.tight_layout()
+    return fig
+
+
 def probes_figure(rows: list[dict], title: str = "") -> Figure:
     """Test accuracy vs labels per class for the probes and the from-scratch classifiers."""
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
