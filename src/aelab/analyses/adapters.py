@@ -14,6 +14,7 @@ from aelab.analyses.params import (
     InterpolationParams,
     LatentMapParams,
     ManifoldParams,
+    NllParams,
     NoParams,
     ProbeParams,
     TraverseParams,
@@ -252,3 +253,21 @@ def _manifold(model, dataset, label, p: ManifoldParams) -> Outcome:
         manifold_figure(images, u, v, f"{label}: decoded 2-D latent grid ({how})"),
         {"steps": p.steps, "u": u.round(4).tolist(), "v": v.round(4).tolist()},
     )
+
+
+def _nll(model, dataset, label, p: NllParams) -> Outcome:
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from aelab.models.bounds import iwae_nll
+
+    test = dataset.test if p.images is None else dataset.test.head(p.images)
+    with Progress(console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(f"{label}: IWAE, k={p.k:,}", total=len(test))
+        result = iwae_nll(model, test, p.k, p.seed, on_step=lambda done: bar.update(task, completed=done))
+    row = {"model": label, **result, "binarized": dataset.binarize is not None}
+    summary = (
+        f"{label}: test -log p(x) <= {result['nll']:.2f} nats per image (IWAE, k={p.k:,}, {len(test):,} test "
+        f"images{', dynamically binarized' if row['binarized'] else ''}); -ELBO {result['nelbo']:.2f}"
+    )
+    return Outcome(None, [row], [row], summary, {"test_nll": result["nll"], "nll_k": p.k})

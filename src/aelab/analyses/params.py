@@ -109,3 +109,12 @@ class ManifoldParams(Params):
     """Grid points per latent axis."""
     class_: Optional[str] = Field(None, alias="class")
     """Conditional models: the class decoded (index or name); default class 0."""
+
+
+class NllParams(Params):
+    k: int = Field(5000, ge=1)
+    """Importance samples per image (5,000: the literature's protocol; 1: the one-sample ELBO)."""
+    images: Optional[int] = Field(None, ge=1)
+    """Only the first N test images; None = the whole test split."""
+    seed: int = 0
+    """Seeds the samples."""

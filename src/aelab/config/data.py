@@ -62,6 +62,12 @@ class DataConfig(Strict):
     """One-class training (anomaly detection): train and validate only on these class indices (CLI: 0 or
     0,3); the test split keeps every class, and the run reports ROC-AUC of normal vs the other classes."""
 
+    binarize: Optional[Literal["dynamic"]] = None
+    """dynamic: pixels are Bernoulli probabilities and every image is a fresh 0/1 sample of them: each training
+    image anew every epoch (seeded by the run's seed and the epoch), the validation and test images once with a
+    fixed seed (the literature's dynamically binarized MNIST / Fashion-MNIST, e.g. Burda et al. 2016). Images
+    only; None = grey levels as they are."""
+
     unreadable: Literal["skip", "error"] = "skip"
     """A folder's file that cannot be read (corrupt, truncated, a broken link): skip it and name it in a note, or
     refuse the folder with one error naming it. Not part of a run's id."""
@@ -73,7 +79,8 @@ class DataConfig(Strict):
     def split_key(self, seed: int) -> str:
         """Identifies the images and splits a run sees: this config (less how it is read) and the seed that draws
         the splits."""
-        return f"{self.model_dump_json(exclude={'memory_map_above_gb'})}|{seed}"
+        exclude = {"memory_map_above_gb"} | ({"binarize"} if self.binarize is None else set())
+        return f"{self.model_dump_json(exclude=exclude)}|{seed}"
 
     @field_validator("name")
     @classmethod

@@ -142,6 +142,9 @@ class ImageDataset:
     """Vector data: the per-feature (mean, std) ``(D,)`` of the raw training features, already applied."""
     notes: list[str] = field(default_factory=list)
     """What reading the data skipped or changed, one line each (unreadable files, squashed images)."""
+    binarize: str | None = None
+    """``dynamic``: validation and test hold fixed 0/255 samples; the trainer samples the training images anew
+    each epoch (:func:`binarized`)."""
 
     @property
     def is_vectors(self) -> bool:
@@ -175,3 +178,22 @@ def split_by_seed(split: ImageSplit, fraction: float, seed: int) -> tuple[ImageS
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     out, rest = perm[:n_out].sort().values, perm[n_out:].sort().values
     return split.take(rest), split.take(out)
+
+
+TEST_BINARIZATION_SEED = 0
+"""The fixed seed of the test split's binarization (the validation split's is this + 1)."""
+
+
+def binarized(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """A Bernoulli sample of float images ``x`` in [0, 1] (each pixel 1 with probability its value), same shape and
+    dtype, drawn with ``generator`` (on ``x``'s device)."""
+    return torch.bernoulli(x, generator=generator)
+
+
+def binarized_split(split: ImageSplit, seed: int) -> ImageSplit:
+    """``split`` with its uint8 images replaced by one 0/255 sample each (probability = grey level / 255), drawn with
+    a CPU generator seeded with ``seed``."""
+    g = torch.Generator().manual_seed(seed)
+    parts = [binarized(split[i : i + 10_000].float() / 255, g) for i in range(0, len(split), 10_000)]
+    images = (torch.cat(parts) * 255).to(torch.uint8) if parts else split.images
+    return ImageSplit(images, split.labels)

@@ -21,7 +21,7 @@ from aelab.config import DataConfig
 from aelab.data.array import is_image_array, load_array, standardization, standardize
 from aelab.data.cifar import CLASS_NAMES as CIFAR10_CLASSES
 from aelab.data.cifar import find_cifar_root, load_cifar10
-from aelab.data.dataset import ImageDataset, ImageSplit, split_by_seed
+from aelab.data.dataset import TEST_BINARIZATION_SEED, ImageDataset, ImageSplit, binarized_split, split_by_seed
 from aelab.data.idx import TORCHVISION_CLASS, find_idx_files, load_torchvision_idx, stage_idx_files
 from aelab.data.image_folder import load_image_folder
 from aelab.data.mapped import MappedImages, open_images
@@ -166,6 +166,11 @@ def load_dataset(config: DataConfig | None = None, seed: int = 0) -> ImageDatase
     if train.dtype == torch.float32:  # vector rows: standardize with the training split's statistics only
         scaling = standardization(train.images)
         train, val, test = (ImageSplit(standardize(s.images, *scaling), s.labels) for s in (train, val, test))
+    if config.binarize is not None:
+        if scaling is not None:
+            raise DataError(f"data.binarize: {config.name!r} holds vector rows; allowed: images, or binarize: null")
+        val = binarized_split(val, TEST_BINARIZATION_SEED + 1)
+        test = binarized_split(test, TEST_BINARIZATION_SEED)
     dataset = ImageDataset(
         config.name,
         train,
@@ -175,6 +180,7 @@ def load_dataset(config: DataConfig | None = None, seed: int = 0) -> ImageDatase
         source,
         standardization=scaling,
         notes=notes,
+        binarize=config.binarize,
     )
     return dataset if config.normal_classes is None else only_classes(dataset, config.normal_classes)
 
@@ -214,6 +220,7 @@ def only_classes(dataset: ImageDataset, classes: list[int]) -> ImageDataset:
         list(classes),
         dataset.standardization,
         dataset.notes,
+        dataset.binarize,
     )
 
 

@@ -231,14 +231,17 @@ class AutoEncoder(nn.Module):
             return f"its code is a {'x'.join(map(str, self.code_shape))} map"
         if need == "code_2d" and self.code_shape != (2,):
             return "its code does not have exactly 2 values"
+        if need == "likelihood":
+            return "it is not a VAE, so it has no likelihood of its images to estimate"
         return None
 
-    def check_training(self, training: Any, one_class: bool) -> None:
+    def check_training(self, training: Any, one_class: bool, binary: bool = False) -> None:
         """Refuse, before anything is trained, a training this model cannot do.
 
         Args:
             training: the :class:`~aelab.config.TrainingConfig`.
             one_class: the data is restricted to normal classes (anomaly detection).
+            binary: the images are binarized (``data.binarize``): pixels of 0 or 1.
 
         Raises:
             ModelError: a batch too small for the code's lifetime sparsity.

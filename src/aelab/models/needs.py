@@ -6,5 +6,6 @@ NEEDS = {
     "code_units": "code values that can be set one by one",
     "vector_code": "a code vector",
     "code_2d": "a code of exactly 2 values",
+    "likelihood": "a likelihood of its images to estimate (a VAE)",
 }
 """Need -> what it means."""

@@ -150,13 +150,13 @@ class PixelCNNPriorVQ(VQAutoEncoder):
         grids = self.prior_net.sample(n, tuple(self.code_shape[1:]), generator)  # type: ignore[arg-type]
         return self.quantizer.lookup(grids.to(self.device)).cpu()
 
-    def check_training(self, training: Any, one_class: bool) -> None:
+    def check_training(self, training: Any, one_class: bool, binary: bool = False) -> None:
         """Refuse a weight average (its BatchNorm recomputation would touch the frozen VQ-VAE) and corruption.
 
         Raises:
             ConfigError: ``training.ema_decay`` or ``training.corruption`` set.
         """
-        super().check_training(training, one_class)
+        super().check_training(training, one_class, binary)
         for key in ("ema_decay", "corruption"):
             if getattr(training, key) is not None:
                 raise ConfigError(

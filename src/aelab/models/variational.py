@@ -150,12 +150,21 @@ class VariationalAutoEncoder(AutoEncoder):
     def lacks(self, need: str) -> Optional[str]:
         if need == "unlabelled" and self.conditional:
             return "a conditional model needs the class label with every image and code"
+        if need == "likelihood":
+            return None
         return super().lacks(need)
 
-    def check_training(self, training: Any, one_class: bool) -> None:
+    def check_training(self, training: Any, one_class: bool, binary: bool = False) -> None:
         """Refuses, besides the base checks, denoising and one-class data for a conditional VAE (aelab's
-        denoising and anomaly measures reconstruct images without their labels)."""
-        super().check_training(training, one_class)
+        denoising and anomaly measures reconstruct images without their labels), and a gaussian likelihood of
+        binarized images (their pixels are 0 or 1: a bernoulli likelihood)."""
+        super().check_training(training, one_class, binary)
+        if binary and self.variational.likelihood != "bernoulli":
+            raise ConfigError(
+                f"data.binarize: binarized images have pixels of 0 or 1, whose likelihood is bernoulli, but model "
+                f"{self.name!r} has a {self.variational.likelihood} likelihood; allowed: "
+                "model.variational.likelihood: bernoulli, or data.binarize: null"
+            )
         if self.conditional and (training.corruption is not None or one_class):
             key = "training.corruption" if training.corruption is not None else "data.normal_classes"
             raise ConfigError(

@@ -71,7 +71,7 @@ def check_trainable(model: AutoEncoder, dataset: ImageDataset, config: TrainingC
             "input would destroy it; set training.corruption.clip=false"
         )
     batch = config.model_copy(update={"batch_size": min(config.batch_size, len(dataset.train))})
-    model.check_training(batch, dataset.normal_classes is not None)
+    model.check_training(batch, dataset.normal_classes is not None, binary=dataset.binarize is not None)
     if config.layerwise_epochs:
         for k in range(1, len(model.stages())):
             model.stage_model(k)

@@ -28,7 +28,7 @@ from torch import nn
 
 from aelab.config import TrainingConfig
 from aelab.data.corruption import corrupt
-from aelab.data.dataset import ImageDataset, ImageSplit, to_uint8, to_unit_float
+from aelab.data.dataset import ImageDataset, ImageSplit, binarized, to_uint8, to_unit_float
 from aelab.errors import TrainingDivergedError
 from aelab.models.autoencoder import AutoEncoder
 from aelab.training import distributed
@@ -67,6 +67,9 @@ class Loop:
     snap_x: torch.Tensor
     snap_y: torch.Tensor
     bn_batches: list[torch.Tensor]
+    binarize_seed: Optional[int] = None
+    """Dynamic binarization: the run's seed (each epoch's training images are sampled with a generator seeded by
+    it and the epoch); None: images as they are."""
 
     @property
     def batch(self) -> int:
@@ -80,7 +83,7 @@ class Loop:
         return torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.bf16)
 
 
-def _loop(model: AutoEncoder, dataset: ImageDataset, cfg: TrainingConfig, device: torch.device) -> Loop:
+def _loop(model: AutoEncoder, dataset: ImageDataset, cfg: TrainingConfig, device: torch.device, seed: int) -> Loop:
     """Move the model and the data to the device and put the parameters in one buffer where they fit."""
     if cfg.precision == "bf16" and device.type != "cuda":
         warnings.warn("bf16 autocast is used on CUDA only; training in fp32 on the CPU", stacklevel=3)
@@ -120,6 +123,7 @@ def _loop(model: AutoEncoder, dataset: ImageDataset, cfg: TrainingConfig, device
         snap.head(cfg.snapshot_size).images.to(device),
         snap.labels[: cfg.snapshot_size].to(device),
         [to_unit_float(part).contiguous(memory_format=fmt) for part in feed.head(n_bn).split(cfg.eval_batch_size)],
+        seed if dataset.binarize is not None else None,
     )
 
 
@@ -142,6 +146,12 @@ def _state(loop: Loop, seed: int) -> TrainState:
     return TrainState(loop.model, optimizer, scheduler, ema, generator, signature, loop.device)
 
 
+def epoch_generator(seed: int, epoch: int, device: torch.device) -> torch.Generator:
+    """The generator of epoch ``epoch``'s binarization on ``device``: seeded by the run's seed and the epoch only, so
+    a resumed run draws what the uncut one did."""
+    return torch.Generator(device=device).manual_seed(seed * 100_003 + epoch)
+
+
 def run_epoch(loop: Loop, state: TrainState, epoch: int) -> None:
     """One pass over the training images in a fresh random order; records its losses and time in the history.
 
@@ -159,8 +169,11 @@ def run_epoch(loop: Loop, state: TrainState, epoch: int) -> None:
     terms: dict[str, torch.Tensor] = {}
     lr = state.optimizer.param_groups[0]["lr"]
     # this process's share of each global batch (all of it on one process) and its loss weight
+    coin = epoch_generator(loop.binarize_seed, epoch, device) if loop.binarize_seed is not None else None
     for idx, weight, images in loop.feed.batches(perm, loop.batch):
         xb = to_unit_float(images).contiguous(memory_format=loop.memory_format)
+        if coin is not None:
+            xb = binarized(xb, coin)
         x_in = corrupt(xb, cfg.corruption) if cfg.corruption is not None else xb
         with loop.autocast():
             out = loop.step(x_in, loop.train_y.index_select(0, idx))
@@ -261,7 +274,7 @@ def train(
     device = distributed.device_of(resolve_device(cfg.device))
     distributed.check_batch_size(cfg.batch_size, distributed.world()[1])
     check_trainable(model, dataset, cfg)
-    loop = _loop(model, dataset, cfg, device)
+    loop = _loop(model, dataset, cfg, device, seed)
     state = _state(loop, seed)
     ckpt = Path(run_dir) / CHECKPOINT_NAME if run_dir is not None else None
     start = _resume(loop, state, ckpt if resume else None)
