@@ -173,7 +173,10 @@ def print_result(result) -> None:
     if len(generative) > 1:  # likelihood bounds, codebook use and sample quality
         console.print(
             _table(
-                f"{result.name}: generative measures (nats per image; *not Inception FID)", result.rows, [], generative
+                f"{result.name}: generative measures (units in each heading; *not Inception FID)",
+                result.rows,
+                [],
+                generative,
             )
         )
     if result.mean_roc_auc is not None:
