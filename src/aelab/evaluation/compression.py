@@ -117,17 +117,18 @@ def _index_rows(model: AutoEncoder, dataset: ImageDataset, codes: torch.Tensor, 
     def grids(split: ImageSplit) -> torch.Tensor:
         return torch.cat([discrete.indices(x).cpu() for _, x in split.batches(batch_size, model.device)])
 
-    sizes = entropy_coded_indices(grids(fit), grids(test), discrete.index_levels)
+    test_grids = grids(test)
+    sizes = entropy_coded_indices(grids(fit), test_grids, discrete.index_levels)
     rows.append(
         _row(
             "indices, entropy coded (per-position marginals, range coder)", sizes["bytes_per_image"], test.pixels, psnr
         )
     )
     rows[-1]["ideal_bytes"] = sizes["ideal_bytes_per_image"]
-    if discrete.index_conditionals(grids(test.head(1))) is not None:  # a model of its own indices (a prior)
+    if discrete.index_conditionals(test_grids[:1]) is not None:  # a model of its own indices (a prior)
         from aelab.evaluation.entropy import entropy_coded_autoregressive
 
-        own = entropy_coded_autoregressive(grids(test), discrete.index_conditionals)
+        own = entropy_coded_autoregressive(test_grids, discrete.index_conditionals)
         storage = f"indices, entropy coded (the model's prior, range coder; {own['checked_images']:,} decoded back)"
         rows.append(
             {**_row(storage, own["bytes_per_image"], test.pixels, psnr), "ideal_bytes": own["ideal_bytes_per_image"]}
