@@ -34,9 +34,9 @@ def main() -> None:
         "random", split, ImageSplit(images[:1], split.labels[:1]), ImageSplit(images[:8], split.labels[:8])
     )
     cfg = TrainingConfig(epochs=1, batch_size=args.batch)
-    loop = _loop(model, ds, cfg, torch.device("cpu"))
+    loop = _loop(model, ds, cfg, torch.device("cpu"), 0)
     state = _state(loop, 0)
-    x = loop.train_x[: args.batch].float().div(255).contiguous(memory_format=loop.memory_format)
+    x = images[: args.batch].float().div(255).contiguous(memory_format=loop.memory_format)
     y = loop.train_y[: args.batch]
 
     def step():

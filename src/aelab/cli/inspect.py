@@ -117,7 +117,7 @@ def codecs(path: Path, data_dir) -> None:
     for r in result.rows:
         table.add_row(
             r["model"],
-            r["storage"] if not r["model"].startswith("PCA") else "8-bit levels, entropy coded (factorized)",
+            r["storage"].partition(" components), ")[2] if r["model"].startswith("PCA") else r["storage"],
             num(r["bits_per_image"], "{:,.1f}"),
             num(r["psnr"], "{:.2f}"),
             num(r["ssim"], "{:.4f}"),

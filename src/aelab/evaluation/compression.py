@@ -75,6 +75,10 @@ def compression(model: AutoEncoder, dataset: ImageDataset, batch_size: int = 100
     codes (those 2 x D float32 values are stored once, not per image): what ``aelab encode --bits 8`` writes for
     the test split. The entropy-coded row is :mod:`aelab.evaluation.entropy`: levels in the training codes' range,
     a factorized model fitted on the first :data:`ENTROPY_FIT_IMAGES` training codes, a real range-coded stream.
+    The transform-coded row (:data:`TRANSFORM_STORAGE`; :mod:`aelab.evaluation.transform_coding`) codes the same
+    codes on decoder-weighted principal axes with one step, the largest at which the validation images (the
+    fitting images when there is no validation split) decode as well as from the 8-bit levels; no such row when
+    no step does.
     A model whose code is a grid of indices (a VQ-VAE) has two code rows: the grid at exactly ``h * w * log2(K)``
     bits (the codebook is stored once, with the model), and the grid range coded with per-position marginals of
     the training grids (:func:`aelab.evaluation.entropy.entropy_coded_indices`; lossless, the same PSNR); a model
@@ -95,13 +99,51 @@ def compression(model: AutoEncoder, dataset: ImageDataset, batch_size: int = 100
     from aelab.evaluation.entropy import entropy_coded
 
     fit = dataset.train.head(ENTROPY_FIT_IMAGES)
-    sizes, decoded = entropy_coded(encode_all(model, fit, fit.labels, batch_size), codes)
+    fit_codes = encode_all(model, fit, fit.labels, batch_size)
+    sizes, decoded = entropy_coded(fit_codes, codes)
     psnr = decoded_quality(model, test, decoded, batch_size)
     rows.append(_row("uint8, entropy coded (factorized, range coder)", sizes["bytes_per_image"], raw, psnr))
     rows[-1]["ideal_bytes"] = sizes["ideal_bytes_per_image"]
     if model.data_range is not None:  # images (vector rows have no SSIM)
         rows[-1]["ssim"] = decoded_ssim(model, test, decoded, batch_size)
+    held = dataset.val if len(dataset.val) else fit
+    rows += _transform_row(model, test, held, fit_codes, codes, batch_size)
     return rows + _codec_rows(test.head(CODEC_IMAGES).images, raw, psnr)
+
+
+TRANSFORM_STORAGE = "decoder-weighted KLT, one step, entropy coded (factorized, range coder)"
+"""The storage name of the transform-coded row (:func:`aelab.evaluation.transform_coding.transform_coded`)."""
+
+
+def _transform_row(
+    model: AutoEncoder, test: ImageSplit, held: ImageSplit, fit_codes: torch.Tensor, codes: torch.Tensor, batch: int
+) -> list[dict]:
+    """The test codes transform coded at the quality the 8-bit entropy-coded code reaches on ``held`` images (the
+    validation split; the fitting images when there is none): the step is chosen there, not on the test set. No
+    row when no step reaches that quality."""
+    from aelab.evaluation.transform_coding import coded_as_well_as_8_bit
+
+    model.eval()
+
+    def decode(z: torch.Tensor) -> torch.Tensor:
+        return model.clamp(model.decode(z.to(model.device).view(-1, *model.code_shape)).float()).flatten(1).cpu()
+
+    found = coded_as_well_as_8_bit(
+        fit_codes,
+        encode_all(model, held, held.labels, batch),
+        codes,
+        lambda held_decodable: decoded_quality(model, held, held_decodable, batch),
+        decode,
+        higher_is_better=model.data_range is not None,  # PSNR for images, squared error for vector rows
+    )
+    if found is None:
+        return []
+    sizes, decoded = found
+    row = _row(TRANSFORM_STORAGE, sizes["bytes_per_image"], test.pixels, decoded_quality(model, test, decoded, batch))
+    row.update(ideal_bytes=sizes["ideal_bytes_per_image"], step=sizes["step"], held_quality=sizes["held_quality"])
+    if model.data_range is not None:
+        row["ssim"] = decoded_ssim(model, test, decoded, batch)
+    return [row]
 
 
 def _index_rows(model: AutoEncoder, dataset: ImageDataset, codes: torch.Tensor, batch_size: int) -> list[dict]:

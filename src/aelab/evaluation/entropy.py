@@ -128,10 +128,10 @@ def entropy_coded(train_codes: torch.Tensor, test_codes: torch.Tensor) -> tuple[
     """
     model = FactorizedModel.fit(train_codes)
     symbols = model.symbols(test_codes)
-    return _coded(model, symbols, "levels"), model.dequantize(symbols)
+    return range_coded(model, symbols, "levels"), model.dequantize(symbols)
 
 
-def _coded(model: FactorizedModel, symbols: np.ndarray, what: str) -> dict:
+def range_coded(model: FactorizedModel, symbols: np.ndarray, what: str) -> dict:
     """Range-code ``symbols`` ``(N, D)``, decode the stream and check it: bytes per image, real and ideal.
 
     Raises:
@@ -156,7 +156,7 @@ def entropy_coded_indices(train: torch.Tensor, test: torch.Tensor, levels: int) 
         raise AelabError("the index marginals need training codes; the training split is empty")
     zeros = torch.zeros(train[0].numel())
     model = FactorizedModel.of_levels(train.flatten(1).numpy(), zeros, zeros, levels)
-    return _coded(model, test.flatten(1).numpy().astype(np.int32), "indices")
+    return range_coded(model, test.flatten(1).numpy().astype(np.int32), "indices")
 
 
 Conditionals = Callable[[torch.Tensor], torch.Tensor]

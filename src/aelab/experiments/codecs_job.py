@@ -24,15 +24,20 @@ class CodecsResult:
 
 
 def _compression_rows(run: LoadedRun) -> list[dict]:
-    """The run's compression rows: its stored analysis when it has the SSIM of its coded row, else computed now."""
+    """The run's compression rows: its stored analysis when it is as complete as this version writes it (the SSIM
+    of its coded row and codec rows; a transform-coded row for a code that is not an index grid), else computed
+    now."""
+    from aelab.evaluation.compression import TRANSFORM_STORAGE
     from aelab.evaluation.rate_distortion import best_coded
 
     path = run.folder.analysis("compression", ".json")
     if path.is_file():
         rows = json.loads(path.read_text())
         coded = best_coded(rows)
+        complete = run.model.code_kind == "indices" or any(r["storage"] == TRANSFORM_STORAGE for r in rows)
         if coded is not None and coded.get("ssim") is not None and any(r.get("ssim") for r in rows if "codec" in r):
-            return rows
+            if complete:
+                return rows
     return run.analyse("compression").rows
 
 
@@ -44,6 +49,7 @@ def codecs(path: Path | str, data_dir: Path | str | None = None, log=print) -> C
         AelabError: see :func:`aelab.experiments.finished.open_runs`; no run that works on images without labels.
     """
     from aelab.errors import AelabError
+    from aelab.evaluation.compression import ENTROPY_FIT_IMAGES
     from aelab.evaluation.rate_distortion import best_coded, codec_points, pca_coded, table_row
     from aelab.figures import save_figure
     from aelab.figures.charts import codecs_figure
@@ -69,7 +75,9 @@ def codecs(path: Path | str, data_dir: Path | str | None = None, log=print) -> C
     for d in sorted(sizes):
         if d <= min(len(dataset.train), dataset.train.pixels):
             log(f"PCA ({d} components): quantized and entropy coded the same way")
-            rows.append(table_row(f"PCA ({d})", pca_coded(dataset.train, dataset.test, d, runs[0].config.seed), points))
+            held = dataset.val if len(dataset.val) else dataset.train.head(ENTROPY_FIT_IMAGES)
+            coded = pca_coded(dataset.train, held, dataset.test, d, runs[0].config.seed)
+            rows.append(table_row(f"PCA ({d})", coded, points))
     folder = Path(path)
     out = runs[0].folder.analysis_dir if (folder / "run.yaml").is_file() else folder
     out.mkdir(parents=True, exist_ok=True)
