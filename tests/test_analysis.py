@@ -220,6 +220,7 @@ def test_compare_writes_every_analysis_and_pca_rows(run_dir):
         "manifold",
     ]
     assert [a.name for a in ANALYSES if "train_classes" in a.report_needs or "one_class" in a.report_needs] == [
+        "compression",
         "probe",
         "anomaly-scores",
     ]

@@ -20,6 +20,7 @@ from aelab.config import ExperimentConfig, ModelConfig
 from aelab.data import ImageSplit
 from aelab.evaluation.anomaly import reconstruction_scores, separate, threshold
 from aelab.evaluation.quantization import dequantize, quantize
+from aelab.evaluation.rapp import NAP
 from aelab.models import AutoEncoder
 from conftest import error_line, has_real_fashion_mnist
 
@@ -138,6 +139,14 @@ def test_cli_encode_decode_score_export_and_bad_input(digits_run, tmp_path):
     assert f"threshold {cut:.6g}" in r.output
     assert sum(int(x["anomalous"]) for x in rows) == sum(float(x["mse"]) > cut for x in rows)
 
+    r = runner.invoke(app, ["score", str(digits_run), "split:test", "-o", str(tmp_path / "n.csv"), "--score", "nap"])
+    assert r.exit_code == 0, r.output
+    rows = list(csv.DictReader((tmp_path / "n.csv").open()))
+    nap = NAP.fit(run, data.train.images).scores(run, data.test.images)  # fitted on the run's training images
+    assert [float(x["nap_score"]) for x in rows] == pytest.approx(nap.tolist(), rel=1e-5)
+    cut = float(np.percentile(NAP.fit(run, data.train.images).scores(run, data.val.images).numpy(), 99))
+    assert sum(int(x["anomalous"]) for x in rows) == int((nap > cut).sum())
+
     r = runner.invoke(app, ["export", str(digits_run), "--format", "onnx"])
     assert r.exit_code == 0, r.output
     assert "largest absolute difference" in r.output and "(within 0.0001)" in r.output
@@ -160,7 +169,7 @@ def test_cli_encode_decode_score_export_and_bad_input(digits_run, tmp_path):
         (["export", str(digits_run), "--format", "tflite"], "--format: got 'tflite'; allowed: safetensors, onnx"),
         (
             ["score", str(digits_run), "split:test", "--score", "psnr", "-o", str(tmp_path / "x.csv")],
-            "--score: got 'psnr'; allowed: mse, ssim",
+            "--score: got 'psnr'; allowed: nap, sap, mse, ssim",
         ),
         (["decode", str(digits_run), str(tmp_path / "missing.npz"), "-o", str(tmp_path / "x")], "does not exist"),
     ]
@@ -219,12 +228,12 @@ def test_scores_threshold_and_roc_auc_by_hand():
     labels = torch.tensor([0, 0, 1, 0, 1, 1])  # normal class 0: scores 0, .04, .36; anomalies .16, .64, 1
     test = ImageSplit(images, labels)
     val = ImageSplit(images[:2], torch.zeros(2, dtype=torch.long))
-    r = separate(model, test, val, [0], percentile=50)
+    r = separate(model, test, val, [0], percentile=50, kind="mse")
     assert r.roc_auc == pytest.approx(8 / 9)  # 8 of the 9 (anomaly, normal) pairs are ordered right
     assert r.threshold == pytest.approx(0.02) and threshold(torch.tensor([0.0, 0.04]), 100) == pytest.approx(0.04)
     assert r.normal_flagged == pytest.approx(2 / 3) and r.anomalies_flagged == 1.0
     with pytest.raises(aelab.AelabError, match="ROC-AUC needs both"):
-        separate(model, test, val, [0, 1])
+        separate(model, test, val, [0, 1], kind="mse")
 
 
 def test_one_class_data_and_the_anomaly_command(tmp_path):
@@ -257,8 +266,11 @@ def test_one_class_data_and_the_anomaly_command(tmp_path):
     rows = metrics["runs"]
     assert [row["normal"] for row in rows] == ["0", "1"] and all(0.6 < row["roc_auc"] <= 1 for row in rows), rows
     mean = sum(row["roc_auc"] for row in rows) / 2
-    assert f"mean ROC-AUC over 2 runs: {mean:.4f}" in r.output and f"mean ROC-AUC {mean:.4f}" in metrics["summary"]
-    assert "ROC-AUC" in (tmp_path / "runs" / "a" / "report.html").read_text()
+    assert f"mean ROC-AUC over 2 runs: {mean:.4f} (nap; mse " in r.output
+    assert f"mean ROC-AUC {mean:.4f}" in metrics["summary"]
+    assert all(row["anomaly_score"] == "nap" and 0 <= row["roc_auc_mse"] <= 1 for row in rows)
+    report = (tmp_path / "runs" / "a" / "report.html").read_text()
+    assert "One-class anomaly detection beside published results" in report and "GEOM" not in report  # digits
     for bad, expected in (
         ("12", "dataset 'digits' has no class 12; allowed: 0..9"),
         ("x", "--normal-class: got 'x'; allowed: all, a class index (3), a range (0..9)"),

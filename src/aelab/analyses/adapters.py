@@ -173,7 +173,7 @@ def _anomaly(model, dataset, label, p: AnomalyParams) -> Outcome:
             f"{label} was trained on every class; give --normal-class (e.g. 0) to score the others as "
             "anomalies, or train with --normal-class"
         )
-    r = separate(model, dataset.test, dataset.val, normal, p.percentile, p.score)
+    r = separate(model, dataset.test, dataset.val, normal, p.percentile, p.score, dataset.train)
     names = ", ".join(dataset.class_names[c] for c in normal)
     row = {
         "normal": names,

@@ -84,6 +84,7 @@ ANALYSES: list[Analysis] = [
             C("psnr", "PSNR (dB)", "{:.2f}"),
         ),
         needs=("unlabelled", "images"),
+        report_needs=("train_classes",),  # a one-class model's code against codecs on every class: not in reports
     ),
     Analysis(
         "pca",
@@ -124,9 +125,11 @@ ANALYSES: list[Analysis] = [
     Analysis(
         "anomaly-scores",
         "Anomaly scores",
-        "Reconstruction error as an anomaly score on the test set: normal class(es) vs the rest. ROC-AUC and "
-        "PR-AUC (scikit-learn, anomalies positive), the threshold at a percentile of the validation split's "
-        "scores, the score histograms and the most and least anomalous test images.",
+        "An anomaly score on the test set (default: RaPP's NAP, the hidden activations of an image and its "
+        "reconstruction along the encoder normalized on the training images; or SAP, MSE, 1 - SSIM): normal "
+        "class(es) vs the rest. ROC-AUC and PR-AUC (scikit-learn, anomalies positive), the threshold at a "
+        "percentile of the validation split's scores, the score histograms and the most and least anomalous test "
+        "images.",
         AnomalyParams,
         A._anomaly,
         (

@@ -1,6 +1,6 @@
-"""Anomaly scores of images under a trained run: reconstruction error per image, a threshold taken from the
-run's validation split (images the model did not train on), and a flag per image. Scores are
-:func:`aelab.evaluation.anomaly.reconstruction_scores`."""
+"""Anomaly scores of images under a trained run: reconstruction error per image and, when asked for, another
+score (1 - SSIM, or RaPP's SAP / NAP along the encoder), a threshold taken from the run's validation split (images
+the model did not train on), and a flag per image. Scores are :func:`aelab.evaluation.anomaly.scorer`."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from aelab.evaluation.anomaly import reconstruction_scores, threshold
+from aelab.evaluation.anomaly import reconstruction_scores, scorer, threshold
 from aelab.io import atomic_write_text
 
 
@@ -22,10 +22,10 @@ class ScoreTable:
     names: list[str]
     mse: torch.Tensor
     """float64 ``(N,)``: per-image reconstruction MSE (pixels in [0, 1])."""
-    ssim: torch.Tensor | None
-    """float64 ``(N,)``: ``1 - SSIM`` per image, when asked for."""
+    chosen: torch.Tensor | None
+    """float64 ``(N,)``: the flag's score when it is not mse (``1 - SSIM``, SAP or NAP)."""
     score: str
-    """Which of the two the flag uses: mse or ssim."""
+    """Which score the flag uses: mse, ssim, sap or nap."""
     threshold: float
     percentile: float
     flagged: torch.Tensor
@@ -33,14 +33,14 @@ class ScoreTable:
     labels: torch.Tensor | None = None
 
     def to_csv(self) -> str:
-        """CSV text: image, [label], mse, [ssim_score], anomalous (0/1)."""
+        """CSV text: image, [label], mse, [<score>_score], anomalous (0/1)."""
         out = io.StringIO()
         writer = csv.writer(out)
         writer.writerow(
             ["image"]
             + (["label"] if self.labels is not None else [])
             + ["mse"]
-            + (["ssim_score"] if self.ssim is not None else [])
+            + ([f"{self.score}_score"] if self.chosen is not None else [])
             + ["anomalous"]
         )
         for i, name in enumerate(self.names):
@@ -48,7 +48,7 @@ class ScoreTable:
                 [name]
                 + ([int(self.labels[i])] if self.labels is not None else [])
                 + [f"{float(self.mse[i]):.8g}"]
-                + ([f"{float(self.ssim[i]):.8g}"] if self.ssim is not None else [])
+                + ([f"{float(self.chosen[i]):.8g}"] if self.chosen is not None else [])
                 + [int(self.flagged[i])]
             )
         return out.getvalue()
@@ -62,22 +62,26 @@ def score_images(
     percentile: float = 99.0,
     score: str = "mse",
     labels: torch.Tensor | None = None,
+    train: torch.Tensor | None = None,
 ) -> ScoreTable:
     """Score uint8 ``images`` ``(N, C, H, W)``; flag those above the ``percentile`` of the scores of the
-    ``validation`` images (uint8, the run's validation split).
+    ``validation`` images (uint8, the run's validation split). ``train``: the run's training images, which NAP is
+    fitted on.
 
     Raises:
-        ConfigError: unknown score, percentile outside 0..100, or no validation images.
+        ConfigError: unknown score, percentile outside 0..100, no validation images, or NAP without ``train``.
         AelabError: a conditional model.
     """
     from aelab.apply import refuse_unlabelled
 
     refuse_unlabelled(model, "score")
-    cut = threshold(reconstruction_scores(model, validation, score), percentile)
+    used = scorer(model, score, train)
+    cut = threshold(used(validation), percentile)
     mse = reconstruction_scores(model, images, "mse")
-    ssim = reconstruction_scores(model, images, "ssim") if score == "ssim" else None
-    used = ssim if ssim is not None else mse
-    return ScoreTable(list(names), mse, ssim, score, cut, percentile, used > cut, labels)
+    chosen = used(images) if score != "mse" else None
+    return ScoreTable(
+        list(names), mse, chosen, score, cut, percentile, (chosen if chosen is not None else mse) > cut, labels
+    )
 
 
 def write_scores(table: ScoreTable, path: Path | str) -> Path:

@@ -180,7 +180,20 @@ def print_result(result) -> None:
             )
         )
     if result.mean_roc_auc is not None:
-        console.print(f"mean ROC-AUC over {len(result.rows)} runs: {result.mean_roc_auc:.4f}")
+        score = result.rows[0].get("anomaly_score")
+        others = [
+            f"{key.removeprefix('roc_auc_')} {sum(aucs) / len(aucs):.4f}"
+            for key in ("roc_auc_mse", "roc_auc_sap")
+            if (aucs := [r[key] for r in result.rows if r.get(key) is not None])
+        ]
+        console.print(
+            f"mean ROC-AUC over {len(result.rows)} runs: {result.mean_roc_auc:.4f}"
+            + (
+                f" ({score}; " + ", ".join(others) + "; per class beside published results in the report)"
+                if others
+                else ""
+            )
+        )
     for r in result.failed:
         console.print(f"failed {r['name']} ({r['id']}): {r['error']}", style="red", soft_wrap=True)
     console.print(f"report: {result.folder.report}")

@@ -4,7 +4,10 @@ The classic recipe: train an autoencoder on normal images only; an image it reco
 anomalous. The score of an image is its reconstruction error:
 
 * ``mse``: mean squared error over the image's pixels (values in [0, 1], so the score is in [0, 1]);
-* ``ssim``: ``1 - SSIM`` of the image and its reconstruction (in [0, 2]; 0 for a perfect reconstruction).
+* ``ssim``: ``1 - SSIM`` of the image and its reconstruction (in [0, 2]; 0 for a perfect reconstruction);
+* ``sap`` and ``nap``: RaPP's scores (Kim et al., ICLR 2020; :mod:`aelab.evaluation.rapp`), which also compare
+  the hidden activations of the image and of its reconstruction along the encoder; NAP normalizes them by their
+  spread on the training images (:data:`DEFAULT_SCORE`).
 
 A threshold is a percentile of the scores of normal images the model did not train on (the validation
 split). ROC-AUC and PR-AUC (average precision) come from scikit-learn, anomalies being the positive class.
@@ -12,6 +15,7 @@ split). ROC-AUC and PR-AUC (average precision) come from scikit-learn, anomalies
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -22,7 +26,11 @@ from aelab.evaluation.batches import batches, per_image_mse
 from aelab.evaluation.reconstruction import ssim_per_image
 from aelab.models.autoencoder import AutoEncoder
 
-SCORE_KINDS = ("mse", "ssim")
+SCORE_KINDS = ("nap", "sap", "mse", "ssim")
+SCORE_NAMES = {"nap": "NAP (RaPP)", "sap": "SAP (RaPP)", "mse": "reconstruction MSE", "ssim": "1 - SSIM"}
+RECONSTRUCTION_KINDS = ("mse", "ssim")
+DEFAULT_SCORE = "nap"
+"""The one-class runs' and ``aelab anomaly``'s score (see the anomaly guide for how it was chosen)."""
 
 
 @torch.no_grad()
@@ -42,8 +50,8 @@ def reconstruction_scores(
     Raises:
         ConfigError: unknown ``kind``.
     """
-    if kind not in SCORE_KINDS:
-        raise ConfigError(f"--score: got {kind!r}; allowed: {', '.join(SCORE_KINDS)}")
+    if kind not in RECONSTRUCTION_KINDS:
+        raise ConfigError(f"--score: got {kind!r}; allowed: {', '.join(RECONSTRUCTION_KINDS)}")
     if kind == "mse":
         return per_image_mse(model, images, None, batch_size)
     model.eval()
@@ -51,6 +59,30 @@ def reconstruction_scores(
     for _, x, _ in batches(model, images, None, batch_size):
         out.append((1.0 - ssim_per_image(model.reconstruct(x), x)).double().cpu())
     return torch.cat(out) if out else torch.zeros(0, dtype=torch.float64)
+
+
+def scorer(
+    model: AutoEncoder, kind: str, normal: torch.Tensor | ImageSplit | None = None
+) -> Callable[[torch.Tensor | ImageSplit], torch.Tensor]:
+    """The ``kind`` score of :data:`SCORE_KINDS` as a function of images (uint8 ``(N, C, H, W)`` or a split) to
+    float64 scores ``(N,)``, larger = more anomalous. NAP is fitted here on ``normal`` images (the model's
+    training images, :class:`aelab.evaluation.rapp.NAP`).
+
+    Raises:
+        ConfigError: unknown ``kind``; NAP without normal images to fit on (or fewer than 2).
+    """
+    from aelab.evaluation.rapp import NAP, sap_scores
+
+    if kind not in SCORE_KINDS:
+        raise ConfigError(f"--score: got {kind!r}; allowed: {', '.join(SCORE_KINDS)}")
+    if kind == "nap":
+        if normal is None:
+            raise ConfigError("--score nap: needs the run's training images to normalize by; none were given")
+        nap = NAP.fitted(model, normal)
+        return lambda images: nap.scores(model, images)
+    if kind == "sap":
+        return lambda images: sap_scores(model, images)
+    return lambda images: reconstruction_scores(model, images, kind)  # type: ignore[arg-type]
 
 
 def threshold(normal_scores: torch.Tensor, percentile: float) -> float:
@@ -84,6 +116,13 @@ class AnomalyResult:
     """Share of normal test images above the threshold (false-positive rate)."""
     anomalies_flagged: float
     """Share of anomalous test images above the threshold (recall)."""
+    kind: str = "mse"
+    """The score (one of :data:`SCORE_KINDS`)."""
+
+    @property
+    def score_name(self) -> str:
+        """The score's name in figures (``NAP (RaPP)``, ``reconstruction MSE``...)."""
+        return SCORE_NAMES.get(self.kind, self.kind)
 
 
 def separate(
@@ -92,15 +131,16 @@ def separate(
     val: ImageSplit,
     normal_classes: list[int],
     percentile: float = 99.0,
-    kind: str = "mse",
+    kind: str = DEFAULT_SCORE,
+    train: ImageSplit | None = None,
 ) -> AnomalyResult:
     """Score ``test`` (all classes) with ``model`` (trained on ``normal_classes`` only) and measure how well the
     scores separate the other classes: ROC-AUC and PR-AUC (scikit-learn), and the flags at the threshold
-    taken from ``val`` (normal images).
+    taken from ``val`` (normal images). ``train``: the normal training images NAP is fitted on.
 
     Raises:
         ConfigError: the test set has no normal or no anomalous image (ROC-AUC needs both), or bad
-            ``percentile`` / ``kind``.
+            ``percentile`` / ``kind``; NAP without ``train``.
     """
     from sklearn.metrics import average_precision_score, roc_auc_score
 
@@ -110,8 +150,9 @@ def separate(
             f"the test set has {int((~anomalous).sum())} normal and {int(anomalous.sum())} anomalous "
             "images; ROC-AUC needs both"
         )
-    scores = reconstruction_scores(model, test.images, kind)
-    cut = threshold(reconstruction_scores(model, val.images, kind), percentile)
+    score = scorer(model, kind, train)
+    scores = score(test)
+    cut = threshold(score(val), percentile)
     flagged = scores > cut
     y, s = anomalous.numpy(), scores.numpy()
     return AnomalyResult(
@@ -122,4 +163,23 @@ def separate(
         cut,
         float(flagged[~anomalous].float().mean()),
         float(flagged[anomalous].float().mean()),
+        kind,
     )
+
+
+ONE_CLASS_SCORES = ("mse", "sap")
+"""Scores a one-class run reports beside :data:`DEFAULT_SCORE` (as ``roc_auc_<kind>``)."""
+
+
+def one_class_metrics(model: AutoEncoder, dataset, normal_classes: list[int]) -> dict:
+    """What a one-class run reports: ``roc_auc`` and ``pr_auc`` of :data:`DEFAULT_SCORE` (NAP fitted on the run's
+    training images, all of the normal classes), its name as ``anomaly_score``, and ``roc_auc_<kind>`` of each of
+    :data:`ONE_CLASS_SCORES`."""
+    from sklearn.metrics import roc_auc_score
+
+    r = separate(model, dataset.test, dataset.val, normal_classes, kind=DEFAULT_SCORE, train=dataset.train)
+    row: dict = {"anomaly_score": DEFAULT_SCORE, "roc_auc": r.roc_auc, "pr_auc": r.pr_auc}
+    y = r.anomalous.numpy()
+    for kind in ONE_CLASS_SCORES:
+        row[f"roc_auc_{kind}"] = float(roc_auc_score(y, scorer(model, kind)(dataset.test).numpy()))
+    return row

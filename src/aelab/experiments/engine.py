@@ -133,16 +133,10 @@ def _extras(config: RunConfig, folder: RunFolder, model, dataset, stages, row: d
             folder.figure("denoising"),
         )
     if config.data.normal_classes is not None:
-        from aelab.evaluation.anomaly import separate
+        from aelab.evaluation.anomaly import one_class_metrics
 
-        r = separate(model, dataset.test, dataset.val, config.data.normal_classes)
-        row.update(
-            {
-                "normal": ", ".join(dataset.class_names[c] for c in config.data.normal_classes),
-                "roc_auc": r.roc_auc,
-                "pr_auc": r.pr_auc,
-            }
-        )
+        row["normal"] = ", ".join(dataset.class_names[c] for c in config.data.normal_classes)
+        row.update(one_class_metrics(model, dataset, config.data.normal_classes))
 
 
 def _summary(row: dict) -> str:

@@ -253,8 +253,10 @@ def anomaly(
 ) -> ExperimentResult:
     """``aelab anomaly``: the one-class benchmark. For each class c of ``normal_classes`` (default: every class of
     the dataset) train ``config.models`` (default: conv-64) on the training images of class c only, score every
-    test image by its reconstruction error, and report ROC-AUC and PR-AUC of class c vs the rest (the run's
-    ``roc_auc``/``pr_auc`` metrics; their mean is in the summary). Options are those of :func:`run_experiment`.
+    test image with RaPP's NAP (:data:`aelab.evaluation.anomaly.DEFAULT_SCORE`), and report ROC-AUC and PR-AUC of
+    class c vs the rest (the run's ``roc_auc``/``pr_auc`` metrics; their mean is in the summary), with the
+    ROC-AUC of the reconstruction MSE and of SAP beside them (``roc_auc_mse``, ``roc_auc_sap``); the report
+    puts them beside published results. Options are those of :func:`run_experiment`.
 
     Raises:
         DataError: a class the dataset does not have.

@@ -264,6 +264,7 @@ def write_outputs(
     result: ExperimentResult, runs: list[ResolvedRun], store: RunStore, log: Callable[[str], None]
 ) -> None:
     """Fill ``result`` (rows, baselines, summary) and write the experiment folder's table, figures and report."""
+    from aelab.evaluation.one_class_table import one_class_table
     from aelab.figures.report import Report, write_report
 
     root = result.folder.path.parent
@@ -303,6 +304,7 @@ def write_outputs(
             result.folder.config.read_text(),
             rate_distortion(result, done),
             _compression(done, folders),
+            one_class_table(result.rows, runs[0].config.data.name if runs else ""),
         ),
     )
     log(f"wrote {result.folder.path}/ : metrics.json, loss_curves.png, reconstructions_epoch_*.png, report.html")

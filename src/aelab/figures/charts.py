@@ -167,7 +167,7 @@ def anomaly_figure(
     ax.hist(scores[anomalous], bins=list(bins), alpha=0.6, density=True, label=f"anomalous ({anomalous.sum():,})")
     ax.axvline(result.threshold, color="k", ls="--", lw=1, label="threshold (validation)")
     ax.set_xscale("log")
-    ax.set_xlabel("anomaly score (reconstruction error)")
+    ax.set_xlabel(f"anomaly score: {result.score_name}")
     ax.set_ylabel("density")
     ax.legend(fontsize=8)
     ax.set_title(title or f"ROC-AUC {result.roc_auc:.3f}, PR-AUC {result.pr_auc:.3f}")
@@ -177,7 +177,7 @@ def anomaly_figure(
         for i, idx in enumerate(picks):
             a = fig.add_subplot(grid[row, i])
             show(a, shown[idx].float() / 255)
-            a.set_title(f"{class_names[int(labels[idx])]}\n{scores[idx]:.4f}", fontsize=7)
+            a.set_title(f"{class_names[int(labels[idx])]}\n{scores[idx]:.4g}", fontsize=7)
             if i == 0:
                 a.set_ylabel(f"{name}\nanomalous", fontsize=8)
     fig.tight_layout()

@@ -87,6 +87,8 @@ class Report:
     rate_distortion: Optional[Path] = None
     compression: list[dict] = field(default_factory=list)
     """One row per run of its stored code (bytes per image and PSNR)."""
+    one_class: tuple[list[dict], list] = ([], [])
+    """The one-class benchmark's rows and columns (:func:`aelab.evaluation.one_class_table.one_class_table`)."""
 
 
 def image_html(path: Path) -> str:
@@ -143,6 +145,14 @@ def _experiment_parts(r: Report) -> list[str]:
             "deterministic codes quantized to 8 bits per value (per-unit affine), a VQ-VAE's grid of codebook "
             "indices at log2(K) bits each; PSNR of the images decoded from that code.</p>",
             _table(r.compression, COMPRESSION_COLUMNS),
+        ]
+    if r.one_class[0]:
+        parts += [
+            "<h2>One-class anomaly detection beside published results</h2>",
+            "<p>ROC-AUC x 100 of each normal class against the other nine (all test images), per score the runs "
+            "report; the default score is the runs' ROC-AUC column. Published rows as quoted in aelab's issue 21 "
+            "(not checked against the papers here); protocols differ between papers: see each source.</p>",
+            _table(*r.one_class),
         ]
     if r.rate_distortion is not None:
         parts += [

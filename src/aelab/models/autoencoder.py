@@ -163,6 +163,15 @@ class AutoEncoder(nn.Module):
         z = self.encode(x)
         return AEOutput(self.decoder(z), z, None if self.penalty is None else self.penalty(z))
 
+    def hidden_activations(self, x: torch.Tensor, y: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """The path along the encoder that RaPP compares (Kim et al., ICLR 2020): ``x`` ``(N, C, H, W)`` itself,
+        each hidden layer's output (:func:`aelab.models.activations.hidden_layer_outputs`) and the code, each
+        flattened to float32 ``(N, F_i)``."""
+        from aelab.models.activations import hidden_layer_outputs
+
+        inner = hidden_layer_outputs(self.encoder, x)
+        return [x.flatten(1).float(), *inner, self.encode(x, y).flatten(1).float()]
+
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """Reconstruction ``(N, C, H, W)`` of ``x`` without gradients, float32, clamped to the data range

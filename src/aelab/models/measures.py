@@ -53,8 +53,11 @@ OPTIONAL = (
     Measure("noisy_psnr", "noisy PSNR", "{:.2f}", "dB"),
     Measure("denoised_psnr", "denoised PSNR", "{:.2f}", "dB"),
     Measure("normal", "normal class"),
+    Measure("anomaly_score", "score"),
     Measure("roc_auc", "ROC-AUC", "{:.4f}"),
     Measure("pr_auc", "PR-AUC", "{:.4f}"),
+    Measure("roc_auc_mse", "ROC-AUC (MSE)", "{:.4f}"),
+    Measure("roc_auc_sap", "ROC-AUC (SAP)", "{:.4f}"),
 )
 """Shown when some row has them: denoising (a corrupted test set) and one-class anomaly detection."""
 TAIL = (
