@@ -180,11 +180,13 @@ def print_result(result) -> None:
             )
         )
     if result.mean_roc_auc is not None:
+        from aelab.evaluation.anomaly import ONE_CLASS_SCORES
+
         score = result.rows[0].get("anomaly_score")
         others = [
-            f"{key.removeprefix('roc_auc_')} {sum(aucs) / len(aucs):.4f}"
-            for key in ("roc_auc_mse", "roc_auc_sap")
-            if (aucs := [r[key] for r in result.rows if r.get(key) is not None])
+            f"{kind} {sum(aucs) / len(aucs):.4f}"
+            for kind in ONE_CLASS_SCORES
+            if (aucs := [r[f"roc_auc_{kind}"] for r in result.rows if r.get(f"roc_auc_{kind}") is not None])
         ]
         console.print(
             f"mean ROC-AUC over {len(result.rows)} runs: {result.mean_roc_auc:.4f}"
