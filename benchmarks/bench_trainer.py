@@ -20,6 +20,13 @@ as the tutorial). Each in a fresh runs folder; the baselines are cached in a dat
 after the first round (as on a user's machine after the first compare).
 
     python benchmarks/bench_trainer.py --whole-process --epochs 3 --repeats 3
+
+``--pythae FOLDER`` adds pythae 0.1.2's ``TrainingPipeline`` as a third script (its own process, the same models
+with stock layers, 57,000 training and 3,000 evaluation images, Adam 1e-3, batch 64). pythae is not a dependency
+of aelab; install it beside this environment's torch without touching it:
+
+    pip install --no-deps --target /tmp/pythae pythae==0.1.2 tqdm
+    python benchmarks/bench_trainer.py --whole-process --epochs 3 --repeats 3 --pythae /tmp/pythae
 """
 
 from __future__ import annotations
@@ -84,6 +91,66 @@ def tutorial_loop(model_name: str, epochs: int, device: str, stage: bool = True)
     return {"seconds": seconds, "images": len(train_set) * epochs, "test_mse": test_loss / len(test_loader)}
 
 
+def pythae_script(model_name: str, epochs: int) -> dict:
+    """pythae 0.1.2's ``TrainingPipeline`` as its examples use it: torchvision's tensors of the training split
+    (57,000 to train, the last 3,000 to evaluate each epoch, as aelab's validation split), the same model as the
+    tutorial (stock layers) wrapped as pythae's encoder and decoder, ``AE`` (summed-pixel MSE), Adam 1e-3,
+    batch 64, models saved in a temporary folder. Returns training seconds (its pipeline call) and test MSE."""
+    import tempfile
+
+    import torch
+    from pythae.models import AE, AEConfig
+    from pythae.models.base.base_utils import ModelOutput
+    from pythae.models.nn import BaseDecoder, BaseEncoder
+    from pythae.pipelines import TrainingPipeline
+    from pythae.trainers import BaseTrainerConfig
+    from torchvision import datasets
+
+    from aelab.io import cache_dir
+    from aelab.models import build_model
+    from aelab.models.layers import stock_layers
+
+    root = str(cache_dir())
+    train = datasets.FashionMNIST(root, train=True, download=False).data.reshape(-1, 1, 28, 28) / 255.0
+    test = datasets.FashionMNIST(root, train=False, download=False).data.reshape(-1, 1, 28, 28) / 255.0
+    torch.manual_seed(0)
+    net = stock_layers(build_model(model_name))
+
+    class Encoder(BaseEncoder):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = net
+
+        def forward(self, x: torch.Tensor) -> ModelOutput:
+            return ModelOutput(embedding=self.net.encode(x))
+
+    class Decoder(BaseDecoder):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = net
+
+        def forward(self, z: torch.Tensor) -> ModelOutput:
+            return ModelOutput(reconstruction=self.net.decode(z))
+
+    model = AE(AEConfig(input_dim=(1, 28, 28), latent_dim=net.code_size), encoder=Encoder(), decoder=Decoder())
+    with tempfile.TemporaryDirectory() as out:
+        config = BaseTrainerConfig(
+            output_dir=out,
+            num_epochs=epochs,
+            learning_rate=1e-3,
+            per_device_train_batch_size=64,
+            per_device_eval_batch_size=64,
+            no_cuda=True,
+        )
+        t0 = time.perf_counter()
+        TrainingPipeline(training_config=config, model=model)(train_data=train[:57000], eval_data=train[57000:])
+        seconds = time.perf_counter() - t0
+    net.eval()
+    with torch.no_grad():
+        mse = sum(((net(b).reconstruction - b) ** 2).sum().item() for b in test.split(1000)) / test.numel()
+    return {"seconds": seconds, "images": 57000 * epochs, "test_mse": mse}
+
+
 def aelab_loop(model_name: str, epochs: int, device: str) -> dict:
     import torch
 
@@ -121,6 +188,9 @@ def child(loop: str, model_name: str, epochs: int, device: str) -> None:
         runs = {m: tutorial_loop(m, epochs, device, stage=False) for m in model_name.split(",")}
         print("RESULT " + json.dumps(runs))
         return
+    if loop == "pythae-script":
+        print("RESULT " + json.dumps({m: pythae_script(m, epochs) for m in model_name.split(",")}))
+        return
     out = (tutorial_loop if loop == "tutorial" else aelab_loop)(model_name, epochs, device)
     out["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     out["peak_gpu_mib"] = torch.cuda.max_memory_allocated() / 2**20 if device == "cuda" else None
@@ -134,10 +204,16 @@ def main() -> None:
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--repeats", type=int, default=1, help="runs per (loop, model) pair; the fastest counts")
     parser.add_argument("--whole-process", action="store_true", help="time whole processes: script vs aelab compare")
+    parser.add_argument(
+        "--pythae",
+        metavar="FOLDER",
+        help="with --whole-process: also time pythae 0.1.2 installed in FOLDER "
+        "(pip install --target FOLDER pythae==0.1.2 tqdm --no-deps)",
+    )
     parser.add_argument("--child", nargs=2, metavar=("LOOP", "MODEL"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.whole_process:
-        whole_process(args.epochs, args.models, args.repeats)
+        whole_process(args.epochs, args.models, args.repeats, args.pythae)
         return
     import torch
 
@@ -208,8 +284,9 @@ def main() -> None:
         print("speed-up together in each round: " + ", ".join(f"{x:.2f}x" for x in each))
 
 
-def whole_process(epochs: int, models: str, repeats: int) -> None:
-    """The tutorial's script vs ``aelab compare --no-analysis``, whole processes, taking turns; fastest counts."""
+def whole_process(epochs: int, models: str, repeats: int, pythae: str | None = None) -> None:
+    """The tutorial's script (and pythae's, when ``pythae`` names a folder that holds pythae 0.1.2) vs ``aelab
+    compare --no-analysis``, whole processes, taking turns; fastest counts."""
     import os
     import platform
     import tempfile
@@ -238,6 +315,9 @@ def whole_process(epochs: int, models: str, repeats: int) -> None:
             "aelab compare --no-analysis": [*compare, "--models", models],
             "aelab compare --no-analysis --val-fraction 0": [*compare, "--models", models, "--val-fraction", "0"],
         }
+        if pythae:  # pythae in a folder of its own (pip install --target), beside this environment's torch
+            contenders["pythae 0.1.2 script"] = [*script[:-2], "pythae-script", models]
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [pythae, env.get("PYTHONPATH")]))
         best: dict[str, tuple[float, dict]] = {}
         every: dict[str, list[float]] = {k: [] for k in contenders}
         for _ in range(max(1, repeats)):
