@@ -49,11 +49,12 @@ def elbo(
     return _elbo_terms(model, x, y, mu, logvar, torch.randn_like(mu) if eps is None else eps)
 
 
-def log_weights(model: Any, x: torch.Tensor, y: torch.Tensor | None, eps: torch.Tensor) -> torch.Tensor:
+def log_weights(
+    model: Any, x: torch.Tensor, y: torch.Tensor | None, mu: torch.Tensor, logvar: torch.Tensor, eps: torch.Tensor
+) -> torch.Tensor:
     """The importance weights' logs ``log p(x|z_i) + log p(z_i) - log q(z_i|x)``, ``(k, N)`` in nats, for the
-    ``(k, N, *code_shape)`` standard normal draws ``eps`` (``z_i = mu + sigma * eps_i``). The k samples of all N
-    images are decoded in one batch of k * N."""
-    mu, logvar = model.posterior(x, y)
+    posterior ``mu``, ``logvar`` ``(N, *code_shape)`` of ``x`` and the ``(k, N, *code_shape)`` standard normal
+    draws ``eps`` (``z_i = mu + sigma * eps_i``). The k samples of all N images are decoded in one batch of k * N."""
     k, n = eps.shape[:2]
     z = (mu + eps.to(mu) * (0.5 * logvar).exp()).flatten(0, 1)  # (k * N, *code_shape), sample-major
     reps = (k,) + (1,) * (x.dim() - 1)
@@ -78,10 +79,10 @@ def iwae_bound(
         x: float images ``(N, C, H, W)`` in [0, 1]; y: their labels ``(N,)`` (a conditional VAE) or None.
         eps: ``(k, N, *code_shape)`` standard normal draws (None: drawn from torch's generator).
     """
+    mu, logvar = model.posterior(x, y)
     if eps is None:
-        mu, _ = model.posterior(x, y)
         eps = torch.randn(k, *mu.shape, device=mu.device)
-    return torch.logsumexp(log_weights(model, x, y, eps), 0) - math.log(eps.shape[0])
+    return torch.logsumexp(log_weights(model, x, y, mu, logvar, eps), 0) - math.log(eps.shape[0])
 
 
 @torch.no_grad()
@@ -161,12 +162,12 @@ def iwae_nll(
         part = slice(start, min(start + per, len(split)))
         x = to_unit_float(split[part], model.device)
         y = split.labels[part].to(model.device)
-        mu, _ = model.posterior(x, y)
+        mu, logvar = model.posterior(x, y)  # once for the group: its parts and the ELBO share it
         eps = torch.randn(k, *mu.shape, generator=g)
         part_k = max(1, decodes // per)  # samples per pass of each image: all k unless k > decodes
-        log_w = torch.cat([log_weights(model, x, y, eps[i : i + part_k]) for i in range(0, k, part_k)])
+        log_w = torch.cat([log_weights(model, x, y, mu, logvar, eps[i : i + part_k]) for i in range(0, k, part_k)])
         nll -= float((torch.logsumexp(log_w.double(), 0) - math.log(k)).sum())
-        log_lik, kl = elbo(model, x, y, eps=torch.randn(mu.shape, generator=g))
+        log_lik, kl = _elbo_terms(model, x, y, mu, logvar, torch.randn(mu.shape, generator=g))
         nelbo -= float((log_lik - kl).double().sum())
         if on_step is not None:
             on_step(part.stop)
