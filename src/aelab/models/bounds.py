@@ -156,7 +156,8 @@ def iwae_nll(
     g = torch.Generator().manual_seed(seed)
     if decodes is None:
         decodes = 20_000 if model.device.type == "cuda" else 1000
-    per = max(1, decodes // k)
+    per = max(1, decodes // k)  # images per pass
+    part_k = max(1, decodes // per)  # samples per pass of each image: all k unless k > decodes
     nll = nelbo = 0.0
     for start in range(0, len(split), per):
         part = slice(start, min(start + per, len(split)))
@@ -164,7 +165,6 @@ def iwae_nll(
         y = split.labels[part].to(model.device)
         mu, logvar = model.posterior(x, y)  # once for the group: its parts and the ELBO share it
         eps = torch.randn(k, *mu.shape, generator=g)
-        part_k = max(1, decodes // per)  # samples per pass of each image: all k unless k > decodes
         log_w = torch.cat([log_weights(model, x, y, mu, logvar, eps[i : i + part_k]) for i in range(0, k, part_k)])
         nll -= float((torch.logsumexp(log_w.double(), 0) - math.log(k)).sum())
         log_lik, kl = _elbo_terms(model, x, y, mu, logvar, torch.randn(mu.shape, generator=g))
