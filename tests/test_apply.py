@@ -169,7 +169,7 @@ def test_cli_encode_decode_score_export_and_bad_input(digits_run, tmp_path):
         (["export", str(digits_run), "--format", "tflite"], "--format: got 'tflite'; allowed: safetensors, onnx"),
         (
             ["score", str(digits_run), "split:test", "--score", "psnr", "-o", str(tmp_path / "x.csv")],
-            "--score: got 'psnr'; allowed: nap, sap, mse, ssim",
+            "--score: got 'psnr'; allowed: nap_sap, nap, sap, mse, ssim",
         ),
         (["decode", str(digits_run), str(tmp_path / "missing.npz"), "-o", str(tmp_path / "x")], "does not exist"),
     ]
@@ -266,9 +266,9 @@ def test_one_class_data_and_the_anomaly_command(tmp_path):
     rows = metrics["runs"]
     assert [row["normal"] for row in rows] == ["0", "1"] and all(0.6 < row["roc_auc"] <= 1 for row in rows), rows
     mean = sum(row["roc_auc"] for row in rows) / 2
-    assert f"mean ROC-AUC over 2 runs: {mean:.4f} (nap; mse " in r.output
+    assert f"mean ROC-AUC over 2 runs: {mean:.4f} (nap_sap; mse " in r.output
     assert f"mean ROC-AUC {mean:.4f}" in metrics["summary"]
-    assert all(row["anomaly_score"] == "nap" and 0 <= row["roc_auc_mse"] <= 1 for row in rows)
+    assert all(row["anomaly_score"] == "nap_sap" and 0 <= row["roc_auc_mse"] <= 1 for row in rows)
     report = (tmp_path / "runs" / "a" / "report.html").read_text()
     assert "One-class anomaly detection beside published results" in report and "GEOM" not in report  # digits
     for bad, expected in (

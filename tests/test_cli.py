@@ -25,7 +25,7 @@ def run(args, tmp_path):
             ["--dataset", "imagenet"],
             "data.name: got 'imagenet'; allowed: fashion-mnist, mnist, cifar10, digits, folder",
         ),
-        (["--models", "linear-3,resnet"], "got 'resnet'; allowed: linear-3, linear-10, conv-64, cifar-conv"),
+        (["--models", "linear-3,resnet"], "got 'resnet'; allowed: linear-3, linear-10, conv-64, conv-16, cifar-conv"),
         (["--lr", "0"], "training.lr: Input should be greater than 0 (got 0.0)"),
         (["--lr", "-1e-3"], "training.lr: Input should be greater than 0"),
         (["--epochs", "0"], "training.epochs: Input should be greater than or equal to 1 (got 0)"),

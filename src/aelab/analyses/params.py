@@ -60,10 +60,10 @@ class NoParams(Params):
 class AnomalyParams(Params):
     percentile: float = Field(99.0, ge=0, le=100)
     """Threshold: this percentile of the validation split's scores (normal images)."""
-    score: Literal["nap", "sap", "mse", "ssim"] = "nap"
+    score: Literal["nap_sap", "nap", "sap", "mse", "ssim"] = "nap_sap"
     """Anomaly score: nap or sap (RaPP: the hidden activations of the image and of its reconstruction along the
-    encoder; NAP normalized by their spread on the training images), mse (per-image reconstruction MSE) or ssim
-    (1 - SSIM)."""
+    encoder; NAP normalized by their spread on the training images), nap_sap (their product, the default), mse
+    (per-image reconstruction MSE) or ssim (1 - SSIM)."""
     k: int = Field(8, ge=1)
     """Most and least anomalous test images to show."""
     normal_class: Optional[str] = None

@@ -1,5 +1,5 @@
 """Anomaly scores of images under a trained run: reconstruction error per image and, when asked for, another
-score (1 - SSIM, or RaPP's SAP / NAP along the encoder), a threshold taken from the run's validation split (images
+score (1 - SSIM, or RaPP's SAP / NAP along the encoder, or NAP x SAP), a threshold taken from the run's validation split (images
 the model did not train on), and a flag per image. Scores are :func:`aelab.evaluation.anomaly.scorer`."""
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ class ScoreTable:
     mse: torch.Tensor
     """float64 ``(N,)``: per-image reconstruction MSE (pixels in [0, 1])."""
     chosen: torch.Tensor | None
-    """float64 ``(N,)``: the flag's score when it is not mse (``1 - SSIM``, SAP or NAP)."""
+    """float64 ``(N,)``: the flag's score when it is not mse (``1 - SSIM``, SAP, NAP or NAP x SAP)."""
     score: str
-    """Which score the flag uses: mse, ssim, sap or nap."""
+    """Which score the flag uses: mse, ssim, sap, nap or nap_sap."""
     threshold: float
     percentile: float
     flagged: torch.Tensor

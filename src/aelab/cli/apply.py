@@ -109,12 +109,13 @@ def score(path, images, model, data_dir, out: Path, percentile: float, kind: str
     """Anomaly scores: per-image reconstruction error, a threshold from the run's validation split, and a flag
     per image, written as CSV."""
     from aelab.apply.scores import score_images, write_scores
+    from aelab.evaluation.anomaly import FITTED_KINDS
     from aelab.evaluation.rapp import NAP_FIT_IMAGES
 
     run = _one_run(path, model, data_dir)
     named = _read(run, images, resize, limit)
     data = run.data()
-    train = data.train.head(NAP_FIT_IMAGES).images if kind == "nap" else None
+    train = data.train.head(NAP_FIT_IMAGES).images if kind in FITTED_KINDS else None
     table = score_images(run.model, named.images, named.names, data.val.images, percentile, kind, named.labels, train)
     write_scores(table, out)
     n = int(table.flagged.sum())
@@ -165,7 +166,7 @@ SCORE = option(
     "mse",
     str,
     "Score the flag uses: mse, ssim (1 - SSIM), sap or nap (RaPP: hidden activations along the encoder; nap is "
-    "normalized on the run's training images); any but mse adds a column",
+    "normalized on the run's training images) or nap_sap (their product); any but mse adds a column",
     "--score",
 )
 

@@ -40,12 +40,20 @@ from aelab.config.parsing import (
     set_dotted,
 )
 from aelab.config.presets import FRONTIER_CODE_SIZES, PRESET_NAMES, PRESETS, Preset
-from aelab.config.run_config import ANOMALY_PRESET, COMPARE_PRESETS, ExperimentConfig, RunConfig, RunOptions
+from aelab.config.run_config import (
+    ANOMALY_CORRUPTION,
+    ANOMALY_PRESET,
+    COMPARE_PRESETS,
+    ExperimentConfig,
+    RunConfig,
+    RunOptions,
+)
 from aelab.config.specs import SPEC_CLASSES, ConvLayerSpec, ConvSpec, DeconvLayerSpec, MLPSpec, ModelSpec, ResSpec
 from aelab.config.training import RECIPES, CorruptionConfig, TrainingConfig, recipe_of
 from aelab.config.variants import PixelCNNPriorConfig, QuantizerConfig, SparsityConfig, VariationalConfig
 
 __all__ = [
+    "ANOMALY_CORRUPTION",
     "ANOMALY_PRESET",
     "COMPARE_PRESETS",
     "DATASET_NAMES",

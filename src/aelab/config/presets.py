@@ -37,6 +37,18 @@ class Preset:
     settings, or ``family`` and ``settings`` (the fields a config gives replace these, key by key)."""
 
 
+def tutorial_conv(code_channels: int) -> ConvSpec:
+    """The Covalent tutorial's conv body, Conv 1->16 (3x3 s2 p1) -> 32 (3x3 s2 p1) -> ``code_channels`` (7x7): the
+    code is ``(code_channels, 1, 1)``."""
+    return ConvSpec(
+        layers=[
+            L(channels=16, kernel=3, stride=2, padding=1),
+            L(channels=32, kernel=3, stride=2, padding=1),
+            L(channels=code_channels, kernel=7),
+        ]
+    )
+
+
 PRESETS: dict[str, Preset] = {
     "linear-3": Preset(
         MLPSpec(hidden=[128, 64, 12], code_size=3),
@@ -54,13 +66,7 @@ PRESETS: dict[str, Preset] = {
         "As linear-3 with a 10-value code: 784-128-64-12-10, mirrored, sigmoid output.",
     ),
     "conv-64": Preset(
-        ConvSpec(
-            layers=[
-                L(channels=16, kernel=3, stride=2, padding=1),
-                L(channels=32, kernel=3, stride=2, padding=1),
-                L(channels=64, kernel=7),
-            ]
-        ),
+        tutorial_conv(64),
         (1, 28, 28),
         "Covalent tutorial 'Linear and convolutional autoencoders'; 'AutoEncoders: minimal working examples'",
         """Conv 1->16 (3x3 s2 p1) -> 32 (3x3 s2 p1) -> 64 (7x7), ReLU between, mirrored ConvTranspose
@@ -68,6 +74,16 @@ PRESETS: dict[str, Preset] = {
 
         1x28x28 -> 16x14x14 -> 32x7x7 -> z 64x1x1 -> 32x7x7 -> 16x14x14 -> 1x28x28
         210,369 parameters; the tutorial reports test MSE 0.0053 after 50 epochs.""",
+    ),
+    "conv-16": Preset(
+        tutorial_conv(16),
+        (1, 28, 28),
+        "aelab (conv-64's body with a 16-value code; the default of aelab anomaly)",
+        """conv-64 with a 16-channel last layer: Conv 1->16 (3x3 s2 p1) -> 32 (3x3 s2 p1) -> 16 (7x7), ReLU
+        between, mirrored ConvTranspose decoder, sigmoid. The narrower code makes other classes harder to
+        reconstruct; chosen for one-class anomaly detection on the validation split (the anomaly guide).
+
+        1x28x28 -> 16x14x14 -> 32x7x7 -> z 16x1x1 -> 32x7x7 -> 16x14x14 -> 1x28x28""",
     ),
     "cifar-conv": Preset(
         ConvSpec(

@@ -15,8 +15,12 @@ from aelab.config.training import TrainingConfig
 
 COMPARE_PRESETS = ("linear-3", "conv-64")
 """What ``aelab compare`` trains when it is not told: the Covalent tutorial's linear and conv autoencoders."""
-ANOMALY_PRESET = "conv-64"
-"""What ``aelab anomaly`` trains (once per normal class) when it is not told."""
+ANOMALY_PRESET = "conv-16"
+"""What ``aelab anomaly`` trains (once per normal class) when it is not told (chosen on the validation split: the
+anomaly guide)."""
+ANOMALY_CORRUPTION = "gaussian:0.1"
+"""How ``aelab anomaly`` corrupts training images when it is not told (``training.corruption``, ``--denoise``):
+denoising training, chosen on the validation split (the anomaly guide)."""
 
 
 class RunConfig(Strict):

@@ -7,7 +7,8 @@ anomalous. The score of an image is its reconstruction error:
 * ``ssim``: ``1 - SSIM`` of the image and its reconstruction (in [0, 2]; 0 for a perfect reconstruction);
 * ``sap`` and ``nap``: RaPP's scores (Kim et al., ICLR 2020; :mod:`aelab.evaluation.rapp`), which also compare
   the hidden activations of the image and of its reconstruction along the encoder; NAP normalizes them by their
-  spread on the training images (:data:`DEFAULT_SCORE`).
+  spread on the training images;
+* ``nap_sap``: their product (:data:`DEFAULT_SCORE`), chosen on the validation split (the anomaly guide).
 
 A threshold is a percentile of the scores of normal images the model did not train on (the validation
 split). ROC-AUC and PR-AUC (average precision) come from scikit-learn, anomalies being the positive class.
@@ -26,10 +27,18 @@ from aelab.evaluation.batches import batches, per_image_mse
 from aelab.evaluation.reconstruction import ssim_per_image
 from aelab.models.autoencoder import AutoEncoder
 
-SCORE_KINDS = ("nap", "sap", "mse", "ssim")
-SCORE_NAMES = {"nap": "NAP (RaPP)", "sap": "SAP (RaPP)", "mse": "reconstruction MSE", "ssim": "1 - SSIM"}
+SCORE_KINDS = ("nap_sap", "nap", "sap", "mse", "ssim")
+SCORE_NAMES = {
+    "nap_sap": "NAP x SAP (RaPP)",
+    "nap": "NAP (RaPP)",
+    "sap": "SAP (RaPP)",
+    "mse": "reconstruction MSE",
+    "ssim": "1 - SSIM",
+}
 RECONSTRUCTION_KINDS = ("mse", "ssim")
-DEFAULT_SCORE = "nap"
+FITTED_KINDS = ("nap_sap", "nap")
+"""Scores fitted on the run's normal training images (NAP's mean and SVD)."""
+DEFAULT_SCORE = "nap_sap"
 """The one-class runs' and ``aelab anomaly``'s score (see the anomaly guide for how it was chosen)."""
 
 
@@ -75,11 +84,11 @@ def scorer(
 
     if kind not in SCORE_KINDS:
         raise ConfigError(f"--score: got {kind!r}; allowed: {', '.join(SCORE_KINDS)}")
-    if kind == "nap":
+    if kind in FITTED_KINDS:
         if normal is None:
-            raise ConfigError("--score nap: needs the run's training images to normalize by; none were given")
+            raise ConfigError(f"--score {kind}: needs the run's training images to normalize by; none were given")
         nap = NAP.fitted(model, normal)
-        return lambda images: nap.scores(model, images)
+        return (lambda images: nap.scores(model, images)) if kind == "nap" else lambda i: nap.nap_sap_scores(model, i)
     if kind == "sap":
         return lambda images: sap_scores(model, images)
     return lambda images: reconstruction_scores(model, images, kind)  # type: ignore[arg-type]
@@ -125,6 +134,21 @@ class AnomalyResult:
         return SCORE_NAMES.get(self.kind, self.kind)
 
 
+def anomalies(test: ImageSplit, normal_classes: list[int]) -> torch.Tensor:
+    """bool ``(N,)``: which ``test`` images are not of ``normal_classes``.
+
+    Raises:
+        ConfigError: none is, or all are (ROC-AUC needs both).
+    """
+    anomalous = ~torch.isin(test.labels, torch.tensor(normal_classes, dtype=test.labels.dtype))
+    if bool(anomalous.all()) or not bool(anomalous.any()):
+        raise ConfigError(
+            f"the test set has {int((~anomalous).sum())} normal and {int(anomalous.sum())} anomalous "
+            "images; ROC-AUC needs both"
+        )
+    return anomalous
+
+
 def separate(
     model: AutoEncoder,
     test: ImageSplit,
@@ -144,12 +168,7 @@ def separate(
     """
     from sklearn.metrics import average_precision_score, roc_auc_score
 
-    anomalous = ~torch.isin(test.labels, torch.tensor(normal_classes, dtype=test.labels.dtype))
-    if bool(anomalous.all()) or not bool(anomalous.any()):
-        raise ConfigError(
-            f"the test set has {int((~anomalous).sum())} normal and {int(anomalous.sum())} anomalous "
-            "images; ROC-AUC needs both"
-        )
+    anomalous = anomalies(test, normal_classes)
     score = scorer(model, kind, train)
     scores = score(test)
     cut = threshold(score(val), percentile)
@@ -167,19 +186,33 @@ def separate(
     )
 
 
-ONE_CLASS_SCORES = ("mse", "sap")
+ONE_CLASS_SCORES = ("mse", "sap", "nap")
 """Scores a one-class run reports beside :data:`DEFAULT_SCORE` (as ``roc_auc_<kind>``)."""
 
 
 def one_class_metrics(model: AutoEncoder, dataset, normal_classes: list[int]) -> dict:
     """What a one-class run reports: ``roc_auc`` and ``pr_auc`` of :data:`DEFAULT_SCORE` (NAP fitted on the run's
     training images, all of the normal classes), its name as ``anomaly_score``, and ``roc_auc_<kind>`` of each of
-    :data:`ONE_CLASS_SCORES`."""
-    from sklearn.metrics import roc_auc_score
+    :data:`ONE_CLASS_SCORES`. NAP, SAP and their product come from one pass along the encoder over the test set.
 
-    r = separate(model, dataset.test, dataset.val, normal_classes, kind=DEFAULT_SCORE, train=dataset.train)
-    row: dict = {"anomaly_score": DEFAULT_SCORE, "roc_auc": r.roc_auc, "pr_auc": r.pr_auc}
-    y = r.anomalous.numpy()
+    Raises:
+        ConfigError: the test set has no normal or no anomalous image.
+    """
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    from aelab.evaluation.rapp import NAP
+
+    y = anomalies(dataset.test, normal_classes).numpy()
+    nap, sap = NAP.fitted(model, dataset.train).scores_and_sap(model, dataset.test)
+    scores = {"nap_sap": nap * sap, "nap": nap, "sap": sap}
+    for kind in {DEFAULT_SCORE, *ONE_CLASS_SCORES} - set(scores):
+        scores[kind] = scorer(model, kind, dataset.train)(dataset.test)
+    default = scores[DEFAULT_SCORE].numpy()
+    row: dict = {
+        "anomaly_score": DEFAULT_SCORE,
+        "roc_auc": float(roc_auc_score(y, default)),
+        "pr_auc": float(average_precision_score(y, default)),
+    }
     for kind in ONE_CLASS_SCORES:
-        row[f"roc_auc_{kind}"] = float(roc_auc_score(y, scorer(model, kind)(dataset.test).numpy()))
+        row[f"roc_auc_{kind}"] = float(roc_auc_score(y, scores[kind].numpy()))
     return row

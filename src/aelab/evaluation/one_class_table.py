@@ -41,9 +41,10 @@ PUBLISHED = (
 """One-class Fashion-MNIST results quoted beside aelab's."""
 
 SCORES = (
-    ("roc_auc", "aelab conv-64, {score} (default)"),
-    ("roc_auc_mse", "aelab conv-64, reconstruction MSE"),
-    ("roc_auc_sap", "aelab conv-64, SAP"),
+    ("roc_auc", "aelab {model}, {score} (default)"),
+    ("roc_auc_nap", "aelab {model}, NAP"),
+    ("roc_auc_sap", "aelab {model}, SAP"),
+    ("roc_auc_mse", "aelab {model}, reconstruction MSE"),
 )
 """The keys of a one-class run's row and how its table row is named."""
 
@@ -66,7 +67,11 @@ def one_class_table(rows: list[dict], dataset: str) -> tuple[list[dict], list[Me
     for key, name in SCORES:
         values = {c: r[key] for r in runs if r.get(key) is not None for c in [r["normal"]]}
         if values:
-            row: dict = {"method": name.format(score=runs[0].get("anomaly_score", "")), "source": "this run"}
+            model = str(runs[0].get("model", "")).split(" normal_classes=")[0]
+            row: dict = {
+                "method": name.format(model=model, score=runs[0].get("anomaly_score", "")),
+                "source": "this run",
+            }
             row.update({f"c{i}": 100 * values[c] for i, c in enumerate(classes) if c in values})
             row["mean"] = 100 * sum(values.values()) / len(values)
             table.append(row)

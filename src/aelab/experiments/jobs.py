@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from aelab.config import (
+    ANOMALY_CORRUPTION,
     ANOMALY_PRESET,
     COMPARE_PRESETS,
     FRONTIER_CODE_SIZES,
@@ -252,20 +253,27 @@ def anomaly(
     **options,
 ) -> ExperimentResult:
     """``aelab anomaly``: the one-class benchmark. For each class c of ``normal_classes`` (default: every class of
-    the dataset) train ``config.models`` (default: conv-64) on the training images of class c only, score every
-    test image with RaPP's NAP (:data:`aelab.evaluation.anomaly.DEFAULT_SCORE`), and report ROC-AUC and PR-AUC of
-    class c vs the rest (the run's ``roc_auc``/``pr_auc`` metrics; their mean is in the summary), with the
-    ROC-AUC of the reconstruction MSE and of SAP beside them (``roc_auc_mse``, ``roc_auc_sap``); the report
-    puts them beside published results. Options are those of :func:`run_experiment`.
+    the dataset) train ``config.models`` (default: conv-16, as a denoising autoencoder:
+    :data:`aelab.config.ANOMALY_CORRUPTION` unless the config or the overrides set ``training.corruption``,
+    ``null`` included) on the training images of class c only, score every test image with RaPP's NAP
+    (:data:`aelab.evaluation.anomaly.DEFAULT_SCORE`), and report ROC-AUC and PR-AUC of class c vs the rest (the
+    run's ``roc_auc``/``pr_auc`` metrics; their mean is in the summary), with the ROC-AUC of the reconstruction
+    MSE and of SAP beside them (``roc_auc_mse``, ``roc_auc_sap``); the report puts them beside published results.
+    Options are those of :func:`run_experiment`.
 
     Raises:
         DataError: a class the dataset does not have.
     """
+    from aelab.config import CorruptionConfig
     from aelab.data import cached_dataset
 
     config = config or ExperimentConfig()
     if not config.models and not config.runs and "model" not in config.model_fields_set:
         config = config.model_copy(update={"models": [ModelConfig(preset=ANOMALY_PRESET)]})
+    told = {**config.set, **(overrides or {})}
+    if "corruption" not in config.training.model_fields_set and "training.corruption" not in told:
+        corruption = CorruptionConfig.model_validate(ANOMALY_CORRUPTION)
+        config = config.model_copy(update={"training": config.training.model_copy(update={"corruption": corruption})})
     if normal_classes is None:
         normal_classes = list(range(len(cached_dataset(config.data, config.seed).class_names)))
     grid = {**config.grid, "data.normal_classes": [[c] for c in normal_classes]}

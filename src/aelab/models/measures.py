@@ -58,6 +58,7 @@ OPTIONAL = (
     Measure("pr_auc", "PR-AUC", "{:.4f}"),
     Measure("roc_auc_mse", "ROC-AUC (MSE)", "{:.4f}"),
     Measure("roc_auc_sap", "ROC-AUC (SAP)", "{:.4f}"),
+    Measure("roc_auc_nap", "ROC-AUC (NAP)", "{:.4f}"),
 )
 """Shown when some row has them: denoising (a corrupted test set) and one-class anomaly detection."""
 TAIL = (
