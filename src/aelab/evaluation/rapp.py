@@ -122,8 +122,9 @@ class NAP:
         return (torch.cat(nap), torch.cat(sap)) if nap else (empty, empty)
 
     def nap_sap_scores(self, model: AutoEncoder, images: torch.Tensor | ImageSplit) -> torch.Tensor:
-        """aelab's default anomaly score: NAP x SAP of each image, float64 ``(N,)`` (the sum of their logarithms:
-        NAP weighs a difference by how unusual its direction is on normal images, SAP by its size; chosen on the
-        validation split, see the anomaly guide)."""
+        """aelab's default anomaly score: NAP x SAP of each image, float64 ``(N,)``. It ranks images as the sum of
+        the two scores' logarithms would, so a factor on either counts alike: NAP weighs a difference by how
+        unusual its direction is on normal images, SAP by its size. Chosen on the validation split (the anomaly
+        guide)."""
         nap, sap = self.scores_and_sap(model, images)
         return nap * sap

@@ -255,11 +255,11 @@ def anomaly(
     """``aelab anomaly``: the one-class benchmark. For each class c of ``normal_classes`` (default: every class of
     the dataset) train ``config.models`` (default: conv-16, as a denoising autoencoder:
     :data:`aelab.config.ANOMALY_CORRUPTION` unless the config or the overrides set ``training.corruption``,
-    ``null`` included) on the training images of class c only, score every test image with RaPP's NAP
-    (:data:`aelab.evaluation.anomaly.DEFAULT_SCORE`), and report ROC-AUC and PR-AUC of class c vs the rest (the
-    run's ``roc_auc``/``pr_auc`` metrics; their mean is in the summary), with the ROC-AUC of the reconstruction
-    MSE and of SAP beside them (``roc_auc_mse``, ``roc_auc_sap``); the report puts them beside published results.
-    Options are those of :func:`run_experiment`.
+    ``null`` included) on the training images of class c only, score every test image with the product of
+    RaPP's NAP and SAP (:data:`aelab.evaluation.anomaly.DEFAULT_SCORE`), and report ROC-AUC and PR-AUC of class c
+    vs the rest (the run's ``roc_auc``/``pr_auc`` metrics; their mean is in the summary), with the ROC-AUC of the
+    reconstruction MSE, of SAP and of NAP beside them (``roc_auc_mse``, ``roc_auc_sap``, ``roc_auc_nap``); the
+    report puts them beside published results. Options are those of :func:`run_experiment`.
 
     Raises:
         DataError: a class the dataset does not have.
