@@ -1,6 +1,7 @@
 """Anomaly scores of images under a trained run: reconstruction error per image and, when asked for, another
-score (1 - SSIM, or RaPP's SAP / NAP along the encoder, or NAP x SAP), a threshold taken from the run's validation split (images
-the model did not train on), and a flag per image. Scores are :func:`aelab.evaluation.anomaly.scorer`."""
+score (1 - SSIM, or RaPP's SAP / NAP along the encoder, or NAP x SAP), a threshold taken from the run's
+validation split (images the model did not train on), and a flag per image. Scores are
+:func:`aelab.evaluation.anomaly.scorer`."""
 
 from __future__ import annotations
 

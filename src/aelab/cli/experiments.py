@@ -258,8 +258,9 @@ def _class_list(text: str) -> list[int] | None:
 
 def _anomaly(config, set_, name, resume, models, normal_class, given):
     """One-class anomaly detection benchmark: for each normal class in turn, train on that class only, score
-    every test image by its reconstruction error, and report ROC-AUC and PR-AUC of the class vs the rest
-    (default: conv-16 trained to denoise, every class of the dataset; the mean ROC-AUC is in the summary)."""
+    every test image by how its reconstruction differs along the encoder (RaPP's NAP x SAP), and report ROC-AUC
+    and PR-AUC of the class vs the rest (default: conv-16 trained to denoise, every class of the dataset; the
+    mean ROC-AUC is in the summary)."""
     from aelab.experiments.jobs import anomaly
 
     classes = _class_list(normal_class)
