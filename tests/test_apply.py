@@ -271,6 +271,25 @@ def test_one_class_data_and_the_anomaly_command(tmp_path):
     assert all(row["anomaly_score"] == "nap_sap" and 0 <= row["roc_auc_mse"] <= 1 for row in rows)
     report = (tmp_path / "runs" / "a" / "report.html").read_text()
     assert "One-class anomaly detection beside published results" in report and "GEOM" not in report  # digits
+
+    # aelab score on a one-class run: the run's score (nap_sap) by default; --model as the folder spells the label
+    from aelab.experiments.finished import open_runs
+
+    folder = tmp_path / "runs" / json.loads((tmp_path / "runs" / "a" / "runs.json").read_text())[1]
+    label = folder.name.rsplit("-", 1)[0]
+    assert label.endswith("_normal_classes_1")
+    r = runner.invoke(
+        app, ["score", str(tmp_path / "runs" / "a"), "--model", label, "split:test", "-o", str(tmp_path / "s.csv")]
+    )
+    assert r.exit_code == 0, r.output
+    assert "nap_sap: fitting NAP on up to 10,000 of the run's training images" in r.output
+    rows = list(csv.DictReader((tmp_path / "s.csv").open()))
+    assert len(rows) == len(data.test) and set(rows[0]) == {"image", "label", "mse", "nap_sap_score", "anomalous"}
+    run = open_runs(folder)[0]
+    expected = separate(run.model, run.dataset.test, run.dataset.val, [1], train=run.dataset.train).scores
+    assert [float(x["nap_sap_score"]) for x in rows] == pytest.approx(expected.tolist(), rel=1e-5)
+    r = runner.invoke(app, ["score", str(folder), "split:test", "--score", "mse", "-o", str(tmp_path / "m.csv")])
+    assert r.exit_code == 0 and "(mse, 99th percentile" in r.output, r.output
     for bad, expected in (
         ("12", "dataset 'digits' has no class 12; allowed: 0..9"),
         ("x", "--normal-class: got 'x'; allowed: all, a class index (3), a range (0..9)"),

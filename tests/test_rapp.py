@@ -90,6 +90,17 @@ def test_scorer_errors():
         scorer(tiny(), "nap")
 
 
+def test_the_analysis_offers_every_score_its_default_first():
+    from typing import get_args
+
+    from aelab.analyses.params import AnomalyParams
+    from aelab.evaluation.anomaly import DEFAULT_SCORE, SCORE_KINDS
+
+    field = AnomalyParams.model_fields["score"]
+    assert get_args(field.annotation) == SCORE_KINDS
+    assert field.default == DEFAULT_SCORE == SCORE_KINDS[0]
+
+
 def test_one_class_metrics_report_every_score():
     model = tiny()
     labels = torch.tensor([0, 0, 1, 1, 0])

@@ -105,14 +105,18 @@ def decode(path, codes_file: Path, model, out: Path) -> None:
     console.print(f"wrote {len(written):,} images to {out}")
 
 
-def score(path, images, model, data_dir, out: Path, percentile: float, kind: str, resize: bool, limit) -> None:
+def score(path, images, model, data_dir, out: Path, percentile: float, kind, resize: bool, limit) -> None:
     """Anomaly scores: per-image reconstruction error, a threshold from the run's validation split, and a flag
     per image, written as CSV."""
     from aelab.apply.scores import score_images, write_scores
-    from aelab.evaluation.anomaly import FITTED_KINDS
+    from aelab.evaluation.anomaly import DEFAULT_SCORE, FITTED_KINDS
     from aelab.evaluation.rapp import NAP_FIT_IMAGES
 
     run = _one_run(path, model, data_dir)
+    if kind is None:
+        kind = DEFAULT_SCORE if run.config.data.normal_classes is not None else "mse"
+    if kind in FITTED_KINDS:
+        console.print(f"{kind}: fitting NAP on up to {NAP_FIT_IMAGES:,} of the run's training images (an SVD)")
     named = _read(run, images, resize, limit)
     data = run.data()
     train = data.train.head(NAP_FIT_IMAGES).images if kind in FITTED_KINDS else None
@@ -163,10 +167,11 @@ PERCENTILE = option(
 )
 SCORE = option(
     "kind",
-    "mse",
-    str,
+    None,
+    Optional[str],
     "Score the flag uses: mse, ssim (1 - SSIM), sap or nap (RaPP: hidden activations along the encoder; nap is "
-    "normalized on the run's training images) or nap_sap (their product); any but mse adds a column",
+    "normalized on the run's training images) or nap_sap (their product); any but mse adds a column. Default: "
+    "nap_sap for a run trained on normal classes only (what 'aelab anomaly' measures), else mse",
     "--score",
 )
 

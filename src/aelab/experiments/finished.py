@@ -11,7 +11,7 @@ from typing import Any, Optional
 
 from aelab.config import RunConfig, load_yaml
 from aelab.errors import AelabError
-from aelab.experiments.folders import ExperimentFolder, RunFolder
+from aelab.experiments.folders import ExperimentFolder, RunFolder, safe_name
 
 
 @dataclass
@@ -78,8 +78,9 @@ def open_runs(
     with_data: bool = True,
     data_dir: Path | str | None = None,
 ) -> list[LoadedRun]:
-    """The finished runs of a run folder or an experiment folder (only the one labelled ``model`` if given), with
-    their datasets (``with_data``; else :meth:`LoadedRun.data` loads one when needed).
+    """The finished runs of a run folder or an experiment folder (only the one labelled ``model`` if given: its
+    label, e.g. ``conv-16 normal_classes=6``, that label as its folder writes it, ``conv-16_normal_classes_6``, or
+    the run folder's name), with their datasets (``with_data``; else :meth:`LoadedRun.data` loads one when needed).
 
     Raises:
         AelabError: not a run or experiment folder, no such model, or no trained model in it.
@@ -96,7 +97,7 @@ def open_runs(
     configs = [(f, load_yaml(f.config, RunConfig)) for f in folders if f.config.is_file()]
     if model is not None:
         labels = [c.label for _, c in configs]
-        configs = [(f, c) for f, c in configs if c.label == model]
+        configs = [(f, c) for f, c in configs if model in (c.label, safe_name(c.label), f.path.name)]
         if not configs:
             raise AelabError(f"{str(path)!r} has no model {model!r}; allowed: {', '.join(labels)}")
     runs = [
