@@ -143,6 +143,26 @@ def test_adamw_and_l1_loss(digits):
     assert h.val_loss[-1] == pytest.approx((model.reconstruct(x) - x).abs().mean().item(), rel=1e-5)
 
 
+def test_a_named_recipe_fills_the_unset_fields_in_the_low_level_api(digits):
+    cfg = TrainingConfig(recipe="aelab", epochs=2, lr=1e-2).with_recipe()
+    assert (cfg.optimizer, cfg.schedule, cfg.batch_size, cfg.clip_grad_norm, cfg.warmup_epochs) == (
+        "adamw",
+        "cosine",
+        128,
+        1.0,
+        0.5,
+    )
+    assert (cfg.epochs, cfg.lr) == (2, 1e-2)  # set explicitly: they win
+    assert TrainingConfig().with_recipe() == TrainingConfig()
+    assert TrainingConfig(recipe="tutorial").with_recipe().optimizer == "adam"
+    resolved = resolve(ExperimentConfig(models=["res-64", "conv-64"]), {"training.recipe": "aelab"})
+    assert all(r.config.training.with_recipe() == r.config.training for r in resolved)  # what runs get: unchanged
+    named = train(fresh(), digits, TrainingConfig(recipe="aelab", epochs=2), progress=False).history
+    spelled = train(fresh(), digits, TrainingConfig(**{**RECIPES["aelab"], "epochs": 2}), progress=False).history
+    assert named.train_loss == spelled.train_loss and named.lr == spelled.lr
+    assert named.lr[0] != TrainingConfig().lr  # warm-up + cosine, not the tutorial's constant 1e-3
+
+
 def test_resume_mid_schedule_is_bit_identical(digits, tmp_path):
     cfg = TrainingConfig(
         epochs=4,

@@ -108,6 +108,14 @@ class TrainingConfig(Strict):
     (AdamW, warm-up + cosine decay, gradient clipping); None = the model's own (aelab for res-* presets, tutorial
     for the others and for specs)."""
 
+    def with_recipe(self) -> TrainingConfig:
+        """This config with its named :attr:`recipe` filling the fields not set explicitly, as experiments do
+        when they make runs (:func:`recipe_of`); itself when no recipe is named. ``aelab.train`` applies it, so
+        ``TrainingConfig(recipe="aelab", epochs=5)`` trains with AdamW, warm-up + cosine decay and clipping."""
+        if self.recipe is None:
+            return self
+        return TrainingConfig.model_validate({**RECIPES[self.recipe], **self.model_dump(exclude_unset=True)})
+
     @model_validator(mode="after")
     def _warmup_inside_training(self) -> TrainingConfig:
         if self.warmup_epochs >= self.epochs:

@@ -251,7 +251,8 @@ def train(
         model: the autoencoder; trained in place and returned in the result.
         dataset: in-memory dataset (uint8 ``(N, C, H, W)`` splits); its image shape must be the model's.
         config: optimizer, schedule, clipping, EMA, loss, epochs, batch size, device (defaults: the Covalent
-            tutorial's settings: Adam lr 1e-3, constant rate, MSE, batch 64, 50 epochs). The learning-rate
+            tutorial's settings: Adam lr 1e-3, constant rate, MSE, batch 64, 50 epochs; a named ``recipe`` fills
+            the fields not set, :meth:`~aelab.config.TrainingConfig.with_recipe`). The learning-rate
             schedule steps after every optimizer step (:mod:`aelab.training.recipe`); with ``ema_decay`` the
             validation loss, the snapshots and the returned model use the averaged weights.
         seed: seeds the batch order (and dropout, corruption, VAE samples); same model init and seed, same result.
@@ -270,7 +271,7 @@ def train(
             ``torchrun`` group (:mod:`aelab.training.distributed`) cannot share equally.
         AelabError: ``resume`` with a checkpoint from a different model or training config.
     """
-    cfg = config or TrainingConfig()
+    cfg = (config or TrainingConfig()).with_recipe()
     device = distributed.device_of(resolve_device(cfg.device))
     distributed.check_batch_size(cfg.batch_size, distributed.world()[1])
     check_trainable(model, dataset, cfg)
