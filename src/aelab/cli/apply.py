@@ -115,10 +115,10 @@ def score(path, images, model, data_dir, out: Path, percentile: float, kind, res
     run = _one_run(path, model, data_dir)
     if kind is None:
         kind = DEFAULT_SCORE if run.config.data.normal_classes is not None else "mse"
-    if kind in FITTED_KINDS:
-        console.print(f"{kind}: fitting NAP on up to {NAP_FIT_IMAGES:,} of the run's training images (an SVD)")
     named = _read(run, images, resize, limit)
     data = run.data()
+    if kind in FITTED_KINDS:  # after the images were read: bad input stays one error line
+        console.print(f"{kind}: fitting NAP on up to {NAP_FIT_IMAGES:,} of the run's training images (an SVD)")
     train = data.train.head(NAP_FIT_IMAGES).images if kind in FITTED_KINDS else None
     table = score_images(run.model, named.images, named.names, data.val.images, percentile, kind, named.labels, train)
     write_scores(table, out)
