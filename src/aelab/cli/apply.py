@@ -117,14 +117,15 @@ def score(path, images, model, data_dir, out: Path, percentile: float, kind, res
         kind = DEFAULT_SCORE if run.config.data.normal_classes is not None else "mse"
     named = _read(run, images, resize, limit)
     data = run.data()
+    train = None
     if kind in FITTED_KINDS:  # after the images were read: bad input stays one error line
         console.print(f"{kind}: fitting NAP on up to {NAP_FIT_IMAGES:,} of the run's training images (an SVD)")
-    train = data.train.head(NAP_FIT_IMAGES).images if kind in FITTED_KINDS else None
+        train = data.train.head(NAP_FIT_IMAGES).images
     table = score_images(run.model, named.images, named.names, data.val.images, percentile, kind, named.labels, train)
     write_scores(table, out)
     n = int(table.flagged.sum())
     console.print(
-        f"threshold {table.threshold:.6g} ({kind}, {percentile:g}th percentile of {len(run.data().val):,} "
+        f"threshold {table.threshold:.6g} ({kind}, {percentile:g}th percentile of {len(data.val):,} "
         f"validation images); flagged {n:,} of {len(table.names):,} images ({n / len(table.names):.1%}); "
         f"wrote {out}"
     )
