@@ -27,6 +27,8 @@ of aelab; install it beside this environment's torch without touching it:
 
     pip install --no-deps --target /tmp/pythae pythae==0.1.2 tqdm
     python benchmarks/bench_trainer.py --whole-process --epochs 3 --repeats 3 --pythae /tmp/pythae
+
+``--bf16`` adds ``aelab compare --precision bf16`` (bf16 autocast; fast on CPUs with AVX512-BF16 or AMX).
 """
 
 from __future__ import annotations
@@ -210,10 +212,13 @@ def main() -> None:
         help="with --whole-process: also time pythae 0.1.2 installed in FOLDER "
         "(pip install --target FOLDER pythae==0.1.2 tqdm --no-deps)",
     )
+    parser.add_argument(
+        "--bf16", action="store_true", help="with --whole-process: also time aelab compare --precision bf16"
+    )
     parser.add_argument("--child", nargs=2, metavar=("LOOP", "MODEL"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.whole_process:
-        whole_process(args.epochs, args.models, args.repeats, args.pythae)
+        whole_process(args.epochs, args.models, args.repeats, args.pythae, args.bf16)
         return
     import torch
 
@@ -284,9 +289,10 @@ def main() -> None:
         print("speed-up together in each round: " + ", ".join(f"{x:.2f}x" for x in each))
 
 
-def whole_process(epochs: int, models: str, repeats: int, pythae: str | None = None) -> None:
+def whole_process(epochs: int, models: str, repeats: int, pythae: str | None = None, bf16: bool = False) -> None:
     """The tutorial's script (and pythae's, when ``pythae`` names a folder that holds pythae 0.1.2) vs ``aelab
-    compare --no-analysis``, whole processes, taking turns; fastest counts."""
+    compare --no-analysis`` (and with ``--precision bf16`` when ``bf16``), whole processes, taking turns; fastest
+    counts."""
     import os
     import platform
     import tempfile
@@ -315,6 +321,14 @@ def whole_process(epochs: int, models: str, repeats: int, pythae: str | None = N
             "aelab compare --no-analysis": [*compare, "--models", models],
             "aelab compare --no-analysis --val-fraction 0": [*compare, "--models", models, "--val-fraction", "0"],
         }
+        if bf16:
+            contenders["aelab compare --no-analysis --precision bf16"] = [
+                *compare,
+                "--models",
+                models,
+                "--precision",
+                "bf16",
+            ]
         if pythae:  # pythae in a folder of its own (pip install --target), beside this environment's torch
             contenders["pythae 0.1.2 script"] = [*script[:-2], "pythae-script", models]
             env["PYTHONPATH"] = os.pathsep.join(filter(None, [pythae, env.get("PYTHONPATH")]))

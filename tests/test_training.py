@@ -1,4 +1,5 @@
 import math
+import warnings
 
 import pytest
 import torch
@@ -135,6 +136,33 @@ def test_conv_model_trains_on_conv_path(digits):
     model = fresh(conv)
     h = train(model, digits, TrainingConfig(epochs=4, batch_size=32), progress=False).history
     assert h.train_loss[-1] < h.train_loss[0]
+
+
+def test_bf16_autocast_trains_in_bfloat16_with_fp32_weights(digits):
+    """precision=bf16 autocasts the forward pass on the device that trains (here the CPU): the convolutions'
+    outputs are bfloat16, the weights and their optimizer stay fp32, and training ends near the fp32 run."""
+    from aelab.config import ConvLayerSpec, ConvSpec
+
+    conv = ModelConfig(spec=ConvSpec(layers=[ConvLayerSpec(channels=8, kernel=3, stride=2, padding=1)]))
+    losses, dtypes = {}, {}
+    for precision in ("fp32", "bf16"):
+        model = fresh(conv)
+        seen: set[torch.dtype] = set()
+        first = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+        first.register_forward_hook(lambda _m, _i, out, seen=seen: seen.add(out.dtype))
+        cfg = TrainingConfig(epochs=4, batch_size=32, precision=precision, device="cpu")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            losses[precision] = train(model, digits, cfg, progress=False).history.train_loss
+        slow_cpu = precision == "bf16" and not torch.cpu._is_amx_tile_supported()
+        assert [str(w.message) for w in caught if "AMX" in str(w.message)] == (
+            ["bf16 autocast on a CPU without AMX: measured slower than fp32 (BENCHMARKS.md)"] if slow_cpu else []
+        )
+        dtypes[precision] = seen
+        assert {p.dtype for p in model.parameters()} == {torch.float32}
+    assert dtypes == {"fp32": {torch.float32}, "bf16": {torch.bfloat16}}
+    assert losses["bf16"][-1] < losses["bf16"][0]
+    assert abs(losses["bf16"][-1] - losses["fp32"][-1]) < 0.05 * losses["fp32"][-1]
 
 
 def test_metrics_by_hand():

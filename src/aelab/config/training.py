@@ -86,7 +86,8 @@ class TrainingConfig(Strict):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     """auto (cuda when there is a GPU), cpu or cuda."""
     precision: Literal["fp32", "bf16"] = "fp32"
-    """bf16 autocast (CUDA only; ignored with a warning on CPU)."""
+    """bf16 autocast of the forward passes (convolutions and matrix products in bfloat16, the loss, gradients and
+    weights in fp32), on CUDA and on the CPU (where it pays only with AMX: without, it warns)."""
     compile: bool = False
     """torch.compile the training step (GPU)."""
     compile_mode: Optional[Literal["default", "reduce-overhead", "max-autotune"]] = None

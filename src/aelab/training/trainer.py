@@ -80,13 +80,13 @@ class Loop:
         return math.ceil(self.n / self.batch)
 
     def autocast(self):
-        return torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.bf16)
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
 
 
 def _loop(model: AutoEncoder, dataset: ImageDataset, cfg: TrainingConfig, device: torch.device, seed: int) -> Loop:
     """Move the model and the data to the device and put the parameters in one buffer where they fit."""
-    if cfg.precision == "bf16" and device.type != "cuda":
-        warnings.warn("bf16 autocast is used on CUDA only; training in fp32 on the CPU", stacklevel=3)
+    if cfg.precision == "bf16" and device.type == "cpu" and not torch.cpu._is_amx_tile_supported():
+        warnings.warn("bf16 autocast on a CPU without AMX: measured slower than fp32 (BENCHMARKS.md)", stacklevel=3)
     # Convolutions run fastest on oneDNN (CPU) and cuDNN (GPU) with channels-last tensors.
     fmt = torch.channels_last if any(isinstance(m, nn.Conv2d) for m in model.modules()) else torch.contiguous_format
     model.to(device=device, memory_format=fmt)  # type: ignore[call-overload]
@@ -114,7 +114,7 @@ def _loop(model: AutoEncoder, dataset: ImageDataset, cfg: TrainingConfig, device
         flat,
         loss_fn(cfg.loss),
         fmt,
-        cfg.precision == "bf16" and device.type == "cuda",
+        cfg.precision == "bf16",
         feed,
         len(dataset.train),
         dataset.train.labels.to(device),
