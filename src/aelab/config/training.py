@@ -89,7 +89,8 @@ class TrainingConfig(Strict):
     """bf16 autocast of the forward passes (convolutions and matrix products in bfloat16, the loss, gradients and
     weights in fp32), on CUDA and on the CPU (where it pays only with AMX: without, it warns)."""
     compile: bool = False
-    """torch.compile the training step (GPU)."""
+    """torch.compile the training step (for a GPU: on the 2-core CPU of BENCHMARKS.md it made conv-64's step about
+    30% slower)."""
     compile_mode: Optional[Literal["default", "reduce-overhead", "max-autotune"]] = None
     """torch.compile's mode with ``compile``: default, reduce-overhead (CUDA graphs) or max-autotune (tuned
     kernels and CUDA graphs); None = default."""
