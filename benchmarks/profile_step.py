@@ -38,9 +38,7 @@ def main() -> None:
     if args.data == "random":
         images = torch.randint(0, 256, (n, *model.input_shape), dtype=torch.uint8)
     elif tuple(model.input_shape) != (1, 28, 28):
-        raise SystemExit(
-            f"--data fashion-mnist: {args.model} takes {tuple(model.input_shape)} images; use --data random"
-        )
+        parser.error(f"--data fashion-mnist: {args.model} takes {tuple(model.input_shape)} images; use --data random")
     else:
         images = load_dataset(DataConfig(name="fashion-mnist"), seed=0).train.images[:n].clone()
         n = len(images)
