@@ -28,7 +28,8 @@ of aelab; install it beside this environment's torch without touching it:
     pip install --no-deps --target /tmp/pythae pythae==0.1.2 tqdm
     python benchmarks/bench_trainer.py --whole-process --epochs 3 --repeats 3 --pythae /tmp/pythae
 
-``--bf16`` adds ``aelab compare --precision bf16`` (bf16 autocast; fast on CPUs with AVX512-BF16 or AMX).
+``--bf16`` adds ``aelab compare --precision bf16`` (bf16 autocast; slower than fp32 on the AVX512-BF16 CPU without
+AMX of BENCHMARKS.md).
 """
 
 from __future__ import annotations
