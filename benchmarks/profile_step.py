@@ -1,5 +1,8 @@
 """Where a training step of a preset spends its time on this machine: torch.profiler's table of operators (self
-CPU time) over a number of steps of aelab's trainer step (forward, loss, backward, optimizer), and the step time.
+CPU time) over a number of steps of aelab's trainer step (forward, loss, backward, optimizer), the step time, and
+how close the step comes to the machine's arithmetic peak: the floating-point operations of one step (counted by
+``torch.utils.flop_counter.FlopCounterMode``, forward and backward) per second, beside a 1024x1024 fp32 matrix
+product on the same threads (a roofline: a step cannot run faster than its FLOPs at that rate).
 
     python benchmarks/profile_step.py --model conv-64 --steps 200 [--batch 64] [--rows 15] [--data random]
 
@@ -68,10 +71,43 @@ def main() -> None:
         f"{args.model}: {per_step * 1e3:.2f} ms per step of {args.batch} images = {args.batch / per_step:,.0f} images/s "
         f"({torch.get_num_threads()} threads)"
     )
+    flops = step_flops(step)
+    rate, peak = flops / per_step / 1e9, sgemm_rate(1024)
+    print(
+        f"{flops / args.batch / 1e6:.4f} MFLOP per image per step (forward and backward, FlopCounterMode): "
+        f"{rate:.1f} GFLOP/s = {100 * rate / peak:.0f}% of a 1024x1024 fp32 matrix product on the same threads "
+        f"({peak:.1f} GFLOP/s)"
+    )
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         for _ in range(min(args.steps, 100)):
             step()
     print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.rows))
+
+
+def step_flops(step) -> int:
+    """Floating-point operations of one call of ``step`` (matrix products and convolutions, forward and backward,
+    as torch's FlopCounterMode counts them: 2 per multiply-add; element-wise operations are not counted)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        step()
+    return int(counter.get_total_flops())
+
+
+def sgemm_rate(n: int, repeats: int = 5) -> float:
+    """GFLOP/s of an ``n x n`` fp32 matrix product on torch's threads, fastest of ``repeats`` rounds of 5."""
+    import torch
+
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    for _ in range(3):
+        a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(5):
+            a @ b
+        best = min(best, (time.perf_counter() - t0) / 5)
+    return 2 * n**3 / best / 1e9
 
 
 if __name__ == "__main__":

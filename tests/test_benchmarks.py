@@ -58,3 +58,28 @@ def test_pixelcnn_benchmark_runs_on_random_grids():
     assert lines[1] == "PixelCNN C=64, 6 layers, K=256, 7x7 grids"
     assert float(lines[2].split()[1].replace(",", "")) > 0  # grids/s
     assert lines[4].startswith("decode: ") and lines[4].endswith("bit-identical")
+
+
+@pytest.mark.slow
+def test_profile_step_counts_the_steps_flops_and_the_machines_peak():
+    """linear-3's step, counted by hand: a forward multiply-add per weight (2 FLOPs), the same for the weight
+    gradients, and for the input gradients of every layer but the first (its input needs none)."""
+    import torch.nn as nn
+
+    from aelab.models import build_model
+
+    linears = [m for m in build_model("linear-3").modules() if isinstance(m, nn.Linear)]
+    weights = sum(m.weight.numel() for m in linears)
+    by_hand = (2 * weights + 2 * weights + 2 * (weights - linears[0].weight.numel())) / 1e6
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "profile_step.py"), "--model", "linear-3", "--steps", "3"]
+        + ["--data", "random", "--rows", "3"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    line = next(x for x in out.stdout.splitlines() if "MFLOP per image per step" in x)
+    assert line.startswith(f"{by_hand:.4f} MFLOP per image per step") and by_hand == 1.111472
+    peak = float(line.rsplit("(", 1)[1].split()[0])
+    assert "% of a 1024x1024 fp32 matrix product" in line and peak > 0

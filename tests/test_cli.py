@@ -225,6 +225,14 @@ def test_python_m_aelab_help():
         assert cmd in out.stdout
 
 
+def test_models_help_names_each_commands_own_default():
+    """--models says the default the command uses: compare's two tutorial presets, anomaly's denoising conv-16."""
+    compare = " ".join(runner.invoke(app, ["compare", "--help"], env={"COLUMNS": "200"}).output.split())
+    anomaly = " ".join(runner.invoke(app, ["anomaly", "--help"], env={"COLUMNS": "200"}).output.split())
+    assert "Comma-separated presets (default: linear-3,conv-64)." in compare
+    assert "Comma-separated presets (default: conv-16); each trained to denoise (gaussian:0.1)" in anomaly
+
+
 def test_help_texts_come_from_the_schema():
     result = runner.invoke(app, ["train", "--help"], env={"COLUMNS": "200"})
     out = " ".join(result.output.split())

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from aelab.cli.common import EXIT_FAILED_RUNS, add, argument, console, log, option
 from aelab.cli.schema import option_flags, run_flags
-from aelab.config import COMPARE_PRESETS, FRONTIER_CODE_SIZES, class_list
+from aelab.config import ANOMALY_CORRUPTION, ANOMALY_PRESET, COMPARE_PRESETS, FRONTIER_CODE_SIZES, class_list
 from aelab.errors import ConfigError
 
 CONFIG = option(
@@ -74,7 +74,13 @@ NORMAL = option(
     panel="Data",
 )
 ANOMALY_MODELS = option(
-    "models", None, Optional[str], "Comma-separated presets (default: conv-64).", "--models", panel="Experiment"
+    "models",
+    None,
+    Optional[str],
+    f"Comma-separated presets (default: {ANOMALY_PRESET}); each trained to denoise ({ANOMALY_CORRUPTION}) "
+    "unless --denoise or training.corruption says otherwise.",
+    "--models",
+    panel="Experiment",
 )
 CODE_SIZES = option(
     "code_sizes",
