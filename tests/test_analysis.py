@@ -157,6 +157,22 @@ def test_probe_near_perfect_on_separable_toy_set():
     assert rows[0]["logistic"] > 0.97 and rows[1]["logistic"] > 0.97 and rows[1]["knn"] > 0.97
 
 
+def test_classifiers_from_scratch_train_at_least_200_full_batches_of_images_and_no_more_steps_for_tiny_sets():
+    from aelab.evaluation.probes import _train_classifier, steps_to_epochs
+
+    # 200 steps of 64 images: 100 labelled images -> 128 epochs of 2 steps; 6 images (under one batch) -> 200 epochs
+    assert [steps_to_epochs(n) for n in (6, 64, 100, 12_800, 60_000)] == [200, 200, 128, 1, 1]
+    for n, steps in ((6, 200), (100, 256)):
+        net = WorkshopMLP(784, 3)
+        seen: list[bool] = []
+        net.register_forward_hook(lambda m, args, out, seen=seen: seen.append(m.training))
+        x, y = torch.randint(0, 256, (n, 1, 28, 28), dtype=torch.uint8), torch.arange(n) % 3
+        test = ImageSplit(x[:5], y[:5])
+        accuracy = _train_classifier(net, x, y, test, epochs=5, seed=0, device=torch.device("cpu"))
+        assert seen.count(True) == steps and seen.count(False) == 1  # the training steps, then one test batch
+        assert accuracy in {k / 5 for k in range(6)}
+
+
 def test_labelled_subset_and_too_many_labels(digits):
     idx = labelled_subset(digits.train, 10, seed=0)
     assert torch.bincount(digits.train.labels[idx]).tolist() == [10] * 10

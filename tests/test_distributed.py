@@ -89,6 +89,31 @@ def test_two_gloo_processes_train_the_weights_of_one(model_name, tmp_path):
     assert (tmp_path / "run" / "checkpoint.pt").is_file()  # written by rank 0 alone
 
 
+def _finishing(rank: int, port: int, out: str) -> None:
+    """Rank 0 writes its outputs slowly, then finishes; rank 1 finishes at once and notes what it saw."""
+    import time
+
+    from aelab.training import distributed
+
+    env = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": str(rank), "WORLD_SIZE": "2"}
+    os.environ.update({**env, "LOCAL_RANK": str(rank)})
+    assert distributed.join_from_environment() == (rank, 2)
+    if rank == 0:
+        time.sleep(1.0)
+        (Path(out) / "written").write_text("rank 0's outputs")
+    distributed.finish()
+    if rank == 1:
+        (Path(out) / "seen").write_text(str((Path(out) / "written").exists()))
+    assert distributed.world() == (0, 1)  # the group is gone
+    distributed.finish()  # a second call (and the exit hook) does nothing
+
+
+@pytest.mark.slow
+def test_a_finished_follower_leaves_the_group_only_after_rank_0_finished(tmp_path):
+    mp.spawn(_finishing, args=(free_port(), str(tmp_path)), nprocs=2, join=True)
+    assert (tmp_path / "seen").read_text() == "True"  # rank 1 waited the second rank 0 took to write
+
+
 EXPERIMENT = """
 name: ddp
 data: {name: digits}

@@ -36,7 +36,7 @@ from aelab.errors import AelabError, ConfigError
 from aelab.experiments.engine import build_checked, dataset_for
 from aelab.experiments.executors import check_executor, execute, ray_session
 from aelab.experiments.folders import ExperimentFolder, RunFolder, store_path
-from aelab.experiments.launch import check_processes, launch
+from aelab.experiments.launch import check_processes, join, launch, leave_together
 from aelab.experiments.outputs import ExperimentResult, write_outputs
 from aelab.experiments.resolve import ResolvedRun, experiment_name, load_experiment_file, resolve
 from aelab.experiments.store import RunStore
@@ -69,20 +69,6 @@ def _preflight(runs: list[ResolvedRun], log: Callable[[str], None]) -> None:
                 log(f"note: {line}")
 
 
-def _processes(executor: str, runs: list[ResolvedRun]) -> int:
-    """Join the process group when ``torchrun`` started this process; this process's rank (0 without one).
-
-    Raises:
-        ConfigError: several processes with another executor than inline, or a batch they cannot share.
-    """
-    from aelab.training.distributed import join_from_environment, launched_size
-
-    if launched_size() <= 1:
-        return 0
-    check_processes(executor, runs, launched_size())
-    return join_from_environment()[0]
-
-
 def _follow(root: Path) -> ExperimentResult:
     """Rank > 0: train every run rank 0 claimed, in its order, with it."""
     from aelab.experiments.engine import follow
@@ -90,6 +76,7 @@ def _follow(root: Path) -> ExperimentResult:
 
     for config, folder in broadcast(None):  # type: ignore[attr-defined]
         follow(str(root), folder, config)
+    leave_together()  # once rank 0 has written everything
     return ExperimentResult("", ExperimentFolder.for_experiment(root, ""), [])
 
 
@@ -199,7 +186,7 @@ def run_experiment(
     if nproc_per_node > 1 and "WORLD_SIZE" not in os.environ:  # launch the processes (not when one of them)
         flags = {"retry-failed": retry_failed, "tensorboard": tensorboard, "analysis": analyses, "samples": samples}
         return _launched(experiment, runs, overrides or {}, root, executor, nproc_per_node, flags, kind, log)
-    rank = _processes(executor, runs)
+    rank = join(executor, runs)
     _preflight(runs, log if rank == 0 else lambda m: None)  # every process refuses the same bad input alike
     if rank > 0:  # a follower of a torchrun group: trains what rank 0 claims, writes nothing
         return _follow(root)
@@ -207,9 +194,15 @@ def run_experiment(
         name, todo = _start(experiment, runs, root, kind, executor, retry_failed, log)
         options = dict(retry_failed=retry_failed, tensorboard=tensorboard, analyses=analyses, samples=samples)
         execute(executor, todo, root, options, log, workers=workers, progress=progress, on_epoch=on_epoch)
+    return _written(name, runs, root, log)
+
+
+def _written(name: str, runs: list[ResolvedRun], root: Path, log: Callable[[str], None]) -> ExperimentResult:
+    """Write the experiment's table and report; with several processes the others leave once this one is done."""
     with RunStore(store_path(root)) as store:
         result = ExperimentResult(name, ExperimentFolder.for_experiment(root, name), store.records(name))
         write_outputs(result, runs, store, log)
+    leave_together()
     return result
 
 

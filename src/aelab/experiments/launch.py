@@ -36,6 +36,29 @@ def check_processes(executor: str, runs: list[ResolvedRun], size: int) -> None:
         check_batch_size(run.config.training.batch_size, size)
 
 
+def join(executor: str, runs: list[ResolvedRun]) -> int:
+    """Join the process group when ``torchrun`` started this process; this process's rank (0 without one).
+
+    Raises:
+        ConfigError: several processes with another executor than inline, or a batch they cannot share.
+    """
+    from aelab.training.distributed import join_from_environment, launched_size
+
+    if launched_size() <= 1:
+        return 0
+    check_processes(executor, runs, launched_size())
+    return join_from_environment()[0]
+
+
+def leave_together() -> None:
+    """In a process group started by ``torchrun``: wait for every process, then leave the group (see
+    :func:`aelab.training.distributed.finish`); nothing otherwise."""
+    if "torch.distributed" in sys.modules:  # no process group without it; spares the torch import
+        from aelab.training.distributed import finish
+
+        finish()
+
+
 def command(experiment_file: Path, overrides: dict[str, Any], runs_dir: Path, size: int, flags: dict) -> list[str]:
     """The ``torch.distributed.run`` command line of ``aelab run`` on ``experiment_file``: one node, its
     processes meeting on a free port of the loopback address."""

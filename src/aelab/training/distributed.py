@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import atexit
 import os
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
@@ -59,14 +60,46 @@ def join_from_environment() -> tuple[int, int]:
     if cuda:
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     dist.init_process_group("nccl" if cuda else "gloo")
+    global _exit_group
+    group = dist.new_group(backend="gloo", timeout=EXIT_WAIT)  # every rank creates it, in the same order
+    _exit_group = group if isinstance(group, dist.ProcessGroup) else None
     atexit.register(_leave)  # a group left to the interpreter's teardown can abort the process (gloo's threads)
     return world()
 
 
+EXIT_WAIT = timedelta(hours=24)
+"""How long a process that finished waits in :func:`finish` for the others (rank 0 evaluates and writes after the
+others are done; torchrun stops every process as soon as one fails, so this bounds nothing in practice)."""
+
+_exit_group: dist.ProcessGroup | None = None
+
+
+def finish() -> None:
+    """Leave the process group together, at the end of a command that succeeded (a no-op without one).
+
+    Every process waits until all of them got here, then destroys the group. Without the wait, a follower
+    (rank > 0) tore its connections down while rank 0 was still evaluating and writing the run, and gloo's
+    teardown occasionally aborted it (SIGABRT), after which ``torchrun`` stopped rank 0 before it wrote the
+    results. The wait uses a gloo group of its own with a long timeout (:data:`EXIT_WAIT`), so it is the same on
+    NCCL, whose watchdog would abort a barrier left waiting on rank 0's analyses. PyTorch's documentation asks
+    for ``destroy_process_group`` where communication is no longer needed, near the end of the program.
+    """
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    if _exit_group is not None:
+        try:
+            dist.barrier(group=_exit_group)
+        except RuntimeError:  # a process that already ended (torchrun stops the rest): leave anyway
+            pass
+    _leave()
+
+
 def _leave() -> None:
-    """Destroy this process's group, once, at exit."""
+    """Destroy this process's groups, once (at the end of :func:`finish`, or at exit after an error)."""
+    global _exit_group
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+    _exit_group = None
 
 
 def device_of(device: torch.device) -> torch.device:
