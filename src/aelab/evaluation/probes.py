@@ -105,7 +105,8 @@ class WorkshopCNN(nn.Module):
 
 
 CLASSIFIER_STEPS = 200
-"""A from-scratch classifier trains for at least this many SGD steps of 64 images (or fewer when fewer are labelled)."""
+"""A from-scratch classifier trains on at least this many batches' worth of images (64 each); a labelled set
+smaller than one batch: this many steps on the whole set."""
 
 
 def steps_to_epochs(n_labelled: int, batch_size: int = 64) -> int:

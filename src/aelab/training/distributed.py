@@ -77,12 +77,13 @@ _exit_group: dist.ProcessGroup | None = None
 def finish() -> None:
     """Leave the process group together, at the end of a command that succeeded (a no-op without one).
 
-    Every process waits until all of them got here, then destroys the group. Without the wait, a follower
-    (rank > 0) tore its connections down while rank 0 was still evaluating and writing the run, and gloo's
-    teardown occasionally aborted it (SIGABRT), after which ``torchrun`` stopped rank 0 before it wrote the
-    results. The wait uses a gloo group of its own with a long timeout (:data:`EXIT_WAIT`), so it is the same on
-    NCCL, whose watchdog would abort a barrier left waiting on rank 0's analyses. PyTorch's documentation asks
-    for ``destroy_process_group`` where communication is no longer needed, near the end of the program.
+    Every process waits until all of them got here, then destroys the group, so a follower (rank > 0) leaves
+    only after rank 0 has evaluated and written every run. Without the wait a follower tore its connections
+    down while rank 0 was still at work; once in CI that follower aborted in gloo's teardown (SIGABRT) and
+    ``torchrun`` then stopped rank 0 before it wrote the results. The wait uses a gloo group of its own with a
+    long timeout (:data:`EXIT_WAIT`), so it is the same on NCCL, whose watchdog would abort a barrier left
+    waiting on rank 0's analyses. PyTorch's documentation asks for ``destroy_process_group`` where
+    communication is no longer needed, near the end of the program.
     """
     if not (dist.is_available() and dist.is_initialized()):
         return
