@@ -267,6 +267,8 @@ def test_one_class_data_and_the_anomaly_command(tmp_path):
     assert [row["normal"] for row in rows] == ["0", "1"] and all(0.6 < row["roc_auc"] <= 1 for row in rows), rows
     mean = sum(row["roc_auc"] for row in rows) / 2
     assert f"mean ROC-AUC over 2 runs: {mean:.4f} (nap_sap; mse " in r.output
+    comparison, one_class = r.output.split("a: one-class anomaly detection")  # its own table, after the comparison
+    assert "test MSE" in comparison and "ROC" not in comparison and "ROC-AUC" in one_class
     assert f"mean ROC-AUC {mean:.4f}" in metrics["summary"]
     assert all(row["anomaly_score"] == "nap_sap" and 0 <= row["roc_auc_mse"] <= 1 for row in rows)
     report = (tmp_path / "runs" / "a" / "report.html").read_text()

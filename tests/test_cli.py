@@ -239,3 +239,25 @@ def test_help_texts_come_from_the_schema():
     assert "--batch-size" in out and "Images per optimizer step. (default: 64)" in out
     assert "--momentum" in out and "--eval-batch-size" in out and "--snapshot-size" in out and "--download" in out
     assert "--dataset" in out and "--denoise" in out and "--layerwise" in out and "--set" in out
+
+
+def test_help_shows_field_docstrings_without_rest_markup():
+    """The schema's docstrings write names as ``reST literals``; the terminal help shows the names alone."""
+    out = " ".join(runner.invoke(app, ["train", "--help"], env={"COLUMNS": "200"}).output.split())
+    assert "``" not in out
+    assert "(images under data_dir)" in out
+
+
+def test_table_columns_split_the_comparison_from_the_side_tables():
+    from aelab.models.table import columns
+
+    rows = [
+        {"model": "conv-16", "test_mse": 0.01, "normal": "Shirt", "roc_auc": 0.84, "frechet_distance": 9.0},
+        {"model": "pca", "kind": "pca", "test_mse": 0.02},
+    ]
+    keys = {table: [m.key for m in columns(rows, table)] for table in ("main", "anomaly", "generative", None)}
+    assert keys["anomaly"] == ["model", "normal", "roc_auc"]
+    assert keys["generative"] == ["model", "frechet_distance"]
+    assert "roc_auc" not in keys["main"] and "frechet_distance" not in keys["main"] and "test_mse" in keys["main"]
+    assert set(keys["anomaly"] + keys["generative"]) <= set(keys[None])  # the report's one table has them all
+    assert columns(rows[1:], "anomaly") == columns(rows[1:], "anomaly")[:1]  # no one-class row: the model only

@@ -160,6 +160,7 @@ def _table(title: str, rows: list[dict], baselines: list[dict], cols) -> Table:
 def print_result(result) -> None:
     """The comparison table (and the generative measures, when any run has them), the failed runs, the report's
     path; exit code 1 when a run failed."""
+    from aelab.models.measures import SIDE_TABLES
     from aelab.models.table import columns
 
     if not result.name or result.shown:  # a follower of a torchrun group, or the processes printed it
@@ -175,16 +176,10 @@ def print_result(result) -> None:
             columns(result.rows + result.baselines, "main"),
         )
     )
-    generative = columns(result.rows, "generative")
-    if len(generative) > 1:  # likelihood bounds, codebook use and sample quality
-        console.print(
-            _table(
-                f"{result.name}: generative measures (units in each heading; *not Inception FID)",
-                result.rows,
-                [],
-                generative,
-            )
-        )
+    for table, title in SIDE_TABLES.items():
+        side = columns(result.rows, table)
+        if len(side) > 1:  # beside the model's name, some row has a measure of this table
+            console.print(_table(f"{result.name}: {title}", result.rows, [], side))
     if result.mean_roc_auc is not None:
         from aelab.evaluation.anomaly import ONE_CLASS_SCORES
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import keyword
+import re
 import types
 import typing
 from collections.abc import Callable
@@ -56,12 +57,17 @@ def _base(annotation: Any) -> tuple[Any, list[str]]:
     return str, []
 
 
+def plain(docstring: str) -> str:
+    """A field docstring as one line of terminal help: whitespace joined, reST literals (a name in double backquotes) unquoted."""
+    return re.sub(r"``(.+?)``", r"\1", " ".join(docstring.split()))
+
+
 def field_flag(key: str, name: str, field, panel: str) -> Flag:
     """One typer option for the pydantic ``field`` at dotted ``key``."""
     extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
     flag = str(extra.get("flag") or (field.alias if field.alias else name)).replace("_", "-")
     kind, choices = _base(field.annotation)
-    help_text = " ".join((field.description or "").split())
+    help_text = plain(field.description or "")
     if choices and "one of" not in help_text:
         help_text += f" One of: {', '.join(choices)}."
     default = field.get_default(call_default_factory=True)

@@ -29,8 +29,8 @@ class Measure:
     unit: str = ""
     """Unit of the value (``dB``, ``nats per image``), '' for counts and ratios."""
     table: str = "main"
-    """``main`` (the comparison table) or ``generative`` (likelihoods, codebook use, sample quality: the CLI's
-    second table; the report shows both in one)."""
+    """``main`` (the comparison table) or one of :data:`SIDE_TABLES` (``generative``: likelihoods, codebook use,
+    sample quality; ``anomaly``: one-class detection), which the CLI prints apart; the report shows all in one."""
 
     def format(self, row: dict) -> str:
         """The value of ``row`` as shown in tables ('-' where the row has none)."""
@@ -52,13 +52,13 @@ QUALITY = (
 OPTIONAL = (
     Measure("noisy_psnr", "noisy PSNR", "{:.2f}", "dB"),
     Measure("denoised_psnr", "denoised PSNR", "{:.2f}", "dB"),
-    Measure("normal", "normal class"),
-    Measure("anomaly_score", "score"),
-    Measure("roc_auc", "ROC-AUC", "{:.4f}"),
-    Measure("pr_auc", "PR-AUC", "{:.4f}"),
-    Measure("roc_auc_mse", "ROC-AUC (MSE)", "{:.4f}"),
-    Measure("roc_auc_sap", "ROC-AUC (SAP)", "{:.4f}"),
-    Measure("roc_auc_nap", "ROC-AUC (NAP)", "{:.4f}"),
+    Measure("normal", "normal class", table="anomaly"),
+    Measure("anomaly_score", "score", table="anomaly"),
+    Measure("roc_auc", "ROC-AUC", "{:.4f}", table="anomaly"),
+    Measure("pr_auc", "PR-AUC", "{:.4f}", table="anomaly"),
+    Measure("roc_auc_mse", "ROC-AUC (MSE)", "{:.4f}", table="anomaly"),
+    Measure("roc_auc_sap", "ROC-AUC (SAP)", "{:.4f}", table="anomaly"),
+    Measure("roc_auc_nap", "ROC-AUC (NAP)", "{:.4f}", table="anomaly"),
 )
 """Shown when some row has them: denoising (a corrupted test set) and one-class anomaly detection."""
 TAIL = (
@@ -72,6 +72,11 @@ SAMPLES = (
     Measure("sample_class_accuracy", "samples of their class", "{:.3f}", table="generative"),
 )
 """Sample quality (the generate analysis), for every model that can sample."""
+SIDE_TABLES = {
+    "generative": "generative measures (units in each heading; *not Inception FID)",
+    "anomaly": "one-class anomaly detection (test set: the normal class against the others, anomalies positive)",
+}
+"""The CLI's tables beside the comparison table, by :attr:`Measure.table`: the title after the experiment's name."""
 
 
 def is_baseline(row: dict) -> bool:

@@ -18,15 +18,16 @@ def family_measures() -> list[Measure]:
 
 def columns(rows: list[dict], table: str | None = None) -> list[Measure]:
     """The columns of a table of these rows: identity and quality, the optional and family measures some row
-    has, then code statistics and timing. ``table`` ``main`` or ``generative`` keeps the measures of that table
-    (with the model name in front of the generative one); None keeps both (the report's one table)."""
+    has, then code statistics and timing. ``table`` ``main`` or one of :data:`~aelab.models.measures.SIDE_TABLES`
+    keeps the measures of that table (a side table with the model name in front); None keeps all (the report's
+    one table)."""
 
     def present(measures) -> list[Measure]:
         return [m for m in measures if any(r.get(m.key) is not None for r in rows)]
 
     extra = present(OPTIONAL) + present(family_measures()) + present(SAMPLES)
-    if table == "generative":
-        return [IDENTITY[0], *[m for m in extra if m.table == "generative"]]
+    if table is not None and table != "main":
+        return [IDENTITY[0], *[m for m in extra if m.table == table]]
     if table == "main":
         extra = [m for m in extra if m.table == "main"]
     return [*IDENTITY, *QUALITY, *extra, *TAIL]
