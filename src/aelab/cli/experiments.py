@@ -158,8 +158,8 @@ def _table(title: str, rows: list[dict], baselines: list[dict], cols) -> Table:
 
 
 def print_result(result) -> None:
-    """The comparison table (and the generative measures, when any run has them), the failed runs, the report's
-    path; exit code 1 when a run failed."""
+    """The comparison table, then each side table (generative, one-class) of which some run has measures, the
+    failed runs, the report's path; exit code 1 when a run failed."""
     from aelab.models.measures import SIDE_TABLES
     from aelab.models.table import columns
 

@@ -58,7 +58,8 @@ def _base(annotation: Any) -> tuple[Any, list[str]]:
 
 
 def plain(docstring: str) -> str:
-    """A field docstring as one line of terminal help: whitespace joined, reST literals (a name in double backquotes) unquoted."""
+    """A field docstring as one line of terminal help: its whitespace joined, its reST literals (names in double
+    backquotes) shown as plain names."""
     return re.sub(r"``(.+?)``", r"\1", " ".join(docstring.split()))
 
 
