@@ -225,6 +225,40 @@ def test_python_m_aelab_help():
         assert cmd in out.stdout
 
 
+def test_libraries_are_imported_with_the_collector_paused_and_the_process_freezes_its_objects_on_exit(monkeypatch):
+    import gc
+    from types import SimpleNamespace
+
+    from aelab.cli import common, main
+
+    def importer(seen: list):
+        return SimpleNamespace(import_module=lambda name: seen.append((name, gc.isenabled())))
+
+    gc.unfreeze()
+    try:
+        for enabled in (True, False):
+            gc.enable() if enabled else gc.disable()
+            seen: list = []
+            monkeypatch.setattr(common, "importlib", importer(seen))
+            common.import_quietly("torch", "torch._dynamo")
+            assert seen == [("torch", False), ("torch._dynamo", False)]
+            assert gc.isenabled() is enabled and gc.get_freeze_count() > 0
+            gc.unfreeze()
+        gc.enable()
+        monkeypatch.setattr(common, "importlib", SimpleNamespace(import_module=lambda name: 1 / 0))
+        with pytest.raises(ZeroDivisionError):
+            common.import_quietly("torch")
+        assert gc.isenabled() and gc.get_freeze_count() > 0  # restored, and frozen, after a failed import too
+        gc.unfreeze()
+        monkeypatch.setattr(sys, "argv", ["aelab", "--help"])
+        with pytest.raises(SystemExit) as leaving:
+            main()
+        assert leaving.value.code == 0 and gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+        gc.enable()
+
+
 def test_models_help_names_each_commands_own_default():
     """--models says the default the command uses: compare's two tutorial presets, anomaly's denoising conv-16."""
     compare = " ".join(runner.invoke(app, ["compare", "--help"], env={"COLUMNS": "200"}).output.split())

@@ -133,6 +133,17 @@ def test_a_run_shared_by_two_experiments_is_trained_once(tmp_path):
     assert sorted(b.records[0]["experiments"]) == ["a", "b"]
 
 
+def test_before_training_is_called_once_before_the_first_run_trains_and_not_when_all_are_finished(tmp_path):
+    runs = tmp_path / "runs"
+    calls: list[int] = []  # the run folders with metrics when it was called
+    hook = {"before_training": lambda: calls.append(len(list(runs.rglob("metrics.json"))))}
+    path = tiny_experiment(tmp_path, runs=[{}, {"seed": 1}])
+    first = run_experiment(path, runs_dir=runs, **QUIET, **hook)
+    assert calls == [0] and [r["status"] for r in first.records] == ["done", "done"]
+    run_experiment(path, runs_dir=runs, **QUIET, **hook)  # every run finished: nothing trains
+    assert calls == [0]
+
+
 def test_misfit_models_are_refused_before_anything_is_written(tmp_path):
     path = tiny_experiment(tmp_path, runs=[{}, {"model": "linear-3"}])
     with pytest.raises(AelabError, match="expects images of 1x28x28 but the data has 1x8x8"):

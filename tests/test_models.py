@@ -152,6 +152,37 @@ def test_save_and_load_round_trip_of_tied_models(name, tmp_path):
     assert loaded.num_parameters() == m.num_parameters() and loaded.code_shape == m.code_shape
 
 
+def test_a_convolutional_model_is_loaded_and_evaluated_channels_last_with_the_same_values(tmp_path):
+    from aelab.data.dataset import ImageSplit
+    from aelab.evaluation import evaluate
+    from aelab.evaluation.batches import batches
+    from aelab.models import load
+    from aelab.models.layers import memory_format_of
+
+    assert memory_format_of(build_model("linear-3")) == torch.contiguous_format
+    torch.manual_seed(0)
+    m = build_model("res-16", (3, 32, 32)).eval()
+    assert memory_format_of(m) == torch.channels_last
+    m.save(tmp_path / "m")
+    loaded = load(tmp_path / "m")
+    kernels = [p for p in loaded.parameters() if p.dim() == 4]
+    assert kernels and all(p.is_contiguous(memory_format=torch.channels_last) for p in kernels)
+    assert not all(p.is_contiguous() for p in kernels)  # 3 input channels: the two layouts differ
+    images = torch.randint(0, 256, (5, 3, 32, 32), dtype=torch.uint8)
+    split = ImageSplit(images, torch.zeros(5, dtype=torch.long))
+    [(where, x, y)] = list(batches(loaded, split, batch_size=8))
+    assert where == slice(0, 8) and y is None
+    assert x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+    assert torch.equal(x, images.float() / 255)
+    plain = images.float() / 255  # the original model, contiguous weights and inputs
+    with torch.no_grad():
+        mse = float((m.clamp(m.reconstruct(plain)) - plain).pow(2).mean())
+    assert evaluate(loaded, split)["mse"] == pytest.approx(mse, rel=1e-5)
+    loaded.save(tmp_path / "again")  # channels-last weights are written as ordinary tensors
+    with torch.no_grad():
+        assert torch.allclose(load(tmp_path / "again").reconstruct(plain), m.reconstruct(plain), atol=1e-6)
+
+
 def test_load_refuses_what_is_not_a_model(tmp_path):
     from aelab.errors import AelabError
     from aelab.models import load

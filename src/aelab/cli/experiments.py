@@ -10,7 +10,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from aelab.cli.common import EXIT_FAILED_RUNS, add, argument, console, log, option
+from aelab.cli.common import EXIT_FAILED_RUNS, add, argument, console, import_quietly, log, option
 from aelab.cli.schema import option_flags, run_flags
 from aelab.config import ANOMALY_CORRUPTION, ANOMALY_PRESET, COMPARE_PRESETS, FRONTIER_CODE_SIZES, class_list
 from aelab.errors import ConfigError
@@ -127,7 +127,15 @@ def _experiment(
         key, value = parse_assignment(text)
         overrides[key] = value
     opts = parse_config(RunOptions, options, source="options").model_dump()
+    import_quietly("torch")  # every experiment command needs it, a finished one too (its table and report)
+    opts["before_training"] = _before_training
     return experiment, overrides, opts
+
+
+def _before_training() -> None:
+    """Once before this process trains: import ``torch._dynamo`` quietly (:func:`aelab.cli.common.import_quietly`),
+    which every ``torch.optim`` optimizer imports on its first use."""
+    import_quietly("torch._dynamo")
 
 
 def _names(text: Optional[str]) -> Optional[list[str]]:

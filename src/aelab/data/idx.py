@@ -143,5 +143,5 @@ def load_torchvision_idx(name: str, root: Path, download: bool = False) -> tuple
     for split in ("train", "test"):
         images = read_idx_file(raw / IDX_FILES[(split, "images")])
         labels = read_idx_file(raw / IDX_FILES[(split, "labels")])
-        out += [torch.from_numpy(images.copy()).unsqueeze(1), torch.from_numpy(labels.astype(np.int64))]
+        out += [torch.from_numpy(images).unsqueeze(1), torch.from_numpy(labels.astype(np.int64))]
     return (*out, [])

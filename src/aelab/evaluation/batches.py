@@ -10,6 +10,7 @@ import torch
 
 from aelab.data.dataset import ImageSplit, to_unit_float
 from aelab.models.autoencoder import AutoEncoder
+from aelab.models.layers import memory_format_of
 
 
 def batches(
@@ -19,13 +20,19 @@ def batches(
     batch_size: int = 1000,
 ) -> Iterator[tuple[slice, torch.Tensor, Optional[torch.Tensor]]]:
     """``(where, x, y)`` per batch: the slice of ``images``, the batch as float32 in [0, 1] (vector rows as they
-    are) and its labels, both on the model's device (``y`` None without labels). ``images`` is a tensor or a
-    split (a memory-mapped split is read a batch at a time)."""
-    device = model.device
+    are) and its labels, both on the model's device (``y`` None without labels); ``x`` is laid out in the model's
+    :func:`~aelab.models.layers.memory_format_of`. ``images`` is a tensor or a split (a
+    memory-mapped split is read a batch at a time)."""
+    device, layout = model.device, memory_format_of(model)
     labels = labels.to(device) if labels is not None else None
     for start in range(0, len(images), batch_size):
         where = slice(start, start + batch_size)
-        yield where, to_unit_float(images[where], device), labels[where] if labels is not None else None
+        x = to_unit_float(images[where], device)
+        yield (
+            where,
+            x.contiguous(memory_format=layout) if x.dim() == 4 else x,
+            labels[where] if labels is not None else None,
+        )
 
 
 @torch.no_grad()

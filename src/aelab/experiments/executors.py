@@ -97,14 +97,18 @@ def execute(
     workers: int | None = None,
     progress: bool = False,
     on_epoch=None,
+    before_training: Callable[[], object] | None = None,
 ) -> None:
     """Claim ``todo``, run what was claimed with ``executor`` and record the results (``options``: retry_failed,
-    and the engine's tensorboard, analyses, samples)."""
+    and the engine's tensorboard, analyses, samples); ``before_training`` is called once before the first run
+    trains in this process (inline)."""
     options = dict(options)
     with Driver(root, options.pop("retry_failed", False), log) as driver:
         claimed = driver.claim(todo)
         if executor == "inline":
             _share_with_followers(claimed)
+            if claimed and before_training is not None:
+                before_training()
             for r, folder in claimed:
                 driver.record(
                     r,

@@ -152,6 +152,7 @@ def run_experiment(
     progress: bool = False,
     log: Callable[[str], None] = print,
     on_epoch: Callable[[int, Any], object] | None = None,
+    before_training: Callable[[], object] | None = None,
     kind: str = "experiment",
     nproc_per_node: int = 1,
 ) -> ExperimentResult:
@@ -169,6 +170,8 @@ def run_experiment(
         samples: measure the sample quality of every run (not only of the models with a prior of their own).
         progress: progress bars (inline only).
         on_epoch: called after each epoch of each run with (epoch, history) (inline only).
+        before_training: called once before this process trains its first run (inline only; not when every run
+            is finished), e.g. the CLI's import of torch's compiler with the garbage collector paused.
         kind: names the default experiment folder (``<kind>-<hash>``) when the experiment has no name.
         nproc_per_node: train each run on this many processes of this machine (DistributedDataParallel through
             ``torch.distributed.run``, see :mod:`aelab.experiments.launch`); their output is this call's.
@@ -193,7 +196,7 @@ def run_experiment(
     with ray_session(address, workers, root) if executor == "ray" else nullcontext():  # joined before recording
         name, todo = _start(experiment, runs, root, kind, executor, retry_failed, log)
         options = dict(retry_failed=retry_failed, tensorboard=tensorboard, analyses=analyses, samples=samples)
-        execute(executor, todo, root, options, log, workers=workers, progress=progress, on_epoch=on_epoch)
+        execute(executor, todo, root, options, log, workers, progress, on_epoch, before_training)
     return _written(name, runs, root, log)
 
 

@@ -11,6 +11,7 @@ from aelab.config import PRESETS, MLPSpec, ModelConfig
 from aelab.errors import AelabError, ModelError
 from aelab.models.autoencoder import CONFIG_NAME, WEIGHTS_NAME, AutoEncoder
 from aelab.models.families import family_of
+from aelab.models.layers import memory_format_of
 
 
 def _shape(shape: tuple[int, ...]) -> str:
@@ -94,7 +95,8 @@ def build_model(
 
 
 def load(directory: Path | str, device: str | torch.device = "cpu") -> AutoEncoder:
-    """Load a model written by :meth:`AutoEncoder.save` (``config.json`` + ``model.safetensors``), in eval mode.
+    """Load a model written by :meth:`AutoEncoder.save` (``config.json`` + ``model.safetensors``), in eval mode,
+    its weights laid out in its fastest layout (:func:`aelab.models.layers.memory_format_of`).
 
     Raises:
         AelabError: no such folder, or its files are missing or not an aelab model.
@@ -122,4 +124,4 @@ def load(directory: Path | str, device: str | torch.device = "cpu") -> AutoEncod
         model.load_state_dict(load_file(str(weights)))
     except Exception as exc:  # safetensors and torch raise several types for a bad or foreign file
         raise AelabError(f"{str(weights)!r} does not hold this model's weights ({type(exc).__name__})") from None
-    return model.to(device).eval()
+    return model.to(device=device, memory_format=memory_format_of(model)).eval()  # type: ignore[call-overload]

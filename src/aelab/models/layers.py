@@ -34,6 +34,14 @@ def activation(name: str) -> list[nn.Module]:
     return [] if name == "identity" else [ACTIVATIONS[name]()]
 
 
+def memory_format_of(model: nn.Module) -> torch.memory_format:
+    """The layout ``model`` runs fastest in: ``torch.channels_last`` when it has a 2-D convolution (oneDNN on the
+    CPU and cuDNN on the GPU pick their fastest kernels for channels-last tensors), else
+    ``torch.contiguous_format``. The trainer, :func:`aelab.models.load` and the evaluation's batches lay the
+    weights and the ``(N, C, H, W)`` inputs out this way; the values are the same in either layout."""
+    return torch.channels_last if any(isinstance(m, nn.Conv2d) for m in model.modules()) else torch.contiguous_format
+
+
 def _is_channels_last(t: torch.Tensor) -> bool:
     """True for a 4-D tensor laid out channels-last (and not also plain contiguous, as 1-channel ones are)."""
     return t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last) and not t.is_contiguous()

@@ -24,13 +24,13 @@ from pathlib import Path
 from typing import Any, Optional
 
 import torch
-from torch import nn
 
 from aelab.config import TrainingConfig
 from aelab.data.corruption import corrupt
 from aelab.data.dataset import ImageDataset, ImageSplit, binarized, to_uint8, to_unit_float
 from aelab.errors import TrainingDivergedError
 from aelab.models.autoencoder import AutoEncoder
+from aelab.models.layers import memory_format_of
 from aelab.training import distributed
 from aelab.training.callbacks import Callback, OnEpoch, ProgressBar
 from aelab.training.checks import check_trainable, loss_fn, resolve_device
@@ -87,8 +87,7 @@ def _loop(model: AutoEncoder, dataset: ImageDataset, cfg: TrainingConfig, device
     """Move the model and the data to the device and put the parameters in one buffer where they fit."""
     if cfg.precision == "bf16" and device.type == "cpu" and not torch.cpu._is_amx_tile_supported():
         warnings.warn("bf16 autocast on a CPU without AMX: measured slower than fp32 (BENCHMARKS.md)", stacklevel=3)
-    # Convolutions run fastest on oneDNN (CPU) and cuDNN (GPU) with channels-last tensors.
-    fmt = torch.channels_last if any(isinstance(m, nn.Conv2d) for m in model.modules()) else torch.contiguous_format
+    fmt = memory_format_of(model)
     model.to(device=device, memory_format=fmt)  # type: ignore[call-overload]
     trainable: list[torch.Tensor] = [p for p in model.parameters() if p.requires_grad]
     for p in trainable:
@@ -218,7 +217,8 @@ def validate(loop: Loop, state: TrainState, epoch: int) -> None:
         state.history.val_loss.append(_mean_loss(loop))
         if epoch % cfg.log_interval == 0 or epoch == cfg.epochs:
             with loop.autocast():
-                state.history.snapshots[epoch] = to_uint8(model.reconstruct(to_unit_float(loop.snap_x), loop.snap_y))
+                x = to_unit_float(loop.snap_x).contiguous(memory_format=loop.memory_format)
+                state.history.snapshots[epoch] = to_uint8(model.reconstruct(x, loop.snap_y))
 
 
 def _mean_loss(loop: Loop) -> float:
@@ -227,7 +227,7 @@ def _mean_loss(loop: Loop) -> float:
         return float("nan")
     total = torch.zeros((), device=loop.device)
     for start in range(0, len(images), batch):
-        xb = to_unit_float(images[start : start + batch], loop.device)
+        xb = to_unit_float(images[start : start + batch], loop.device).contiguous(memory_format=loop.memory_format)
         with loop.autocast():
             out = loop.model(xb, labels[start : start + batch])
         total += loop.model.reconstruction_loss(out, xb, loop.loss) * xb.shape[0]
