@@ -12,6 +12,9 @@ each pair counts; the slowest is printed too.
     python benchmarks/bench_trainer.py --epochs 2 --repeats 3   # CPU (or GPU if there is one)
     python benchmarks/bench_trainer.py --epochs 50 --device cuda
 
+``--seed N`` seeds both loops (initial weights and batch order; default 0): the spread of test MSE between seeds
+says how much of a gap between the two loops one seed can show.
+
 ``--whole-process`` times what a user waits for instead, from process start to exit: the tutorial's script
 (imports, loaders, each model trained in turn and tested) against ``aelab compare --epochs N --no-analysis`` as
 a user runs it (default: 57,000 training images and a validation pass per epoch, checkpoints, test evaluation with
@@ -50,7 +53,7 @@ def stage_files() -> None:
     load_dataset(DataConfig(name="fashion-mnist"))
 
 
-def tutorial_loop(model_name: str, epochs: int, device: str, stage: bool = True) -> dict:
+def tutorial_loop(model_name: str, epochs: int, device: str, stage: bool = True, seed: int = 0) -> dict:
     import torch
     from torchvision import datasets, transforms
 
@@ -65,7 +68,7 @@ def tutorial_loop(model_name: str, epochs: int, device: str, stage: bool = True)
     test_set = datasets.FashionMNIST(root, train=False, download=False, transform=transforms.ToTensor())
     train_loader = torch.utils.data.DataLoader(train_set, batch_size=64, shuffle=True)
     test_loader = torch.utils.data.DataLoader(test_set, batch_size=1000, shuffle=False)
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     # the tutorial writes stock nn.Conv2d / nn.ConvTranspose2d, not aelab's faster subclasses
     model = stock_layers(build_model(model_name)).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -154,7 +157,7 @@ def pythae_script(model_name: str, epochs: int) -> dict:
     return {"seconds": seconds, "images": 57000 * epochs, "test_mse": mse}
 
 
-def aelab_loop(model_name: str, epochs: int, device: str) -> dict:
+def aelab_loop(model_name: str, epochs: int, device: str, seed: int = 0) -> dict:
     import torch
 
     from aelab.config import DataConfig, TrainingConfig
@@ -164,14 +167,15 @@ def aelab_loop(model_name: str, epochs: int, device: str) -> dict:
     from aelab.training import train
 
     ds = load_dataset(DataConfig(name="fashion-mnist", val_fraction=0.0))
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     model = build_model(model_name, ds.shape)
     # the first torch.optim optimizer imports torch._dynamo (~1 s); the tutorial loop makes its optimizer before
     # its clock starts, so the same one-time import is paid here before the clock too
     torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))])
     _sync(device)
     t0 = time.perf_counter()
-    train(model, ds, TrainingConfig(epochs=epochs, batch_size=64, device=device, log_interval=10**6), progress=False)
+    cfg = TrainingConfig(epochs=epochs, batch_size=64, device=device, log_interval=10**6)
+    train(model, ds, cfg, seed=seed, progress=False)
     _sync(device)
     seconds = time.perf_counter() - t0
     return {"seconds": seconds, "images": len(ds.train) * epochs, "test_mse": evaluate(model, ds.test)["mse"]}
@@ -184,7 +188,7 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def child(loop: str, model_name: str, epochs: int, device: str) -> None:
+def child(loop: str, model_name: str, epochs: int, device: str, seed: int = 0) -> None:
     import torch
 
     if loop == "tutorial-script":  # the whole script: every model in turn, files staged by the parent
@@ -194,7 +198,7 @@ def child(loop: str, model_name: str, epochs: int, device: str) -> None:
     if loop == "pythae-script":
         print("RESULT " + json.dumps({m: pythae_script(m, epochs) for m in model_name.split(",")}))
         return
-    out = (tutorial_loop if loop == "tutorial" else aelab_loop)(model_name, epochs, device)
+    out = (tutorial_loop if loop == "tutorial" else aelab_loop)(model_name, epochs, device, seed=seed)
     out["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     out["peak_gpu_mib"] = torch.cuda.max_memory_allocated() / 2**20 if device == "cuda" else None
     print("RESULT " + json.dumps(out))
@@ -216,6 +220,9 @@ def main() -> None:
     parser.add_argument(
         "--bf16", action="store_true", help="with --whole-process: also time aelab compare --precision bf16"
     )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of both loops (initial weights and batch order; default 0)"
+    )
     parser.add_argument("--child", nargs=2, metavar=("LOOP", "MODEL"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.whole_process:
@@ -225,14 +232,14 @@ def main() -> None:
 
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     if args.child:
-        child(args.child[0], args.child[1], args.epochs, device)
+        child(args.child[0], args.child[1], args.epochs, device, args.seed)
         return
     import platform
 
     print(
         f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
         f"device {device}{' (' + torch.cuda.get_device_name() + ')' if device == 'cuda' else ''}, "
-        f"torch {torch.__version__}; {args.epochs} epochs, batch 64, Fashion-MNIST 60,000 train images"
+        f"torch {torch.__version__}; {args.epochs} epochs, batch 64, Fashion-MNIST 60,000 train images, seed {args.seed}"
     )
     results, rounds = {}, []
     for _ in range(max(1, args.repeats)):
@@ -247,6 +254,8 @@ def main() -> None:
                         str(args.epochs),
                         "--device",
                         device,
+                        "--seed",
+                        str(args.seed),
                         "--child",
                         loop,
                         model_name,

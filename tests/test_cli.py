@@ -240,14 +240,16 @@ def test_libraries_are_imported_with_the_collector_paused_and_the_process_freeze
             gc.enable() if enabled else gc.disable()
             seen: list = []
             monkeypatch.setattr(common, "importlib", importer(seen))
-            common.import_quietly("torch", "torch._dynamo")
-            assert seen == [("torch", False), ("torch._dynamo", False)]
+            common.import_quietly("heavy_a", "json", "heavy_b")  # json is imported already: left alone
+            assert seen == [("heavy_a", False), ("heavy_b", False)]
             assert gc.isenabled() is enabled and gc.get_freeze_count() > 0
             gc.unfreeze()
+            common.import_quietly("json", "sys")  # nothing to import: nothing paused, nothing frozen
+            assert seen == [("heavy_a", False), ("heavy_b", False)] and gc.get_freeze_count() == 0
         gc.enable()
         monkeypatch.setattr(common, "importlib", SimpleNamespace(import_module=lambda name: 1 / 0))
         with pytest.raises(ZeroDivisionError):
-            common.import_quietly("torch")
+            common.import_quietly("heavy_a")
         assert gc.isenabled() and gc.get_freeze_count() > 0  # restored, and frozen, after a failed import too
         gc.unfreeze()
         monkeypatch.setattr(sys, "argv", ["aelab", "--help"])

@@ -60,11 +60,15 @@ def import_quietly(*modules: str) -> None:
     objects that live as long as the process. The automatic full collections that walk them during the imports,
     and again during the command, free nothing; they took ~0.5 s of every training command (BENCHMARKS.md).
     Frozen objects are still released by reference counting; the few reference cycles the imports leave behind
-    stay in memory until the process ends."""
+    stay in memory until the process ends. Nothing is done when every module is imported already (a second call,
+    or a process that imported them itself, such as a test run invoking commands)."""
+    todo = [name for name in modules if name not in sys.modules]
+    if not todo:
+        return
     enabled = gc.isenabled()
     gc.disable()
     try:
-        for name in modules:
+        for name in todo:
             importlib.import_module(name)
     finally:
         gc.freeze()
