@@ -20,9 +20,9 @@ def batches(
     batch_size: int = 1000,
 ) -> Iterator[tuple[slice, torch.Tensor, Optional[torch.Tensor]]]:
     """``(where, x, y)`` per batch: the slice of ``images``, the batch as float32 in [0, 1] (vector rows as they
-    are) and its labels, both on the model's device (``y`` None without labels); ``x`` is laid out in the model's
-    :func:`~aelab.models.layers.memory_format_of`. ``images`` is a tensor or a split (a
-    memory-mapped split is read a batch at a time)."""
+    are) and its labels, both on the model's device (``y`` None without labels); ``x`` is laid out as the model
+    runs fastest (:func:`~aelab.models.layers.memory_format_of`: channels-last for a convolutional model).
+    ``images`` is a tensor or a split (a memory-mapped split is read a batch at a time)."""
     device, layout = model.device, memory_format_of(model)
     labels = labels.to(device) if labels is not None else None
     for start in range(0, len(images), batch_size):

@@ -38,7 +38,8 @@ def memory_format_of(model: nn.Module) -> torch.memory_format:
     """The layout ``model`` runs fastest in: ``torch.channels_last`` when it has a 2-D convolution (oneDNN on the
     CPU and cuDNN on the GPU pick their fastest kernels for channels-last tensors), else
     ``torch.contiguous_format``. The trainer, :func:`aelab.models.load` and the evaluation's batches lay the
-    weights and the ``(N, C, H, W)`` inputs out this way; the values are the same in either layout."""
+    weights and the ``(N, C, H, W)`` inputs out this way; the values agree between the two layouts up to float
+    rounding (about 1e-9 in a test pass, ``benchmarks/bench_evaluation.py``)."""
     return torch.channels_last if any(isinstance(m, nn.Conv2d) for m in model.modules()) else torch.contiguous_format
 
 
