@@ -56,7 +56,7 @@ def user_errors(fn: Callable) -> Callable:
 def import_quietly(*modules: str) -> None:
     """Import ``modules`` with the garbage collector paused, then freeze every object alive (:func:`gc.freeze`).
 
-    For the libraries a command cannot do without (torch): their imports allocate hundreds of thousands of
+    For the libraries a command cannot do without (torch's compiler): their imports allocate hundreds of thousands of
     objects that live as long as the process. The automatic full collections that walk them during the imports,
     and again during the command, free nothing; they took ~0.5 s of every training command (BENCHMARKS.md).
     Frozen objects are still released by reference counting; the few reference cycles the imports leave behind

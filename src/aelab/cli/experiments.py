@@ -127,7 +127,6 @@ def _experiment(
         key, value = parse_assignment(text)
         overrides[key] = value
     opts = parse_config(RunOptions, options, source="options").model_dump()
-    import_quietly("torch")  # every experiment command needs it, a finished one too (its table and report)
     opts["before_training"] = _before_training
     return experiment, overrides, opts
 
