@@ -155,7 +155,9 @@ def test_torchrun_trains_one_run_on_two_processes_with_rank_0_the_only_writer(tm
 def test_torchrun_with_a_batch_the_processes_cannot_share_is_refused_and_writes_nothing(tmp_path):
     out = aelab(tmp_path, 2, "--runs-dir", "runs", "--set", "training.batch_size=63")
     errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 2, out.stderr[-3000:]  # one line from each process
+    # one line from each process that got as far: torchrun stops the other process once one has failed,
+    # so the second line is there only when both finished checking before torchrun's SIGTERM
+    assert 1 <= len(errors) <= 2, out.stderr[-3000:]
     assert all("training.batch_size: got 63, which 2 processes" in e for e in errors)
     assert not [line for line in out.stderr.splitlines() if line.startswith("[rank")]  # no process's traceback
     # each process exits 2; torchrun itself reports its failed children and exits 1
