@@ -204,14 +204,41 @@ def test_resume_needs_existing_run(tmp_path):
     assert result.exit_code == 2 and "no experiment 'nope'" in error_line(result)
 
 
-def test_models_command(tmp_path, monkeypatch):
-    """The first call builds every preset and caches the table; the second reads it and prints the same."""
+def test_models_command_answers_from_the_shipped_table_without_building(tmp_path, monkeypatch):
+    """A first call reads the table shipped with the package: no model is built and nothing is cached."""
+    import aelab.models
+
     monkeypatch.setenv("AELAB_DATA", str(tmp_path))
+    monkeypatch.setattr(aelab.models, "build_model", lambda *a, **k: pytest.fail("a preset was built"))
     result = runner.invoke(app, ["models"])
     assert result.exit_code == 0
     for name, params in [("linear-3", "219,891"), ("conv-64", "210,369"), ("conv-pool", "1,077")]:
         assert name in result.output and params in result.output
-    (cached,) = (tmp_path / "presets").glob("*.json")
+    assert not list(tmp_path.iterdir())
+
+
+def test_the_shipped_preset_table_is_what_building_the_presets_gives():
+    from aelab.cli.inspect import SHIPPED_TABLE, built_preset_rows, shipped_key
+    from aelab.config import PRESETS
+
+    shipped = json.loads(SHIPPED_TABLE.read_text())
+    hint = 'python -c "from aelab.cli.inspect import write_shipped_table; write_shipped_table()"'
+    assert shipped["key"] == shipped_key(), f"the presets changed: write the table again with {hint}"
+    assert shipped["rows"] == built_preset_rows(), f"a builder changed: write the table again with {hint}"
+    assert [row[0] for row in shipped["rows"]] == list(PRESETS)
+
+
+def test_models_command_builds_and_caches_when_the_shipped_table_is_stale(tmp_path, monkeypatch):
+    """Presets edited in place (a key that does not match): every preset is built once, then read from the cache."""
+    import aelab.cli.inspect as inspect
+
+    stale = tmp_path / "presets.json"
+    stale.write_text(json.dumps({"key": "0" * 16, "rows": [["stale"] * 8]}))
+    monkeypatch.setattr(inspect, "SHIPPED_TABLE", stale)
+    monkeypatch.setenv("AELAB_DATA", str(tmp_path / "cache"))
+    result = runner.invoke(app, ["models"])
+    assert result.exit_code == 0 and "stale" not in result.output and "219,891" in result.output
+    (cached,) = (tmp_path / "cache" / "presets").glob("*.json")
     rows = json.loads(cached.read_text())
     assert ["linear-3", "219,891"] == rows[0][0:3:2]
     again = runner.invoke(app, ["models"])

@@ -11,26 +11,25 @@ from rich.table import Table
 from aelab.cli.common import DATA_DIR, RUN_PATH, WHICH, add, argument, console, log, option
 from aelab.cli.schema import field_flag
 
+SHIPPED_TABLE = Path(__file__).with_name("presets.json")
+"""The presets' table as built at release (``{"key": ..., "rows": [...]}``), so a first ``aelab models`` answers
+without building any model; a test checks it against the built models."""
 
-def _preset_rows() -> list[list[str]]:
-    """One row per preset (building every model once); cached in aelab's cache per version of the preset table and
-    of the model code, so ``aelab models`` answers without importing torch the next time."""
+
+def shipped_key() -> str:
+    """The key of the shipped table: aelab's version and the preset definitions."""
     import hashlib
-    import json
 
     import aelab
     from aelab.config import PRESETS
-    from aelab.io import atomic_write_text, cache_dir
 
-    code = sorted(
-        (p.name, p.stat().st_mtime_ns, p.stat().st_size)
-        for part in ("models", "config")
-        for p in (Path(aelab.__file__).parent / part).glob("*.py")
-    )  # a changed builder: built again
-    key = hashlib.sha256(f"{aelab.__version__}|{PRESETS!r}|{code}".encode()).hexdigest()[:16]
-    path = cache_dir() / "presets" / f"{key}.json"
-    if path.is_file():
-        return json.loads(path.read_text())
+    return hashlib.sha256(f"{aelab.__version__}|{PRESETS!r}".encode()).hexdigest()[:16]
+
+
+def built_preset_rows() -> list[list[str]]:
+    """One row per preset, from building every model: name, kind, parameters, input, code, compression ratio,
+    recipe, source."""
+    from aelab.config import PRESETS
     from aelab.models import build_model
 
     rows = []
@@ -48,6 +47,43 @@ def _preset_rows() -> list[list[str]]:
                 preset.source,
             ]
         )
+    return rows
+
+
+def write_shipped_table() -> None:
+    """Build every preset and write :data:`SHIPPED_TABLE` (after a change to the presets or their builders:
+    ``python -c "from aelab.cli.inspect import write_shipped_table; write_shipped_table()"``)."""
+    import json
+
+    from aelab.io import atomic_write_text
+
+    atomic_write_text(SHIPPED_TABLE, json.dumps({"key": shipped_key(), "rows": built_preset_rows()}, indent=1) + "\n")
+
+
+def _preset_rows() -> list[list[str]]:
+    """The shipped table when its key matches this install's presets; else the table built once and cached in
+    aelab's cache per version of the preset table and of the model code (a changed builder: built again)."""
+    import hashlib
+    import json
+
+    import aelab
+    from aelab.config import PRESETS
+    from aelab.io import atomic_write_text, cache_dir
+
+    if SHIPPED_TABLE.is_file():
+        shipped = json.loads(SHIPPED_TABLE.read_text())
+        if shipped.get("key") == shipped_key():
+            return shipped["rows"]
+    code = sorted(
+        (p.name, p.stat().st_mtime_ns, p.stat().st_size)
+        for part in ("models", "config")
+        for p in (Path(aelab.__file__).parent / part).glob("*.py")
+    )
+    key = hashlib.sha256(f"{aelab.__version__}|{PRESETS!r}|{code}".encode()).hexdigest()[:16]
+    path = cache_dir() / "presets" / f"{key}.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    rows = built_preset_rows()
     atomic_write_text(path, json.dumps(rows))
     return rows
 
