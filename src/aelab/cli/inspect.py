@@ -67,19 +67,19 @@ def _preset_rows() -> list[list[str]]:
     import json
 
     import aelab
-    from aelab.config import PRESETS
     from aelab.io import atomic_write_text, cache_dir
 
+    presets_key = shipped_key()
     if SHIPPED_TABLE.is_file():
         shipped = json.loads(SHIPPED_TABLE.read_text())
-        if shipped.get("key") == shipped_key():
+        if shipped.get("key") == presets_key:
             return shipped["rows"]
     code = sorted(
         (p.name, p.stat().st_mtime_ns, p.stat().st_size)
         for part in ("models", "config")
         for p in (Path(aelab.__file__).parent / part).glob("*.py")
     )
-    key = hashlib.sha256(f"{aelab.__version__}|{PRESETS!r}|{code}".encode()).hexdigest()[:16]
+    key = hashlib.sha256(f"{presets_key}|{code}".encode()).hexdigest()[:16]
     path = cache_dir() / "presets" / f"{key}.json"
     if path.is_file():
         return json.loads(path.read_text())
