@@ -298,3 +298,59 @@ def test_analysis_bad_input(run_dir, tmp_path, args, expected):
     assert result.exit_code == 2, result.output
     text = result.stderr.strip()
     assert text.startswith("error:") and len(text.splitlines()) == 1 and expected in text, text
+
+
+def test_the_experiment_report_lists_the_image_codecs_once_and_each_models_rows(tmp_path):
+    from types import SimpleNamespace
+
+    from aelab.experiments.outputs import _compression
+
+    jpeg = {
+        "storage": "JPEG q50 (1,000 test images)",
+        "code_bytes": 300.0,
+        "psnr": 25.0,
+        "codec": "JPEG",
+        "quality": 50,
+    }
+    png = {
+        "storage": "PNG lossless (1,000 test images)",
+        "code_bytes": 500.0,
+        "psnr": None,
+        "codec": "PNG",
+        "quality": None,
+    }
+
+    def stored(name, psnr, codecs):
+        folder = tmp_path / name
+        folder.mkdir()
+        rows = [
+            {"storage": "float32", "code_bytes": 12.0, "psnr": psnr},
+            {"storage": "uint8", "code_bytes": 3.0, "psnr": psnr - 0.1},
+            *codecs,
+            {
+                "storage": "JPEG at the entropy-coded PSNR (interpolated)",
+                "code_bytes": 90.0,
+                "psnr": psnr,
+                "codec": "JPEG",
+            },
+        ]
+        (folder / "compression.json").write_text(json.dumps(rows))
+        return SimpleNamespace(id=name, name=name), SimpleNamespace(analysis=lambda a, ext: folder / f"{a}{ext}")
+
+    runs = [stored("a", 18.0, [jpeg, png]), stored("b", 21.0, [jpeg, png]), stored("c", 30.0, [{**jpeg, "psnr": 28.0}])]
+    rows = _compression([r for r, _ in runs[:2]], {r.id: f for r, f in runs[:2]})
+    assert [(r["model"], r["storage"].split(" (")[0]) for r in rows] == [
+        ("a", "uint8"),
+        ("a", "JPEG at the entropy-coded PSNR"),
+        ("b", "uint8"),
+        ("b", "JPEG at the entropy-coded PSNR"),
+        ("image codecs", "JPEG q50"),
+        ("image codecs", "PNG lossless"),
+    ]
+    # runs on other test images have other codec rows: each says whose they are
+    rows = _compression([r for r, _ in runs], {r.id: f for r, f in runs})
+    assert [r["model"] for r in rows if "quality" in r] == [
+        "image codecs (a, b)",
+        "image codecs (a, b)",
+        "image codecs (c)",
+    ]

@@ -23,20 +23,30 @@ def run(args, tmp_path):
     [
         (
             ["--dataset", "imagenet"],
-            "data.name: got 'imagenet'; allowed: fashion-mnist, mnist, cifar10, digits, folder",
+            "error: --dataset: data.name: got 'imagenet'; allowed: fashion-mnist, mnist, cifar10, digits, folder",
         ),
-        (["--models", "linear-3,resnet"], "got 'resnet'; allowed: linear-3, linear-10, conv-64, conv-16, cifar-conv"),
-        (["--lr", "0"], "training.lr: Input should be greater than 0 (got 0.0)"),
-        (["--lr", "-1e-3"], "training.lr: Input should be greater than 0"),
-        (["--epochs", "0"], "training.epochs: Input should be greater than or equal to 1 (got 0)"),
-        (["--batch-size", "0"], "training.batch_size: Input should be greater than or equal to 1 (got 0)"),
-        (["--optimizer", "rmsprop"], "training.optimizer: got 'rmsprop'; allowed: 'adam', 'adamw' or 'sgd'"),
+        (
+            ["--models", "linear-3,resnet"],
+            "error: --models: got 'resnet'; allowed: linear-3, linear-10, conv-64, conv-16",
+        ),
+        (["--lr", "0"], "error: --lr: training.lr: Input should be greater than 0 (got 0.0)"),
+        (["--lr", "-1e-3"], "error: --lr: training.lr: Input should be greater than 0"),
+        (["--epochs", "0"], "error: --epochs: training.epochs: Input should be greater than or equal to 1 (got 0)"),
+        (["--batch-size", "0"], "error: --batch-size: training.batch_size: Input should be greater than or equal to 1"),
+        (["--optimizer", "rmsprop"], "error: --optimizer: training.optimizer: got 'rmsprop'; allowed: 'adam', 'adamw'"),
+        (["--ema", "1"], "error: --ema: training.ema_decay: Input should be less than 1 (got 1.0)"),
+        (["--workers", "0"], "error: --workers: workers: Input should be greater than or equal to 1 (got 0)"),
+        (
+            ["--denoise", "gaussian:-1"],
+            "error: --denoise: training.corruption: gaussian std: got -1.0; allowed: std >= 0",
+        ),
+        (["--set", "training.epochs=0"], "error: --set: training.epochs: Input should be greater than or equal to 1"),
     ],
 )
-def test_bad_options(args, expected, tmp_path):
+def test_bad_options_name_the_flag_typed(args, expected, tmp_path):
     result = run(["compare", *args], tmp_path)
     assert result.exit_code == 2
-    assert expected in error_line(result)
+    assert error_line(result).startswith(expected)
     assert not (tmp_path / "runs").exists()
 
 

@@ -127,6 +127,23 @@ def test_parse_assignment_reads_yaml_values_and_checks_the_key():
     check_key("model.spec.code_size")  # inside a union of specs
 
 
+def test_a_value_is_checked_against_its_field_alone():
+    from aelab.config import RunOptions, check_value
+
+    with pytest.raises(
+        ConfigError, match=r"^--epochs: training\.epochs: Input should be greater than or equal to 1 \(got 0\)$"
+    ):
+        check_value("training.epochs", 0, "--epochs")
+    with pytest.raises(ConfigError, match=r"^--set: model\.sparsity\.k: Input should be greater than or equal to 1"):
+        check_value("model.sparsity", "topk:0", "--set")
+    with pytest.raises(ConfigError, match=r"^--executor: executor: got 'nope'; allowed: 'inline', 'local' or 'ray'$"):
+        check_value("executor", "nope", "--executor", RunOptions)
+    check_value("training.warmup_epochs", 60, "--warmup")  # a rule across fields (warm-up < epochs) waits for the run
+    check_value("data.normal_classes", "0,3", "--set")  # the field's own parsing of its short form applies
+    check_value("model.spec.code_size", -1, "--set")  # a field of several spec kinds: the whole config decides
+    check_value("training.epochs", 3, "--epochs")
+
+
 def test_run_options_are_validated():
     with pytest.raises(ConfigError, match="executor: got 'slurm'; allowed: 'inline', 'local' or 'ray'"):
         parse_config(RunOptions, {"executor": "slurm"})

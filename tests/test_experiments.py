@@ -1,6 +1,7 @@
 """Experiments: files -> runs, the one run store, executors, the experiment report, resume after kill -9."""
 
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -64,13 +65,21 @@ def test_grid_crossed_with_runs_and_models_and_stable_ids():
         ({"name": "e", "grid": {"optimizer": ["sgd"]}}, "allowed at the top level: name, seed, data, model, training"),
         ({"name": "e", "runs": [{}, {"training": {"epochs": 0}}]}, "e.yaml: run 2: training.epochs: Input should be"),
         ({"name": "e", "runs": [{}, {}]}, "is the same run as"),
+        (
+            {
+                "name": "e",
+                "models": ["linear-3", "conv-64"],
+                "set": {"training.epochs": 2, "training.warmup_epochs": 3},
+            },
+            "e.yaml: model 1 (linear-3): training: warmup_epochs: got 3 but the training lasts 2 epochs",
+        ),
         ({"name": "e", "models": ["linear-3", "linear-3"], "runs": [{}]}, "is the same run as"),
         ({"name": "e", "epochs": 3}, "unknown key 'epochs'"),
         ({"name": "e", "set": {"training.lrr": 1}}, "key 'training.lrr' is not a config field"),
     ],
 )
 def test_bad_experiments(data, expected, tmp_path):
-    with pytest.raises(ConfigError, match=expected.replace("(", "\\(")):
+    with pytest.raises(ConfigError, match=re.escape(expected)):
         resolve(parse_config(ExperimentConfig, data, source="e.yaml"), source="e.yaml")
 
 

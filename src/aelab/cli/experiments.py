@@ -110,7 +110,14 @@ def _experiment(
 ):
     """(experiment, overrides of run fields, execution options) from --config, --name, --models, --set and the
     schema flags."""
-    from aelab.config import ExperimentConfig, RunOptions, parse_assignment, parse_config, read_yaml_mapping
+    from aelab.config import (
+        PRESET_NAMES,
+        ExperimentConfig,
+        RunOptions,
+        parse_assignment,
+        parse_config,
+        read_yaml_mapping,
+    )
 
     data = read_yaml_mapping(config) if config is not None else {}
     if name is not None:
@@ -119,6 +126,8 @@ def _experiment(
     if models is not None:
         if not models:
             raise ConfigError(f"{flag}: give at least one preset name, e.g. linear-3,conv-64")
+        for unknown in (m for m in models if m not in PRESET_NAMES):
+            raise ConfigError(f"{flag}: got {unknown!r}; allowed: {', '.join(PRESET_NAMES)}")
         chosen = parse_config(ExperimentConfig, {"models": models}, source=flag).models
         experiment = experiment.model_copy(update={"models": chosen})
     options = {k: v for k, v in given.items() if k in RunOptions.model_fields}

@@ -21,7 +21,7 @@ import typer
 from pydantic import BaseModel
 from rich.markup import escape
 
-from aelab.config import DataConfig, RunConfig, RunOptions, TrainingConfig
+from aelab.config import DataConfig, RunConfig, RunOptions, TrainingConfig, check_value
 
 FIELD_SECTIONS: list[tuple[str, type[BaseModel], tuple[str, ...] | None]] = [
     ("", RunConfig, ("seed",)),
@@ -36,6 +36,10 @@ class Flag(typing.NamedTuple):
     key: str
     """Dotted config key (``training.lr``) or a plain name (``runs_dir``)."""
     param: inspect.Parameter
+    text: str = ""
+    """The flag as typed (``--lr``), which names it in error messages."""
+    root: Optional[type[BaseModel]] = None
+    """The config class ``key`` is a field of (dotted from it); a value given is checked against that field."""
 
 
 def _base(annotation: Any) -> tuple[Any, list[str]]:
@@ -63,8 +67,9 @@ def plain(docstring: str) -> str:
     return re.sub(r"``(.+?)``", r"\1", " ".join(docstring.split()))
 
 
-def field_flag(key: str, name: str, field, panel: str) -> Flag:
-    """One typer option for the pydantic ``field`` at dotted ``key``."""
+def field_flag(key: str, name: str, field, panel: str, root: Optional[type[BaseModel]] = None) -> Flag:
+    """One typer option for the pydantic ``field`` at dotted ``key`` (a field of ``root``, when given: a value
+    the field does not allow is then an error naming the flag before anything runs)."""
     extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
     flag = str(extra.get("flag") or (field.alias if field.alias else name)).replace("_", "-")
     kind, choices = _base(field.annotation)
@@ -88,7 +93,10 @@ def field_flag(key: str, name: str, field, panel: str) -> Flag:
         rich_help_panel=panel,
     )
     return Flag(
-        key, inspect.Parameter(param_name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=Optional[kind])
+        key,
+        inspect.Parameter(param_name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=Optional[kind]),
+        f"--{flag}",
+        root,
     )
 
 
@@ -103,13 +111,13 @@ def run_flags() -> list[Flag]:
         for name, field in cls.model_fields.items():
             if names is None or name in names:
                 key = f"{section}.{name}" if section else name
-                flags.append(field_flag(key, name, field, panel))
+                flags.append(field_flag(key, name, field, panel, RunConfig))
     return flags
 
 
 def option_flags() -> list[Flag]:
     """Flags for :class:`RunOptions` (how runs are executed)."""
-    return [field_flag(name, name, field, "Execution") for name, field in RunOptions.model_fields.items()]
+    return [field_flag(name, name, field, "Execution", RunOptions) for name, field in RunOptions.model_fields.items()]
 
 
 def command(fn: Callable, extra: list[inspect.Parameter], flags: list[Flag], with_given: bool = True) -> Callable:
@@ -127,6 +135,8 @@ def command(fn: Callable, extra: list[inspect.Parameter], flags: list[Flag], wit
                 given[f.key] = (
                     list(value) if isinstance(value, tuple) else str(value) if isinstance(value, Path) else value
                 )
+                if f.root is not None:
+                    check_value(f.key, given[f.key], f.text, f.root)
         return fn(given=given, **kwargs) if with_given else fn(**kwargs)
 
     wrapper.__signature__ = inspect.Signature(extra + [f.param for f in flags])  # type: ignore[attr-defined]

@@ -32,6 +32,7 @@ from aelab.config.data import DATASET_NAMES, DataConfig, class_list
 from aelab.config.model_config import ModelConfig
 from aelab.config.parsing import (
     check_key,
+    check_value,
     dump_yaml,
     load_yaml,
     parse_assignment,
@@ -83,6 +84,7 @@ __all__ = [
     "TrainingConfig",
     "VariationalConfig",
     "check_key",
+    "check_value",
     "class_list",
     "dump_yaml",
     "flag",

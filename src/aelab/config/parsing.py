@@ -133,6 +133,32 @@ def check_key(key: str, root: type[BaseModel] = RunConfig) -> None:
         classes = _models_in(fields[part].annotation)
 
 
+def check_value(key: str, value: Any, shown: str, root: type[BaseModel] = RunConfig) -> None:
+    """Check ``value`` against the field at dotted ``key`` on its own: its type, bounds, allowed values and the
+    field's own validators. Rules that tie several fields together are checked later, with the whole config.
+    Keys this cannot place on one field (a field of several spec kinds) are left to that later check.
+
+    Raises:
+        ConfigError: ``"{shown}: {key}: {what is wrong} (got {value})"``, e.g.
+            ``--epochs: training.epochs: Input should be greater than or equal to 1 (got 0)``.
+    """
+    *parents, name = key.split(".")
+    classes: list[Any] = [root]
+    for part in parents:
+        fields = {n: f for cls in classes for n, f in cls.model_fields.items()}
+        classes = _models_in(fields[part].annotation) if part in fields else []
+    owners = [cls for cls in classes if name in cls.model_fields]
+    if len(owners) != 1:
+        return
+    try:
+        owners[0].model_validate({name: value})
+    except ValidationError as exc:
+        for err in exc.errors():
+            if err["loc"][:1] == (name,):  # not another field's "missing", not a rule across fields
+                placed = {**err, "loc": (*parents, *err["loc"])}
+                raise ConfigError(f"{shown}: {_format_error(placed, root)}") from None
+
+
 def _models_in(annotation: Any) -> list[type]:
     """The pydantic model classes inside a (possibly Optional / Union / Annotated / list) annotation."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
@@ -158,7 +184,8 @@ def parse_assignment(text: str) -> tuple[str, Any]:
     null, lists, strings), and the key is checked against :class:`RunConfig`.
 
     Raises:
-        ConfigError: no ``=``, or a key that is not a config field.
+        ConfigError: no ``=``, a key that is not a config field, or a value that field does not allow
+            (:func:`check_value`).
     """
     key, sep, raw = text.partition("=")
     key = key.strip()
@@ -169,6 +196,7 @@ def parse_assignment(text: str) -> tuple[str, Any]:
         value = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError:
         value = raw
+    check_value(key, value, "--set")
     return key, value
 
 

@@ -247,17 +247,31 @@ def _sections(done: list[ResolvedRun], folders: dict[str, RunFolder], rows: list
 
 
 def _compression(done: list[ResolvedRun], folders: dict[str, RunFolder]) -> list[dict]:
-    """Each run's stored code: the 8-bit row, or a VQ-VAE's index grid."""
-    out = []
+    """Each run's stored code (its 8-bit, entropy- and transform-coded rows, or a VQ-VAE's index grid) with JPEG's
+    and WebP's bytes at its PSNR; then the JPEG, WebP and PNG files of the test images once (the same for every
+    run on the same test images: they do not depend on the model)."""
+    out: list[dict] = []
+    codecs: list[dict] = []
+    used_by: list[list[str]] = []
     for r in done:
         path = folders[r.id].analysis("compression", ".json")
-        if path.is_file():
-            out += [
-                {"model": r.name, **row}
-                for row in json.loads(path.read_text())
-                if row["storage"] not in ("float32", "float16")
-            ]
-    return out
+        if not path.is_file():
+            continue
+        for row in json.loads(path.read_text()):
+            if row["storage"] in ("float32", "float16"):
+                continue
+            if "quality" not in row:  # the model's own rows, and the codecs interpolated at its PSNR
+                out.append({"model": r.name, **row})
+            elif row in codecs:
+                used_by[codecs.index(row)].append(r.name)
+            else:
+                codecs.append(row)
+                used_by.append([r.name])
+    every = {r.name for r in done if folders[r.id].analysis("compression", ".json").is_file()}
+    return out + [
+        {"model": "image codecs" if set(names) == every else f"image codecs ({', '.join(names)})", **row}
+        for row, names in zip(codecs, used_by)
+    ]
 
 
 def write_outputs(

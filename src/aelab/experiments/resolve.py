@@ -91,6 +91,12 @@ def _one(base: dict, model: dict | None, override: dict, point: dict, overrides:
     return ResolvedRun(run_id(config), f"{config.label}{extras}".strip(), config)
 
 
+def _which_model(m: int, model: dict) -> str:
+    """``model 2 (conv-64)``: the model's place in ``models`` and its name or preset."""
+    label = model.get("name") or model.get("preset")
+    return f"model {m + 1} ({label})" if label else f"model {m + 1}"
+
+
 def resolve(
     experiment: ExperimentConfig, overrides: dict[str, Any] | None = None, source: str = "experiment"
 ) -> list[ResolvedRun]:
@@ -118,7 +124,7 @@ def resolve(
         for r, override in enumerate(experiment.runs or [{}]):
             for point in points:
                 parts = [
-                    f"model {m + 1}" if model is not None and len(models) > 1 else "",
+                    _which_model(m, model) if model is not None and len(models) > 1 else "",
                     f"run {r + 1}" if experiment.runs else "",
                     str(point) if point else "",
                 ]
