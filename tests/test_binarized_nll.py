@@ -105,7 +105,7 @@ def test_nll_command_and_its_refusals(tmp_path, idx_dir):
     row = json.loads((folder / "analysis" / "nll.json").read_text())[0]
     assert row["k"] == 16 and row["images"] == 10 and row["nll"] <= row["nelbo"] + 5
     r = runner.invoke(app, ["nll", str(folder), "--k", "0"])
-    assert r.exit_code == 2 and "k" in error_line(r) and "greater than or equal to 1" in error_line(r)
+    assert r.exit_code == 2 and error_line(r) == "error: --k: Input should be greater than or equal to 1 (got 0)"
     r = runner.invoke(app, ["compare", "--models", "linear-3", *base, "--name", "l", "--no-analysis"])
     (lin,) = [p for p in (runs / "l").iterdir() if p.is_dir()]
     r = runner.invoke(app, ["nll", str(lin)])

@@ -35,7 +35,7 @@ def run(args, tmp_path):
         (["--batch-size", "0"], "error: --batch-size: training.batch_size: Input should be greater than or equal to 1"),
         (["--optimizer", "rmsprop"], "error: --optimizer: training.optimizer: got 'rmsprop'; allowed: 'adam', 'adamw'"),
         (["--ema", "1"], "error: --ema: training.ema_decay: Input should be less than 1 (got 1.0)"),
-        (["--workers", "0"], "error: --workers: workers: Input should be greater than or equal to 1 (got 0)"),
+        (["--workers", "0"], "error: --workers: Input should be greater than or equal to 1 (got 0)"),
         (
             ["--denoise", "gaussian:-1"],
             "error: --denoise: training.corruption: gaussian std: got -1.0; allowed: std >= 0",

@@ -136,7 +136,7 @@ def test_a_value_is_checked_against_its_field_alone():
         check_value("training.epochs", 0, "--epochs")
     with pytest.raises(ConfigError, match=r"^--set: model\.sparsity\.k: Input should be greater than or equal to 1"):
         check_value("model.sparsity", "topk:0", "--set")
-    with pytest.raises(ConfigError, match=r"^--executor: executor: got 'nope'; allowed: 'inline', 'local' or 'ray'$"):
+    with pytest.raises(ConfigError, match=r"^--executor: got 'nope'; allowed: 'inline', 'local' or 'ray'$"):
         check_value("executor", "nope", "--executor", RunOptions)
     check_value("training.warmup_epochs", 60, "--warmup")  # a rule across fields (warm-up < epochs) waits for the run
     check_value("data.normal_classes", "0,3", "--set")  # the field's own parsing of its short form applies

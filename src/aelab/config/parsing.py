@@ -140,7 +140,8 @@ def check_value(key: str, value: Any, shown: str, root: type[BaseModel] = RunCon
 
     Raises:
         ConfigError: ``"{shown}: {key}: {what is wrong} (got {value})"``, e.g.
-            ``--epochs: training.epochs: Input should be greater than or equal to 1 (got 0)``.
+            ``--epochs: training.epochs: Input should be greater than or equal to 1 (got 0)`` (the key left out
+            when the flag says it: ``--workers: Input should be ...``).
     """
     *parents, name = key.split(".")
     classes: list[Any] = [root]
@@ -155,8 +156,10 @@ def check_value(key: str, value: Any, shown: str, root: type[BaseModel] = RunCon
     except ValidationError as exc:
         for err in exc.errors():
             if err["loc"][:1] == (name,):  # not another field's "missing", not a rule across fields
-                placed = {**err, "loc": (*parents, *err["loc"])}
-                raise ConfigError(f"{shown}: {_format_error(placed, root)}") from None
+                text = _format_error({**err, "loc": (*parents, *err["loc"])}, root)
+                if shown == f"--{key.replace('_', '-')}" and text.startswith(f"{key}: "):
+                    text = text[len(key) + 2 :]  # --workers: workers: ... says the name twice
+                raise ConfigError(f"{shown}: {text}") from None
 
 
 def _models_in(annotation: Any) -> list[type]:
