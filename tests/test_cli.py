@@ -1,5 +1,6 @@
 """The CLI: bad input gives one 'error:' line, exit code 2, and writes nothing."""
 
+import gc
 import json
 import subprocess
 import sys
@@ -260,6 +261,46 @@ def test_python_m_aelab_help():
     assert out.returncode == 0
     for cmd in ("compare", "train", "run", "runs", "models", "interpolate", "probe", "report"):
         assert cmd in out.stdout
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (
+            ["compare", "--epoch", "3"],
+            "error: No such option: --epoch (Possible options: --epochs) (see 'aelab compare --help')",
+        ),
+        (["compare", "--epochs", "abc"], "error: Invalid value for '--epochs': "),
+        (["nosuch"], "error: No such command 'nosuch' (see 'aelab --help')"),
+        (["score"], "error: Missing argument 'path' (see 'aelab score --help')"),
+    ],
+)
+def test_a_command_line_typer_cannot_parse_is_one_error_line(argv, expected, monkeypatch, capsys, tmp_path):
+    from aelab.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["aelab", *argv])
+    try:
+        with pytest.raises(SystemExit) as leaving:
+            main()
+    finally:
+        gc.unfreeze()
+    err = capsys.readouterr().err.strip()
+    assert leaving.value.code == 2 and len(err.splitlines()) == 1 and err.startswith(expected), err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_aelab_alone_prints_the_help_and_exits_2(monkeypatch, capsys):
+    from aelab.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["aelab"])
+    try:
+        with pytest.raises(SystemExit) as leaving:
+            main()
+    finally:
+        gc.unfreeze()
+    out = capsys.readouterr()
+    assert leaving.value.code == 2 and "Usage: aelab [OPTIONS] COMMAND" in out.out and "error:" not in out.err
 
 
 def test_libraries_are_imported_with_the_collector_paused_and_the_process_freezes_its_objects_on_exit(monkeypatch):
