@@ -123,7 +123,7 @@ def _analysis_command(entry):
 
     run_one.__doc__ = entry.text
     flags = [
-        field_flag(field.alias or name, name, field, "Analysis", entry.params)
+        field_flag(field.alias or name, name, field, "Analysis", None if field.alias else entry.params)
         for name, field in entry.params.model_fields.items()
     ]
     return run_one, flags

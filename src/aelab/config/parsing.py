@@ -116,13 +116,17 @@ def yaml_problem(exc: Exception) -> str:
     return f"{where}{problem}" + (f" ({context})" if context else "")
 
 
-def check_key(key: str, root: type[BaseModel] = RunConfig) -> None:
+def check_key(key: str, root: type[BaseModel] = RunConfig) -> list[type[BaseModel]]:
     """Check that the dotted ``key`` (``training.lr``) names a field of ``root`` (or a field inside one).
+
+    Returns:
+        The config classes that have the key's last part as a field (several for a field of several spec kinds).
 
     Raises:
         ConfigError: the key names no field; the message lists the fields allowed where it went wrong.
     """
     classes: list[Any] = [root]
+    owners: list[Any] = []
     parts = key.split(".")
     for i, part in enumerate(parts):
         fields = {name: f for cls in classes for name, f in cls.model_fields.items()}
@@ -130,7 +134,9 @@ def check_key(key: str, root: type[BaseModel] = RunConfig) -> None:
             where = ".".join(parts[:i]) or "the top level"
             allowed = ", ".join(fields) if fields else "nothing below it"
             raise ConfigError(f"key {key!r} is not a config field; allowed at {where}: {allowed}")
+        owners = [cls for cls in classes if part in cls.model_fields]
         classes = _models_in(fields[part].annotation)
+    return owners
 
 
 def check_value(key: str, value: Any, shown: str, root: type[BaseModel] = RunConfig) -> None:
@@ -141,14 +147,11 @@ def check_value(key: str, value: Any, shown: str, root: type[BaseModel] = RunCon
     Raises:
         ConfigError: ``"{shown}: {key}: {what is wrong} (got {value})"``, e.g.
             ``--epochs: training.epochs: Input should be greater than or equal to 1 (got 0)`` (the key left out
-            when the flag says it: ``--workers: Input should be ...``).
+            when the flag says it: ``--workers: Input should be ...``); a key that is not a config field
+            (:func:`check_key`).
     """
     *parents, name = key.split(".")
-    classes: list[Any] = [root]
-    for part in parents:
-        fields = {n: f for cls in classes for n, f in cls.model_fields.items()}
-        classes = _models_in(fields[part].annotation) if part in fields else []
-    owners = [cls for cls in classes if name in cls.model_fields]
+    owners = check_key(key, root)
     if len(owners) != 1:
         return
     try:
@@ -194,12 +197,11 @@ def parse_assignment(text: str) -> tuple[str, Any]:
     key = key.strip()
     if not sep or not key:
         raise ConfigError(f"--set: got {text!r}; the form is KEY=VALUE, e.g. training.lr=3e-4")
-    check_key(key)
     try:
         value = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError:
         value = raw
-    check_value(key, value, "--set")
+    check_value(key, value, "--set")  # the key first (check_key), then the value
     return key, value
 
 

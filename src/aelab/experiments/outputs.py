@@ -253,10 +253,12 @@ def _compression(done: list[ResolvedRun], folders: dict[str, RunFolder]) -> list
     out: list[dict] = []
     codecs: list[dict] = []
     used_by: list[list[str]] = []
+    every: set[str] = set()  # the runs with a compression analysis
     for r in done:
         path = folders[r.id].analysis("compression", ".json")
         if not path.is_file():
             continue
+        every.add(r.name)
         for row in json.loads(path.read_text()):
             if row["storage"] in ("float32", "float16"):
                 continue
@@ -267,7 +269,6 @@ def _compression(done: list[ResolvedRun], folders: dict[str, RunFolder]) -> list
             else:
                 codecs.append(row)
                 used_by.append([r.name])
-    every = {r.name for r in done if folders[r.id].analysis("compression", ".json").is_file()}
     return out + [
         {"model": "image codecs" if set(names) == every else f"image codecs ({', '.join(names)})", **row}
         for row, names in zip(codecs, used_by)
