@@ -8,7 +8,7 @@ from torch import nn
 from typer.testing import CliRunner
 
 from aelab.cli import app
-from aelab.config import FRONTIER_CODE_SIZES, ModelConfig, ResSpec
+from aelab.config import FRONTIER_CODE_SIZES, ModelConfig, ResSpec, recipe_of
 from aelab.errors import ModelError
 from aelab.models import PRESETS, build_model
 from aelab.models.resnet import ResBlock
@@ -58,6 +58,37 @@ def test_res_spec_variants(upsample, norm):
         assert all(g.num_groups == 8 for g in norms)
 
 
+def res_block(c):
+    return bn(c) + conv(c, c, 3) + bn(c) + conv(c, c, 3)
+
+
+@pytest.mark.parametrize("size", FRONTIER_CODE_SIZES)
+def test_res_v2_presets_change_one_thing_of_res(size):
+    old, new = build_model(f"res-{size}"), build_model(f"res-v2-{size}")
+    if size <= 3:  # a wider bottleneck: 1568 -> 512 -> 512 -> 64 -> code instead of 1568 -> 256 -> 64 -> code
+        wide = 1568 * 512 + 512 + 512 * 512 + 512 + 512 * 64 + 64
+        narrow = 1568 * 256 + 256 + 256 * 64 + 64
+        decoder = 64 * 512 + 512 + 512 * 512 + 512 + 512 * 1568 + 1568 - (64 * 256 + 256 + 256 * 1568 + 1568)
+        assert new.num_parameters() - old.num_parameters() == wide - narrow + decoder
+        assert not [b for b in new.modules() if isinstance(b, ResBlock)]
+    else:  # one residual block per stage (16 and 32 channels), in the encoder and the decoder
+        assert new.num_parameters() - old.num_parameters() == 2 * (res_block(16) + res_block(32)) == 46_656
+        assert len([b for b in new.modules() if isinstance(b, ResBlock)]) == 4
+    assert new(torch.rand(2, 1, 28, 28)).code.shape == (2, size)
+    if size == 3:
+        assert new.num_parameters() == 2_213_044
+
+
+def test_res_v2_training_fields_fill_in_under_their_own_recipe():
+    aelab = recipe_of(ModelConfig(preset="res-v2-3"), {})
+    assert (aelab["lr"], aelab["epochs"], aelab["optimizer"], aelab["schedule"]) == (1.5e-3, 20, "adamw", "cosine")
+    assert recipe_of(ModelConfig(preset="res-v2-64"), {})["epochs"] == 12
+    assert recipe_of(ModelConfig(preset="res-v2-64"), {"recipe": "aelab"})["epochs"] == 12  # named, still its own
+    assert recipe_of(ModelConfig(preset="res-v2-64"), {"epochs": 3})["epochs"] == 3  # the config wins
+    assert recipe_of(ModelConfig(preset="res-v2-3"), {"recipe": "tutorial"}) == {"recipe": "tutorial"}
+    assert recipe_of(ModelConfig(preset="res-3"), {})["lr"] == 3e-3
+
+
 def test_res_block_keeps_its_input_for_the_skip():
     block = ResBlock(4, "none", "relu")
     x = torch.randn(2, 4, 5, 5)
@@ -97,14 +128,18 @@ def test_frontier_command(tmp_path):
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     metrics = json.loads((tmp_path / "runs" / "f" / "metrics.json").read_text())
-    assert [r["model"] for r in metrics["runs"]] == ["res-2", "res-3", "linear-3"]
+    assert [r["model"] for r in metrics["runs"]] == ["res-v2-2", "res-v2-3", "linear-3"]
     assert [r["code_size"] for r in metrics["runs"]] == [2, 3, 3]
     assert [b["model"] for b in metrics["baselines"]][:2] == ["PCA (2 components)", "PCA (3 components)"]
     assert (tmp_path / "runs" / "f" / "rate_distortion.png").is_file()
     report = (tmp_path / "runs" / "f" / "report.html").read_text()
     assert "<h2>Rate-distortion</h2>" in report and 'alt="rate_distortion.png"' in report
     runs = (tmp_path / "runs" / "f" / "experiment.yaml").read_text()
-    assert "res-2" in runs and "optimizer" not in runs  # the recipe is the preset's, not written out
+    assert "res-v2-2" in runs and "optimizer" not in runs  # the recipe is the preset's, not written out
+    result = runner.invoke(app, [*args[:-1], "g", "--presets", "res", "--code-sizes", "64", "--no-tutorial"])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "runs" / "g" / "metrics.json").read_text())
+    assert [(r["model"], r["epochs"]) for r in metrics["runs"]] == [("res-64", 1)]
 
 
 def test_frontier_refuses_unknown_code_sizes(tmp_path):
@@ -113,4 +148,7 @@ def test_frontier_refuses_unknown_code_sizes(tmp_path):
     assert "--code-sizes: got 2,5; allowed: one or more of 2,3,10,16,32,64" in error_line(result)
     result = runner.invoke(app, ["frontier", "--code-sizes", "two", "--runs-dir", str(tmp_path / "runs")])
     assert result.exit_code == 2 and "--code-sizes: got 'two'" in error_line(result)
+    result = runner.invoke(app, ["frontier", "--presets", "res-v3", "--runs-dir", str(tmp_path / "runs")])
+    assert result.exit_code == 2
+    assert error_line(result) == "error: --presets: got 'res-v3'; allowed: res-v2 or res"
     assert not (tmp_path / "runs").exists()

@@ -12,7 +12,14 @@ from rich.table import Table
 
 from aelab.cli.common import EXIT_FAILED_RUNS, add, argument, console, import_quietly, log, option
 from aelab.cli.schema import option_flags, run_flags
-from aelab.config import ANOMALY_CORRUPTION, ANOMALY_PRESET, COMPARE_PRESETS, FRONTIER_CODE_SIZES, class_list
+from aelab.config import (
+    ANOMALY_CORRUPTION,
+    ANOMALY_PRESET,
+    COMPARE_PRESETS,
+    FRONTIER_CODE_SIZES,
+    FRONTIER_PRESETS,
+    class_list,
+)
 from aelab.errors import ConfigError
 
 CONFIG = option(
@@ -86,8 +93,17 @@ CODE_SIZES = option(
     "code_sizes",
     ",".join(map(str, FRONTIER_CODE_SIZES)),
     str,
-    "Code sizes: aelab's res-<size> preset and PCA at each, and the tutorial presets of these sizes.",
+    "Code sizes: aelab's res preset and PCA at each, and the tutorial presets of these sizes.",
     "--code-sizes",
+    panel="Models",
+)
+FRONTIER_RES = option(
+    "presets",
+    FRONTIER_PRESETS[0],
+    str,
+    f"aelab's presets: {FRONTIER_PRESETS[0]} (<presets>-<size>, the best at each code size) or "
+    f"{FRONTIER_PRESETS[1]} (the first generation, res-<size>).",
+    "--presets",
     panel="Models",
 )
 TUTORIAL = option(
@@ -286,10 +302,11 @@ def _anomaly(config, set_, name, resume, models, normal_class, given):
     print_result(anomaly(experiment, classes, overrides, log=log, **opts))
 
 
-def _frontier(config, set_, name, resume, code_sizes, tutorial, given):
-    """The rate-distortion curve: train aelab's res-<size> presets (their own recipe) and the tutorial presets at
-    the same code sizes (the tutorials' recipe), with PCA at every size; draws test MSE and PSNR against code
-    size, one line per family, into rate_distortion.png and the report."""
+def _frontier(config, set_, name, resume, code_sizes, tutorial, presets, given):
+    """The rate-distortion curve: train aelab's res-v2-<size> presets (their own recipe; --presets res: the first
+    generation, res-<size>) and the tutorial presets at the same code sizes (the tutorials' recipe), with PCA at
+    every size; draws test MSE and PSNR against code size, one line per family, into rate_distortion.png and the
+    report."""
     from aelab.experiments.jobs import frontier
 
     try:
@@ -301,7 +318,7 @@ def _frontier(config, set_, name, resume, code_sizes, tutorial, given):
         ) from None
     experiment, overrides, opts = _experiment(config, name, set_, given)
     _check_resume(resume, experiment.name, opts["runs_dir"])
-    result = frontier(experiment, sizes, tutorial, overrides, log=log, **opts)
+    result = frontier(experiment, sizes, tutorial, overrides, presets, log=log, **opts)
     if result.folder.rate_distortion.is_file():
         console.print(f"rate-distortion figure: {result.folder.rate_distortion}")
     print_result(result)
@@ -320,4 +337,4 @@ def register(app: typer.Typer) -> None:
         [CONFIG, SETS, NAME, RESUME, ANOMALY_MODELS, NORMAL],
         [f for f in flags if f.key != "data.normal_classes"],
     )
-    add(app, "frontier", _frontier, [CONFIG, SETS, NAME, RESUME, CODE_SIZES, TUTORIAL], flags)
+    add(app, "frontier", _frontier, [CONFIG, SETS, NAME, RESUME, CODE_SIZES, TUTORIAL, FRONTIER_RES], flags)

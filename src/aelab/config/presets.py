@@ -10,6 +10,7 @@ builds every preset from this table; ``aelab models`` lists it. Sources are the 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from textwrap import fill
 from typing import Any
 
 from aelab.config.specs import ConvLayerSpec as L
@@ -35,6 +36,9 @@ class Preset:
     model: dict[str, Any] = field(default_factory=dict)
     """Model-config fields the preset fills when a config does not set them: ``variational`` / ``quantizer``
     settings, or ``family`` and ``settings`` (the fields a config gives replace these, key by key)."""
+    training: dict[str, Any] = field(default_factory=dict)
+    """Training fields the preset sets within its own recipe (a learning rate, a number of epochs), applied
+    after the recipe's defaults when it trains with that recipe; the fields a config sets replace these."""
 
 
 def tutorial_conv(code_channels: int) -> ConvSpec:
@@ -152,6 +156,51 @@ def _res_preset(size: int) -> Preset:
 
 
 PRESETS.update({f"res-{size}": _res_preset(size) for size in FRONTIER_CODE_SIZES})
+
+RES_V2_SMALL_CODE = 3
+"""res-v2: codes up to this size get a wider fully-connected bottleneck; larger ones get residual blocks."""
+
+
+def _res_v2_preset(size: int) -> Preset:
+    """The second res generation, chosen on the validation split within conv-64's training time (BENCHMARKS.md,
+    'res-v2'): a wider bottleneck at lr 1.5e-3 for tiny codes, one residual block per stage for the others."""
+    if size <= RES_V2_SMALL_CODE:
+        hidden, blocks, training = [512, 512, 64], 0, {"lr": 1.5e-3}
+        change = (
+            "res-{size} with a wider bottleneck (Linear 512 -> 512 -> 64 instead of 256 -> 64), trained at lr 1.5e-3"
+        )
+        enc, dec = "32x7x7", "32x7x7"
+    else:
+        hidden, blocks, training = [256], 1, {"epochs": 12}
+        change = (
+            "res-{size} with one residual block per stage (x + Conv 3x3(SiLU(BN(Conv 3x3(SiLU(BN(x)))))), He et "
+            "al. 2016) in the encoder and the decoder, trained for 12 epochs instead of 20 (the blocks cost time)"
+        )
+        enc, dec = "16x14x14 -> block -> 32x7x7 -> block", "32x7x7 -> block -> 16x14x14 -> block"
+    fc = " -> ".join(map(str, hidden))
+    return Preset(
+        ResSpec(channels=RES_CHANNELS, blocks=blocks, hidden=hidden, code_size=size),
+        (1, 28, 28),
+        "aelab (res family, second generation, chosen on the validation split)",
+        fill(
+            f"{change.format(size=size)}; otherwise res-{size}'s body and the aelab recipe, within the training "
+            "time of the tutorial's conv-64.",
+            110,
+            subsequent_indent=" " * 8,
+        )
+        + f"""
+
+        1x28x28 -> {enc if blocks else "16x14x14 -> " + enc} -> {fc} -> z {size}
+        -> {" -> ".join(map(str, hidden[::-1]))} -> {dec if blocks else dec + " -> 16x14x14"} -> 1x28x28""",
+        recipe="aelab",
+        training=training,
+    )
+
+
+PRESETS.update({f"res-v2-{size}": _res_v2_preset(size) for size in FRONTIER_CODE_SIZES})
+
+FRONTIER_PRESETS = ("res-v2", "res")
+"""The res generations ``aelab frontier`` can train, newest (its default) first: ``<name>-<size>`` at each size."""
 
 RES16_BODY = ResSpec(channels=RES_CHANNELS, blocks=RES_BLOCKS, hidden=[256], code_size=16)
 """The res-16 body, shared by the 16-D generative presets."""

@@ -149,8 +149,11 @@ presets, chosen on the Fashion-MNIST validation split within conv-64's training 
 def recipe_of(model: ModelConfig, training: dict[str, Any]) -> dict[str, Any]:
     """The training fields of a run: ``training`` (the fields set explicitly) over the defaults of its recipe:
     ``training['recipe']`` when set, else the preset's own (:attr:`aelab.config.presets.Preset.recipe`), else
-    tutorial."""
-    name = training.get("recipe") or (PRESETS[model.preset].recipe if model.preset in PRESETS else "tutorial")
+    tutorial; a preset's own training fields (:attr:`aelab.config.presets.Preset.training`) come between the
+    two when it trains with its own recipe."""
+    preset = PRESETS.get(model.preset) if model.preset else None
+    name = training.get("recipe") or (preset.recipe if preset else "tutorial")
     if name not in RECIPES:
         return dict(training)  # validation names the bad recipe
-    return {**RECIPES[name], **training}
+    own = preset.training if preset and preset.recipe == name else {}
+    return {**RECIPES[name], **own, **training}

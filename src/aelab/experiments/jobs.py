@@ -27,6 +27,7 @@ from aelab.config import (
     ANOMALY_PRESET,
     COMPARE_PRESETS,
     FRONTIER_CODE_SIZES,
+    FRONTIER_PRESETS,
     PRESETS,
     ExperimentConfig,
     ModelConfig,
@@ -277,23 +278,26 @@ def anomaly(
 
 
 def frontier_models(
-    code_sizes: list[int] | tuple[int, ...] = FRONTIER_CODE_SIZES, tutorial: bool = True
+    code_sizes: list[int] | tuple[int, ...] = FRONTIER_CODE_SIZES, tutorial: bool = True, presets: str = "res-v2"
 ) -> list[ModelConfig]:
-    """The models of ``aelab frontier``: aelab's ``res-<size>`` for each code size, then (``tutorial``) the
-    tutorial presets for 28x28 grayscale images whose code has one of these sizes.
+    """The models of ``aelab frontier``: aelab's ``<presets>-<size>`` for each code size (``presets`` one of
+    :data:`~aelab.config.FRONTIER_PRESETS`: ``res-v2``, the best at each size, or the first generation ``res``),
+    then (``tutorial``) the tutorial presets for 28x28 grayscale images whose code has one of these sizes.
 
     Raises:
-        ConfigError: a code size with no res preset (the allowed sizes are named).
+        ConfigError: a code size with no res preset, or unknown presets (the allowed values are named).
     """
     from aelab.models import build_model
 
-    bad = [d for d in code_sizes if f"res-{d}" not in PRESETS]
+    if presets not in FRONTIER_PRESETS:
+        raise ConfigError(f"--presets: got {presets!r}; allowed: {' or '.join(FRONTIER_PRESETS)}")
+    bad = [d for d in code_sizes if f"{presets}-{d}" not in PRESETS]
     if bad or not code_sizes:
         raise ConfigError(
             f"--code-sizes: got {','.join(map(str, code_sizes)) or 'nothing'}; allowed: one or more "
             f"of {','.join(map(str, FRONTIER_CODE_SIZES))}"
         )
-    models = [ModelConfig(preset=f"res-{d}") for d in code_sizes]
+    models = [ModelConfig(preset=f"{presets}-{d}") for d in code_sizes]
     if tutorial:
         for name, preset in PRESETS.items():
             if (
@@ -310,18 +314,20 @@ def frontier(
     code_sizes: list[int] | tuple[int, ...] = FRONTIER_CODE_SIZES,
     tutorial: bool = True,
     overrides: dict[str, Any] | None = None,
+    presets: str = "res-v2",
     **options,
 ) -> ExperimentResult:
-    """``aelab frontier``: the rate-distortion curve. Train aelab's ``res-<size>`` presets (their own recipe) and,
+    """``aelab frontier``: the rate-distortion curve. Train aelab's ``res-v2-<size>`` presets (or, with ``presets``
+    ``"res"``, the first generation ``res-<size>``; each with its own recipe) and,
     with ``tutorial``, the tutorial presets at those code sizes (the tutorials' recipe), with PCA at every size;
     the experiment folder gets ``rate_distortion.png`` (test MSE and PSNR vs code size per family) and the
     table. Options are those of :func:`run_experiment`.
 
     Raises:
-        ConfigError: a code size without a res preset.
+        ConfigError: a code size without a res preset, or unknown ``presets``.
     """
     config = config or ExperimentConfig()
-    models = frontier_models(code_sizes, tutorial)
+    models = frontier_models(code_sizes, tutorial, presets)
     return run_experiment(
         config.model_copy(update={"models": [*models, *config.models]}), overrides, kind="frontier", **options
     )
