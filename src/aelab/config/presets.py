@@ -167,13 +167,13 @@ def _res_v2_preset(size: int) -> Preset:
     if size <= RES_V2_SMALL_CODE:
         hidden, blocks, training = [512, 512, 64], 0, {"lr": 1.5e-3}
         change = (
-            "res-{size} with a wider bottleneck (Linear 512 -> 512 -> 64 instead of 256 -> 64), trained at lr 1.5e-3"
+            f"res-{size} with a wider bottleneck (Linear 512 -> 512 -> 64 instead of 256 -> 64), trained at lr 1.5e-3"
         )
-        enc, dec = "32x7x7", "32x7x7"
+        enc, dec = "16x14x14 -> 32x7x7", "32x7x7 -> 16x14x14"
     else:
         hidden, blocks, training = [256], 1, {"epochs": 12}
         change = (
-            "res-{size} with one residual block per stage (x + Conv 3x3(SiLU(BN(Conv 3x3(SiLU(BN(x)))))), He et "
+            f"res-{size} with one residual block per stage (x + Conv 3x3(SiLU(BN(Conv 3x3(SiLU(BN(x)))))), He et "
             "al. 2016) in the encoder and the decoder, trained for 12 epochs instead of 20 (the blocks cost time)"
         )
         enc, dec = "16x14x14 -> block -> 32x7x7 -> block", "32x7x7 -> block -> 16x14x14 -> block"
@@ -183,15 +183,15 @@ def _res_v2_preset(size: int) -> Preset:
         (1, 28, 28),
         "aelab (res family, second generation, chosen on the validation split)",
         fill(
-            f"{change.format(size=size)}; otherwise res-{size}'s body and the aelab recipe, within the training "
+            f"{change}; otherwise res-{size}'s body and the aelab recipe, within the training "
             "time of the tutorial's conv-64.",
             110,
             subsequent_indent=" " * 8,
         )
         + f"""
 
-        1x28x28 -> {enc if blocks else "16x14x14 -> " + enc} -> {fc} -> z {size}
-        -> {" -> ".join(map(str, hidden[::-1]))} -> {dec if blocks else dec + " -> 16x14x14"} -> 1x28x28""",
+        1x28x28 -> {enc} -> {fc} -> z {size}
+        -> {" -> ".join(map(str, hidden[::-1]))} -> {dec} -> 1x28x28""",
         recipe="aelab",
         training=training,
     )

@@ -278,7 +278,9 @@ def anomaly(
 
 
 def frontier_models(
-    code_sizes: list[int] | tuple[int, ...] = FRONTIER_CODE_SIZES, tutorial: bool = True, presets: str = "res-v2"
+    code_sizes: list[int] | tuple[int, ...] = FRONTIER_CODE_SIZES,
+    tutorial: bool = True,
+    presets: str = FRONTIER_PRESETS[0],
 ) -> list[ModelConfig]:
     """The models of ``aelab frontier``: aelab's ``<presets>-<size>`` for each code size (``presets`` one of
     :data:`~aelab.config.FRONTIER_PRESETS`: ``res-v2``, the best at each size, or the first generation ``res``),
@@ -314,7 +316,7 @@ def frontier(
     code_sizes: list[int] | tuple[int, ...] = FRONTIER_CODE_SIZES,
     tutorial: bool = True,
     overrides: dict[str, Any] | None = None,
-    presets: str = "res-v2",
+    presets: str = FRONTIER_PRESETS[0],
     **options,
 ) -> ExperimentResult:
     """``aelab frontier``: the rate-distortion curve. Train aelab's ``res-v2-<size>`` presets (or, with ``presets``
