@@ -43,7 +43,7 @@ def built_preset_rows() -> list[list[str]]:
                 "x".join(map(str, m.input_shape)),
                 "x".join(map(str, m.code_shape)),
                 f"{m.compression_ratio:.1f}x",
-                " ".join([preset.recipe, *(f"{k}={v:g}" for k, v in preset.training.items())]),
+                " ".join([preset.recipe, *(f"{k}={v}" for k, v in preset.training.items())]),
                 preset.source,
             ]
         )
