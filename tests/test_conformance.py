@@ -42,6 +42,7 @@ CHEAP = {
     "failures": {"k": 2},
     "nll": {"k": 4, "images": 8},
     "anomaly-scores": {"normal_class": "0", "k": 2},
+    "refine": {"images": 8, "steps": 3},
 }
 """Small parameters so every analysis runs in well under a second on the tiny data."""
 CFG = TrainingConfig(epochs=2, batch_size=16, log_interval=1, eval_batch_size=64)

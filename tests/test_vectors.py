@@ -70,7 +70,7 @@ def test_topk_sparse_autoencoder_on_vectors_from_the_cli_and_the_api(features, t
     assert row["code_l0"] == 8.0 and row["test_psnr"] is None and row["test_ssim"] is None
     assert row["test_mse"] < 0.5 * mean_row["test_mse"]  # standardized: the mean row leaves ~1 per feature
     assert (
-        "Vector data: no PSNR/SSIM and no image analyses (interpolate, failures, compression, generate, traverse, manifold)"
+        "Vector data: no PSNR/SSIM and no image analyses (interpolate, failures, compression, refine, generate, traverse, manifold)"
         in metrics["summary"]
     )
     [run] = [p for p in (tmp_path / "runs" / "v").iterdir() if p.is_dir()]

@@ -17,6 +17,7 @@ from aelab.analyses.params import (
     NllParams,
     NoParams,
     ProbeParams,
+    RefineParams,
     TraverseParams,
 )
 from aelab.analyses.registry import Outcome
@@ -271,3 +272,18 @@ def _nll(model, dataset, label, p: NllParams) -> Outcome:
         f"images{', dynamically binarized' if row['binarized'] else ''}); -ELBO {result['nelbo']:.2f}"
     )
     return Outcome(None, [row], [row], summary, {"test_nll": result["nll"], "nll_k": p.k})
+
+
+def _refine(model, dataset, label, p: RefineParams) -> Outcome:
+    from aelab.evaluation.refinement import refinement
+    from aelab.figures.charts import refinement_figure
+
+    r = refinement(model, dataset.test, p.images, p.steps, p.lr)
+    rows = [{"steps": s, "mse": m, "psnr": q, "change": m / r.mse[0] - 1} for s, m, q in zip(r.steps, r.mse, r.psnr)]
+    data = {"images": r.images, "lr": p.lr, "shift": r.shift, "per_step": rows}
+    summary = (
+        f"{label}: test MSE {r.mse[0]:.5f} with the encoder's codes, {r.mse[-1]:.5f} after {r.steps[-1]} steps of "
+        f"code search ({rows[-1]['change']:+.1%}, {r.psnr[-1] - r.psnr[0]:+.2f} dB) on {r.images:,} test images"
+    )
+    metrics = {"refined_mse": r.mse[-1], "refine_steps": r.steps[-1], "refine_images": r.images}
+    return Outcome(refinement_figure(r, f"{label}: code refinement"), data, rows, summary, metrics)

@@ -17,6 +17,7 @@ from aelab.analyses.params import (
     NllParams,
     NoParams,
     ProbeParams,
+    RefineParams,
     TraverseParams,
 )
 from aelab.analyses.registry import Analysis
@@ -85,6 +86,24 @@ ANALYSES: list[Analysis] = [
         ),
         needs=("unlabelled", "images"),
         report_needs=("train_classes",),  # a one-class model's code against codecs on every class: not in reports
+    ),
+    Analysis(
+        "refine",
+        "Code refinement",
+        "The encoder's code is one guess for every image; a search per image (Adam on the code, the decoder "
+        "fixed) finds codes of the same size that the decoder reconstructs better. Test MSE after each number of "
+        "steps (0 = the encoder's code: the amortization gap, Cremer et al. 2018), and test images with the "
+        "reconstruction of each code.",
+        RefineParams,
+        A._refine,
+        (
+            C("steps", "steps"),
+            C("mse", "test MSE", "{:.5f}"),
+            C("psnr", "PSNR (dB)", "{:.2f}"),
+            C("change", "vs the encoder's code", "{:+.1%}"),
+        ),
+        needs=("unlabelled", "images", "continuous_code"),
+        in_report=False,
     ),
     Analysis(
         "pca",

@@ -120,3 +120,12 @@ class NllParams(Params):
     """Only the first N test images; None = the whole test split."""
     seed: int = 0
     """Seeds the samples."""
+
+
+class RefineParams(Params):
+    images: int = Field(1000, ge=2)
+    """The first N test images to refine (the whole test split when it has fewer)."""
+    steps: int = Field(100, ge=1)
+    """Adam steps of each image's code search."""
+    lr: float = Field(0.05, gt=0)
+    """Adam's learning rate, in units of each code value's standard deviation over the images' codes."""

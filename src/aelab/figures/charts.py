@@ -1,5 +1,5 @@
 """Charts of what the analyses measure: the latent map, the code heatmap, per-class errors with the worst
-images, compression, probes and anomaly-score histograms."""
+images, compression, probes, code refinement and anomaly-score histograms."""
 
 from __future__ import annotations
 
@@ -67,6 +67,30 @@ def failures_figure(f, title: str = "") -> Figure:
         if i == 0:
             a1.set_ylabel("original", fontsize=8)
             a2.set_ylabel("reconstruction", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def refinement_figure(r, title: str = "") -> Figure:
+    """Test MSE against the steps of the code search (0 = the encoder's code), and images: original, the
+    reconstruction of the encoder's code, the reconstruction of the refined code."""
+    k = len(r.originals)
+    fig = plt.figure(figsize=(max(8, 1.2 * k), 6.5))
+    grid = fig.add_gridspec(4, k, height_ratios=[2.2, 1, 1, 1])
+    ax = fig.add_subplot(grid[0, :])
+    ax.plot([max(s, 0.5) for s in r.steps], r.mse, "o-", color="C0")
+    ax.set_xscale("log")
+    ax.set_xlabel("search steps (the first point: the encoder's code)")
+    ax.set_ylabel("test MSE")
+    ax.grid(True, alpha=0.3)
+    ax.set_title(title or "Code refinement")
+    rows = (("original", r.originals), ("encoder's code", r.encoded), ("refined code", r.refined))
+    for i in range(k):
+        for j, (name, images) in enumerate(rows):
+            a = fig.add_subplot(grid[j + 1, i])
+            show(a, images[i])
+            if i == 0:
+                a.set_ylabel(name, fontsize=8)
     fig.tight_layout()
     return fig
 

@@ -242,7 +242,7 @@ class AutoEncoder(nn.Module):
             return "its code does not have exactly 2 values"
         if need == "likelihood":
             return "it is not a VAE, so it has no likelihood of its images to estimate"
-        return None
+        return getattr(self.sparsity, "lacks", lambda _: None)(need)  # a sparsity operation may forbid more
 
     def check_training(self, training: Any, one_class: bool, binary: bool = False) -> None:
         """Refuse, before anything is trained, a training this model cannot do.

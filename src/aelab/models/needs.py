@@ -7,5 +7,6 @@ NEEDS = {
     "vector_code": "a code vector",
     "code_2d": "a code of exactly 2 values",
     "likelihood": "a likelihood of its images to estimate (a VAE)",
+    "continuous_code": "a code of real values that a search can move (not codebook indices, not a per-image top-k code)",
 }
 """Need -> what it means."""

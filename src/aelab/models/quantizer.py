@@ -204,7 +204,7 @@ class VQAutoEncoder(AutoEncoder):
         return ("categorical",)
 
     def lacks(self, need: str) -> Optional[str]:
-        if need == "code_units":
+        if need in ("code_units", "continuous_code"):
             return "its code is a grid of codebook indices"
         return super().lacks(need)
 

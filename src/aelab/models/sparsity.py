@@ -37,6 +37,13 @@ class TopK(nn.Module):
         flat = z.flatten(1)
         return _keep_topk(flat, self.k, dim=1).view_as(z)
 
+    def lacks(self, need: str) -> str | None:
+        """What a model with this code cannot give (see :meth:`aelab.models.AutoEncoder.lacks`): a search over
+        the code (``continuous_code``) would move the units that top-k keeps at 0."""
+        if need == "continuous_code":
+            return "its code keeps only its top-k values (a search would change the others too)"
+        return None
+
     def extra_repr(self) -> str:
         return f"k={self.k}"
 
