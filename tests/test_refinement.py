@@ -86,5 +86,26 @@ def test_models_whose_code_a_search_cannot_move_are_refused():
     assert why_not(refine, build_model("conv-64"), None) is None
     with pytest.raises(ConfigError, match="model 'vqvae-conv': code refinement needs a code of real values; its "):
         refinement(build_model("vqvae-conv"), Split(IMAGES), 5, 1, 0.05)
-    with pytest.raises(ConfigError, match="images: code refinement needs at least 2 test images; got 1"):
+    with pytest.raises(ConfigError, match="images: code refinement needs at least 2 images; got 1"):
         refinement(half_sum_decoder(), Split(IMAGES[:1]), 5, 1, 0.05)
+
+
+def test_encode_with_refined_codes_reconstructs_better_from_a_file_of_the_same_size(tmp_path):
+    from aelab.apply.codes import encode_images
+
+    torch.manual_seed(0)
+    model = build_model("linear-3").eval()
+    images = torch.randint(0, 256, (12, 1, 28, 28), dtype=torch.uint8)
+    names = [f"{i}.png" for i in range(12)]
+    plain, refined = encode_images(model, images, names, 32), encode_images(model, images, names, 32, refine=20)
+    assert plain.bytes_per_image == refined.bytes_per_image == 12  # 3 float32 values either way
+
+    def error(codes):  # the float reconstruction of the stored codes (uint8 images would round the difference away)
+        with torch.no_grad():
+            return float((model.decode(codes.dequantized()) - images.float() / 255).pow(2).mean())
+
+    assert error(refined) < error(plain)
+    with pytest.raises(ConfigError, match="--refine: got -1; allowed: 0 \\(the encoder's code\\) or more search steps"):
+        encode_images(model, images, names, 8, refine=-1)
+    with pytest.raises(ConfigError, match="--refine: model 'vqvae-conv' has no code of real values to search \\(its"):
+        encode_images(build_model("vqvae-conv"), images, names, 8, refine=5)

@@ -56,13 +56,21 @@ from aelab.io import atomic_write
 
 @torch.no_grad()
 def encode_images(
-    model, images: torch.Tensor, names: list[str], bits: int = 8, batch_size: int = 1000, entropy: bool = False
+    model,
+    images: torch.Tensor,
+    names: list[str],
+    bits: int = 8,
+    batch_size: int = 1000,
+    entropy: bool = False,
+    refine: int = 0,
 ) -> CodeFile:
     """Encode uint8 images ``(N, C, H, W)`` and quantize the codes to ``bits`` per value (``entropy``: to be
-    written as an entropy-coded stream).
+    written as an entropy-coded stream). ``refine`` > 0: each image's code is first searched for that many steps
+    with the decoder fixed (:func:`aelab.evaluation.refinement.search_codes`); the file is the same size.
 
     Raises:
-        ConfigError: bits not 8, 16 or 32; entropy coding with other than 8 bits.
+        ConfigError: bits not 8, 16 or 32; entropy coding with other than 8 bits; refine below 0, or refine of a
+            code a search cannot move (a VQ-VAE's indices, a top-k code) or of fewer than 2 images.
         AelabError: a conditional model.
     """
     from aelab.apply import refuse_unlabelled
@@ -70,11 +78,22 @@ def encode_images(
     refuse_unlabelled(model, "encode")
     if bits not in QUANT_BITS:
         raise ConfigError(f"--bits: got {bits}; allowed: {', '.join(map(str, QUANT_BITS))}")
+    if refine < 0:
+        raise ConfigError(f"--refine: got {refine}; allowed: 0 (the encoder's code) or more search steps")
+    reason = model.lacks("continuous_code") if refine else None
+    if reason is not None:
+        raise ConfigError(f"--refine: model {model.name!r} has no code of real values to search ({reason}); allowed: 0")
     if model.code_kind == "indices":
         return encode_indices(model, images, names, batch_size, entropy)
     if entropy and bits != 8:
         raise ConfigError(f"--entropy codes 8-bit levels; got --bits {bits}; allowed: --bits 8 with --entropy")
-    q, low, scale = quantize(encode_all(model, images, None, batch_size), bits)
+    if refine:
+        from aelab.evaluation.refinement import search_codes
+
+        codes = search_codes(model, images, refine)[1]
+    else:
+        codes = encode_all(model, images, None, batch_size)
+    q, low, scale = quantize(codes, bits)
     shape = (len(images), *model.code_shape)
     return CodeFile(q.view(shape), low, scale, bits, list(names), model.fingerprint(), model.input_shape, entropy)
 

@@ -64,7 +64,9 @@ def export(path, model, data_dir, fmt: str, out, images: int) -> None:
         )
 
 
-def encode(path, images, model, data_dir, out: Path, bits: int, entropy: bool, resize: bool, limit) -> None:
+def encode(
+    path, images, model, data_dir, out: Path, bits: int, entropy: bool, refine: int, resize: bool, limit
+) -> None:
     """Encode images into a code file (codes quantized per unit, scales stored beside them; with --entropy the
     8-bit levels range coded with a factorized model); prints bytes per image, the ratio to the raw images and
     the quality of the round trip."""
@@ -74,13 +76,14 @@ def encode(path, images, model, data_dir, out: Path, bits: int, entropy: bool, r
         raise ConfigError(f"-o: got {str(out)!r}; a code file ends in .npz")
     run = _one_run(path, model, data_dir)
     named = _read(run, images, resize, limit)
-    codes = encode_images(run.model, named.images, named.names, bits, entropy=entropy)
+    codes = encode_images(run.model, named.images, named.names, bits, entropy=entropy, refine=refine)
     save_codes(codes, out)
     raw = named.images[0].numel() * named.images.element_size()
     what = "images" if run.model.data_range is not None else "rows"
     console.print(
         f"encoded {len(named.names):,} {what} with {run.label} into {out} ({out.stat().st_size:,} bytes): "
-        f"{codes.bytes_per_image:g} bytes per {what[:-1]} at {codes.bits} bits{' entropy coded' if entropy else ''} "
+        f"{codes.bytes_per_image:g} bytes per {what[:-1]} at {codes.bits} bits{' entropy coded' if entropy else ''}"
+        f"{f', codes refined for {refine} steps' if refine else ''} "
         f"(+{out.stat().st_size - codes.bytes_per_image * len(named.names):,.0f} bytes per file: scales"
         f"{', the coder table' if entropy and codes.stream is None else ''}, names, container) vs {raw:,} raw: "
         f"{raw / codes.bytes_per_image:.1f}x; round trip: "
@@ -156,6 +159,14 @@ ENTROPY = option(
     "Store the 8-bit levels as a range-coded stream (a factorized model of the file's levels, its table in the file)",
     "--entropy",
 )
+REFINE = option(
+    "refine",
+    0,
+    int,
+    "Search each image's code for this many Adam steps with the decoder fixed before quantizing (as 'aelab "
+    "refine' does; a better reconstruction from a file of the same size); 0 = the encoder's code",
+    "--refine",
+)
 CODES = argument("codes_file", Path, "Code file from 'aelab encode'")
 PNG_FOLDER = option("out", ..., Path, "Folder for the decoded PNGs", "-o", "--out")
 CSV_FILE = option("out", ..., Path, "CSV file to write", "-o", "--out")
@@ -180,6 +191,6 @@ SCORE = option(
 def register(app: typer.Typer) -> None:
     """Add ``export``, ``encode``, ``decode`` and ``score`` to ``app``."""
     add(app, "export", export, [RUN_PATH, WHICH, DATA_DIR, FORMAT, EXPORT_TO, CHECK_IMAGES])
-    add(app, "encode", encode, [RUN_PATH, IMAGES, WHICH, DATA_DIR, CODE_FILE, BITS, ENTROPY, RESIZE, LIMIT])
+    add(app, "encode", encode, [RUN_PATH, IMAGES, WHICH, DATA_DIR, CODE_FILE, BITS, ENTROPY, REFINE, RESIZE, LIMIT])
     add(app, "decode", decode, [RUN_PATH, CODES, WHICH, PNG_FOLDER])
     add(app, "score", score, [RUN_PATH, IMAGES, WHICH, DATA_DIR, CSV_FILE, PERCENTILE, SCORE, RESIZE, LIMIT])
