@@ -285,5 +285,4 @@ def _refine(model, dataset, label, p: RefineParams) -> Outcome:
         f"{label}: test MSE {r.mse[0]:.5f} with the encoder's codes, {r.mse[-1]:.5f} after {r.steps[-1]} steps of "
         f"code search ({rows[-1]['change']:+.1%}, {r.psnr[-1] - r.psnr[0]:+.2f} dB) on {r.images:,} test images"
     )
-    metrics = {"refined_mse": r.mse[-1], "refine_steps": r.steps[-1], "refine_images": r.images}
-    return Outcome(refinement_figure(r, f"{label}: code refinement"), data, rows, summary, metrics)
+    return Outcome(refinement_figure(r, f"{label}: code refinement"), data, rows, summary)

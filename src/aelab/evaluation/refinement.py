@@ -81,6 +81,11 @@ def refine_codes(
     return (z0 + scale * u).detach(), recorded
 
 
+def step_unit(codes: torch.Tensor) -> torch.Tensor:
+    """The step unit of each code value: its standard deviation over ``codes`` ``(N, D)`` (at least 1e-6), ``(D,)``."""
+    return codes.std(0).clamp_min(1e-6)
+
+
 DEFAULT_LR = 0.05
 """Adam's learning rate of a search, in code standard deviations per step: chosen on the first 1,000 validation
 images of res-v2-3 and res-v2-64 among 0.01, 0.02, 0.05 and 0.1 (the looking-inside guide)."""
@@ -110,7 +115,7 @@ def search_codes(
     if len(images) < 2:
         raise ConfigError(f"images: code refinement needs at least 2 images; got {len(images)}")
     codes = encode_all(model, images)
-    scale = codes.std(0).clamp_min(1e-6).view(1, *model.code_shape).to(model.device)
+    scale = step_unit(codes).view(1, *model.code_shape).to(model.device)
     refined: list[torch.Tensor] = []
     errors: dict[int, list[torch.Tensor]] = {}
     for _, x, _ in batches(model, images, None, batch_size):
@@ -132,7 +137,7 @@ def refinement(
     """
     part = split[: min(images, len(split))]
     codes, refined, per_step = search_codes(model, part, steps, lr, batch_size)
-    scale = codes.std(0).clamp_min(1e-6)
+    scale = step_unit(codes)
     psnr = {step: (10 * torch.log10(1.0 / e.clamp_min(1e-12))).mean() for step, e in per_step.items()}
     with torch.no_grad():
         x = next(batches(model, part[:show], None, show))[1]
