@@ -83,3 +83,53 @@ def test_profile_step_counts_the_steps_flops_and_the_machines_peak():
     assert line.startswith(f"{by_hand:.4f} MFLOP per image per step") and by_hand == 1.111472
     peak = float(line.rsplit("(", 1)[1].split()[0])
     assert "% of a 1024x1024 fp32 matrix product" in line and peak > 0
+
+
+@pytest.mark.slow
+@pytest.mark.requires("real Fashion-MNIST")
+@pytest.mark.skipif(not has_real_fashion_mnist(), reason="needs Debian's dataset-fashion-mnist (.ci/run installs it)")
+def test_screen_encoder_measures_the_gap_and_trains_only_an_encoder(tmp_path):
+    """The amortization-gap screen on a small res model: the search lowers the error on both splits; training
+    the encoder against the fixed decoder lowers the validation error; a new encoder has its spec's size; the run's files are left as they were."""
+    import torch
+
+    from aelab.config import ModelConfig
+    from aelab.config.specs import ResSpec
+    from aelab.models import build_model
+    from aelab.models.resnet import build_res
+
+    torch.manual_seed(0)
+    spec = ResSpec(channels=[4, 8], hidden=[16], code_size=3)
+    model = build_model(ModelConfig(spec=spec), (1, 28, 28))
+    model.save(tmp_path / "model")
+    saved = {p.name: p.read_bytes() for p in (tmp_path / "model").iterdir()}
+
+    def screen(*args: str) -> list[str]:
+        script = str(ROOT / "benchmarks" / "screen_encoder.py")
+        out = subprocess.run(
+            [sys.executable, script, str(tmp_path), *args], capture_output=True, text=True, timeout=600
+        )
+        assert out.returncode == 0, out.stderr[-3000:]
+        return out.stdout.splitlines()
+
+    gap = screen("gap")
+    assert [line.split(":")[0] for line in gap] == ["training", "validation"]
+    for line in gap:
+        before, after = (float(w) for w in line.split() if w[:2] == "0.")
+        assert after < before
+
+    lines = screen("finetune", "--epochs", "1", "--lr", "1e-3")
+    own = sum(p.numel() for p in model.encoder.parameters())
+    assert lines[0].startswith(f"encoder: {own:,} parameters; validation MSE before: ")
+    before = float(lines[0].rsplit(" ", 1)[1])
+    after = float(lines[-1].split("validation ")[1].split(",")[0])
+    assert lines[1].startswith("epoch 1: training ") and after < before
+
+    wider = screen("fresh", "--epochs", "1", "--channels", "8,16", "--blocks", "1", "--hidden", "32")
+    new = sum(
+        p.numel()
+        for p in build_res(ResSpec(channels=[8, 16], blocks=1, hidden=[32], code_size=3), (1, 28, 28))[0].parameters()
+    )
+    assert wider[0].startswith(f"encoder: {new:,} parameters") and new != own
+    assert sorted(p.name for p in (tmp_path / "model").iterdir()) == sorted(saved)  # the screen writes nothing
+    assert all((tmp_path / "model" / name).read_bytes() == data for name, data in saved.items())
