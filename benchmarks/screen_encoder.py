@@ -1,7 +1,7 @@
 """Where a trained autoencoder's amortization gap comes from: the encoder against its own fixed decoder, on the
 Fashion-MNIST training and validation images of the run's seed (issue 21's frontier; BENCHMARKS.md).
 
-* ``gap``: the reconstruction MSE of the first 1,000 training and validation images with the encoder's codes
+* ``gap``: the reconstruction MSE of the first 1,000 (``--images``) training and validation images with the encoder's codes
   and after 100 steps of ``aelab refine``'s code search (the decoder fixed). A gap as large on the training
   images as on validation is the encoder's function or training, not overfitting.
 * ``finetune``: train the encoder alone for ``--epochs`` more (AdamW, cosine decay from ``--lr``, batch 128,
@@ -40,6 +40,8 @@ def main() -> None:
     parser.add_argument("--blocks", type=int, default=0)
     parser.add_argument("--hidden", type=ints, default=[256])
     parser.add_argument("--seed", type=int, default=0, help="the run's seed (it chose the validation images)")
+    parser.add_argument("--train-images", type=int, default=None, help="train on the first N training images only")
+    parser.add_argument("--images", type=int, default=1000, help="gap: images of each split searched")
     args = parser.parse_args()
 
     import torch
@@ -56,7 +58,7 @@ def main() -> None:
     data = load_dataset(DataConfig(), seed=args.seed)
     if args.mode == "gap":
         for name, split in (("training", data.train), ("validation", data.val)):
-            _, _, per_step = search_codes(model, split[:1000], 100)
+            _, _, per_step = search_codes(model, split[: args.images], 100)
             before, after = float(per_step[0].mean()), float(per_step[100].mean())
             print(f"{name}: {before:.6f} with the encoder's codes, {after:.6f} refined ({after / before - 1:+.1%})")
         return
@@ -80,7 +82,7 @@ def main() -> None:
     params = list(encoder.parameters())
     print(f"encoder: {sum(p.numel() for p in params):,} parameters; validation MSE before: {mse(data.val[:]):.6f}")
     optimizer = torch.optim.AdamW(params, lr=args.lr, weight_decay=1e-4)
-    images, batch = data.train[:], 128
+    images, batch = data.train[: args.train_images], 128
     per_epoch = len(images) // batch
     steps, warm = args.epochs * per_epoch, (per_epoch // 2 if args.mode == "fresh" else 0)
 
