@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 import time
 from pathlib import Path
 
@@ -49,12 +50,17 @@ def main() -> None:
     from aelab.config import DataConfig
     from aelab.config.specs import ResSpec
     from aelab.data import load_dataset
+    from aelab.errors import AelabError
     from aelab.evaluation.refinement import search_codes
     from aelab.models import load
     from aelab.models.resnet import build_res
 
     torch.manual_seed(args.seed)
-    model = load(args.run / "model")
+    try:
+        model = load(args.run / "model")
+    except AelabError as exc:
+        print(f"error: RUN: {exc}", file=sys.stderr)
+        sys.exit(2)
     data = load_dataset(DataConfig(), seed=args.seed)
     if args.mode == "gap":
         for name, split in (("training", data.train), ("validation", data.val)):
@@ -95,7 +101,7 @@ def main() -> None:
     generator, start = torch.Generator().manual_seed(args.seed), time.perf_counter()
     for epoch in range(args.epochs):
         encoder.train() if args.mode == "fresh" else encoder.eval()
-        order, total = torch.randperm(len(images), generator=generator), 0.0
+        order, total = torch.randperm(len(images), generator=generator), torch.zeros(())
         for i in range(per_epoch):
             x = images[order[i * batch : (i + 1) * batch]].float() / 255
             loss = (model.decode(encoder(x)) - x).pow(2).mean()
@@ -104,10 +110,10 @@ def main() -> None:
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             optimizer.step()
             schedule.step()
-            total += float(loss.detach())
+            total += loss.detach()  # summed on the device: no host sync per step
         seconds = time.perf_counter() - start
         print(
-            f"epoch {epoch + 1}: training {total / per_epoch:.6f}, validation {mse(data.val[:]):.6f} ({seconds:.0f} s)"
+            f"epoch {epoch + 1}: training {float(total) / per_epoch:.6f}, validation {mse(data.val[:]):.6f} ({seconds:.0f} s)"
         )
     print(f"after: validation {mse(data.val[:]):.6f}, test {mse(data.test[:]):.6f}")
 
