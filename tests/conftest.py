@@ -13,6 +13,14 @@ import pytest
 
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # README's test command runs the tests on pytest-xdist workers, one per core, a module's tests on one worker
+    # (--dist loadfile: a module-scoped fixture is made once; every Ray test is in tests/test_ray.py): each worker
+    # (and the aelab processes it starts) gets its share of the cores as torch threads, set before anything
+    # imports torch, so the workers do not oversubscribe the machine.
+    _workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // _workers)))
+
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):

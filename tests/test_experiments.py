@@ -247,20 +247,6 @@ def test_kill_9_then_the_same_compare_resumes_and_matches_an_uncut_run(tmp_path)
         assert uncut["metrics"][key] == after[1]["metrics"][key]
 
 
-@pytest.mark.slow
-@pytest.mark.requires("ray")
-def test_local_processes_and_ray_match_inline(tmp_path):
-    pytest.importorskip("ray")
-    path = tiny_experiment(tmp_path, "viaray", runs=[{}, {"seed": 1}])
-    inline = run_experiment(path, runs_dir=tmp_path / "inline", **QUIET).records
-    local = run_experiment(path, runs_dir=tmp_path / "local", executor="local", **QUIET).records
-    remote = run_experiment(path, runs_dir=tmp_path / "ray", executor="ray", workers=2, **QUIET).records
-    assert [r["status"] for r in remote] == ["done", "done"]
-    assert [r["id"] for r in remote] == [r["id"] for r in local] == [r["id"] for r in inline]
-    for a, b, c in zip(inline, local, remote):
-        assert a["metrics"]["test_mse"] == b["metrics"]["test_mse"] == c["metrics"]["test_mse"]
-
-
 def test_tensorboard_logs(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -334,11 +320,6 @@ def test_every_example_runs_with_aelab_run(tmp_path):
         ({"name": "x", "grid": {"training.lr": []}}, [], "has an empty list"),
         ({"name": "x", "grid": {"data.size": [1]}}, [], "grid key 'data.size' is not a config field"),
         ({"name": "x"}, ["--executor", "dask"], "executor: got 'dask'; allowed: 'inline', 'local' or 'ray'"),
-        (
-            {"name": "x", "data": {"name": "digits"}, "model": SMALL},
-            ["--executor", "ray", "--address", "127.0.0.1:1"],
-            "does not answer",
-        ),
     ],
 )
 def test_cli_bad_input(tmp_path, exp, extra, expected):
@@ -347,52 +328,4 @@ def test_cli_bad_input(tmp_path, exp, extra, expected):
     assert result.exit_code == 2
     text = result.stderr.strip()
     assert text.startswith("error:") and len(text.splitlines()) == 1 and expected in text, text
-    assert not (tmp_path / "r").exists()
-
-
-@pytest.mark.slow
-@pytest.mark.requires("ray")
-def test_a_node_that_cannot_see_the_runs_folder_is_named_and_nothing_is_recorded(tmp_path, monkeypatch):
-    pytest.importorskip("ray")
-    import aelab.experiments.executors as executors
-
-    monkeypatch.setattr(executors, "_can_see", lambda path: (False, "node-b"))  # as a node without the folder
-    path = write_exp(tmp_path, {"name": "x", "data": {"name": "digits"}, "model": SMALL})
-    runs = tmp_path / "r"
-    result = runner.invoke(app, ["run", str(path), "--runs-dir", str(runs), "--executor", "ray", "--workers", "1"])
-    assert result.exit_code == 2, result.output
-    text = result.stderr.strip()
-    assert len(text.splitlines()) == 1 and text.startswith("error: node 'node-b' (")
-    assert f"cannot see the runs folder {str(runs.resolve())!r}; every node needs it at the same path" in text
-    assert not runs.exists()  # the probe and the folder it made are gone; nothing recorded
-
-
-def test_an_address_that_answers_but_is_not_ray_is_refused_in_one_line(tmp_path):
-    """Ray itself retries such an address for minutes; aelab's gRPC greeting finds out at once."""
-    import socket
-    import threading
-
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(4)
-
-    def serve():  # a web server, as a dashboard's port is
-        for _ in range(4):
-            try:
-                conn, _ = server.accept()
-            except OSError:  # the test closed the server: done
-                return
-            conn.sendall(b"HTTP/1.0 200 OK\r\n\r\nnot ray\n")
-            conn.close()
-
-    threading.Thread(target=serve, daemon=True).start()
-    address = f"127.0.0.1:{server.getsockname()[1]}"
-    path = write_exp(tmp_path, {"name": "x", "data": {"name": "digits"}, "model": SMALL})
-    result = runner.invoke(
-        app, ["run", str(path), "--runs-dir", str(tmp_path / "r"), "--executor", "ray"] + ["--address", address]
-    )
-    server.close()
-    assert result.exit_code == 2
-    text = result.stderr.strip()
-    assert len(text.splitlines()) == 1 and f"--address: '{address}' answers but is not a Ray cluster" in text
     assert not (tmp_path / "r").exists()
