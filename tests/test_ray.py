@@ -93,7 +93,6 @@ def test_a_node_that_cannot_see_the_runs_folder_is_named_and_nothing_is_recorded
 
 def test_an_address_that_answers_but_is_not_ray_is_refused_in_one_line(tmp_path):
     """Ray itself retries such an address for minutes; aelab's gRPC greeting finds out at once."""
-    import socket
     import threading
 
     server = socket.socket()
