@@ -86,7 +86,8 @@ def main() -> None:
         return total / images.numel()
 
     params = list(encoder.parameters())
-    print(f"encoder: {sum(p.numel() for p in params):,} parameters; validation MSE before: {mse(data.val[:]):.6f}")
+    val = mse(data.val[:])
+    print(f"encoder: {sum(p.numel() for p in params):,} parameters; validation MSE before: {val:.6f}")
     optimizer = torch.optim.AdamW(params, lr=args.lr, weight_decay=1e-4)
     images, batch = data.train[: args.train_images], 128
     per_epoch = len(images) // batch
@@ -111,11 +112,9 @@ def main() -> None:
             optimizer.step()
             schedule.step()
             total += loss.detach()  # summed on the device: no host sync per step
-        seconds = time.perf_counter() - start
-        print(
-            f"epoch {epoch + 1}: training {float(total) / per_epoch:.6f}, validation {mse(data.val[:]):.6f} ({seconds:.0f} s)"
-        )
-    print(f"after: validation {mse(data.val[:]):.6f}, test {mse(data.test[:]):.6f}")
+        seconds, val = time.perf_counter() - start, mse(data.val[:])
+        print(f"epoch {epoch + 1}: training {float(total) / per_epoch:.6f}, validation {val:.6f} ({seconds:.0f} s)")
+    print(f"after: validation {val:.6f}, test {mse(data.test[:]):.6f}")
 
 
 if __name__ == "__main__":

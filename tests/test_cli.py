@@ -42,6 +42,11 @@ def run(args, tmp_path):
             "error: --denoise: training.corruption: gaussian std: got -1.0; allowed: std >= 0",
         ),
         (["--set", "training.epochs=0"], "error: --set: training.epochs: Input should be greater than or equal to 1"),
+        (
+            ["--set", "model.spec.activation=gelu"],
+            "error: options: model 1 (linear-3): model: give exactly one of 'preset' or 'spec', got both: preset "
+            "'linear-3' has a fixed architecture; to change it, give a whole spec with its type and no preset",
+        ),
     ],
 )
 def test_bad_options_name_the_flag_typed(args, expected, tmp_path):

@@ -49,6 +49,17 @@ def test_unknown_top_level_key():
         ({"models": [{"preset": "resnet"}]}, "preset: got 'resnet'; allowed: linear-3, linear-10, conv-64"),
         ({"models": ["linear-3", "resnet"]}, "models.1: preset: got 'resnet'; allowed: linear-3, linear-10"),
         ({"name": "a b"}, "name: String should match pattern"),
+        ({"models": ["conv-64", [1]]}, "models.1: expected a preset name or a mapping of keys to values (got [1])"),
+        ({"training": 3}, "training: expected a mapping of keys to values (got 3)"),
+        ({"model": {"spec": 5}}, "model.spec: expected a mapping of keys to values (got 5)"),
+        ({"model": {"spec": {"code_size": 8}}}, "model.spec: needs the key 'type'; allowed: 'mlp', 'conv', 'res'"),
+        ({"model": {"spec": {"type": "rez"}}}, "model.spec.type: got 'rez'; allowed: 'mlp', 'conv', 'res'"),
+        (
+            {"model": {"preset": "res-v2-3", "spec": {"activation": "gelu"}}},
+            "model: give exactly one of 'preset' or 'spec', got both: preset 'res-v2-3' has a fixed architecture; to "
+            "change it, give a whole spec with its type and no preset (YAML: model: {spec: {type: res, ...}}; flags: "
+            "--set model.preset=null --set 'model.spec={type: res, ...}')",
+        ),
     ],
 )
 def test_bad_values_one_line(data, expected):

@@ -4,7 +4,6 @@ newcomer found (markup in paths, YAML errors, file modes, failed runs and their 
 
 import json
 import os
-import pickle
 import re
 import stat
 from pathlib import Path
@@ -352,8 +351,7 @@ def test_a_command_whose_runs_failed_exits_1_and_says_what_to_do(tmp_path):
     idx = write_idx_dataset(tmp_path / "idx", n_train=80, n_test=20)
     run = _cut_after_first_epoch(tmp_path, idx)
 
-    with open(run / "checkpoint.pt", "wb") as f:
-        pickle.dump({"model": Anything()}, f)
+    torch.save({"model": Anything()}, run / "checkpoint.pt")  # a torch file that holds a Python object
     r = _train_again(tmp_path, idx)
     assert r.exit_code == 1, r.output
     flat = " ".join(r.output.split())

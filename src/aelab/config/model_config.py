@@ -62,6 +62,12 @@ class ModelConfig(Strict):
     def _from_name(cls, value: Any) -> Any:
         if isinstance(value, str):
             return {"preset": value}
+        if isinstance(value, dict) and value.get("preset") is not None and value.get("spec") is not None:
+            raise ValueError(
+                f"give exactly one of 'preset' or 'spec', got both: preset {value['preset']!r} has a fixed "
+                "architecture; to change it, give a whole spec with its type and no preset (YAML: model: {spec: "
+                "{type: res, ...}}; flags: --set model.preset=null --set 'model.spec={type: res, ...}')"
+            )
         if isinstance(value, dict) and value.get("preset") in PRESETS:
             return _merge_preset(value)
         return value

@@ -33,6 +33,14 @@ def _format_error(err: Any, model_cls: type[BaseModel]) -> str:
     msg = err["msg"]
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, ") :]
+    if kind in ("model_type", "model_attributes_type"):  # a section given as something else than a mapping
+        preset = err.get("ctx", {}).get("class_name") == "ModelConfig"
+        what = "a preset name or a mapping of keys to values" if preset else "a mapping of keys to values"
+        return f"{loc}: expected {what} (got {err.get('input')!r})"
+    if kind == "union_tag_not_found":  # a spec without its kind
+        return f"{loc}: needs the key {err['ctx']['discriminator']}; allowed: {', '.join(map(repr, SPEC_CLASSES))}"
+    if kind == "union_tag_invalid":
+        return f"{loc}.type: got {err['ctx']['tag']!r}; allowed: {err['ctx']['expected_tags']}"
     if kind in ("literal_error", "enum"):
         expected = err.get("ctx", {}).get("expected", "")
         return f"{loc}: got {err.get('input')!r}; allowed: {expected}"
