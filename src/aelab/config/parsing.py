@@ -37,10 +37,11 @@ def _format_error(err: Any, model_cls: type[BaseModel]) -> str:
         preset = err.get("ctx", {}).get("class_name") == "ModelConfig"
         what = "a preset name or a mapping of keys to values" if preset else "a mapping of keys to values"
         return f"{loc}: expected {what} (got {err.get('input')!r})"
-    if kind == "union_tag_not_found":  # a spec without its kind
-        return f"{loc}: needs the key {err['ctx']['discriminator']}; allowed: {', '.join(map(repr, SPEC_CLASSES))}"
-    if kind == "union_tag_invalid":
-        return f"{loc}.type: got {err['ctx']['tag']!r}; allowed: {err['ctx']['expected_tags']}"
+    if kind in ("union_tag_not_found", "union_tag_invalid"):  # a spec without its kind, or with a kind not allowed
+        tag_key, kinds = err["ctx"]["discriminator"], ", ".join(map(repr, SPEC_CLASSES))
+        if kind == "union_tag_not_found":
+            return f"{loc}: needs the key {tag_key}; allowed: {kinds}"
+        return f"{loc}.{tag_key.strip(chr(39))}: got {err['ctx']['tag']!r}; allowed: {kinds}"
     if kind in ("literal_error", "enum"):
         expected = err.get("ctx", {}).get("expected", "")
         return f"{loc}: got {err.get('input')!r}; allowed: {expected}"
