@@ -261,6 +261,45 @@ def test_models_command_builds_and_caches_when_the_shipped_table_is_stale(tmp_pa
     assert again.exit_code == 0 and again.output == result.output
 
 
+def test_models_name_writes_the_preset_out_and_its_flags_train_that_model(tmp_path):
+    """``aelab models res-v2-3``: the row, the YAML to vary (``Preset.written_out``) and a flags line that trains
+    the same spec and recipe."""
+    import shlex
+
+    import yaml
+
+    from aelab.config import PRESETS
+
+    result = runner.invoke(app, ["models", "res-v2-3"])
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "parameters: 2,213,044" in out and "recipe: aelab lr=0.0015" in out
+    block = out[out.index("\nmodel:\n") + 1 : out.index("\n\nThe same as flags")]
+    assert yaml.safe_load(block) == PRESETS["res-v2-3"].written_out()
+    line = out.strip().splitlines()[-1]
+    assert line.startswith("aelab train --set model.preset=null --set 'model.spec={type: res, channels: [16, 32], ")
+    folder = write_idx_dataset(tmp_path / "idx", n_train=100, n_test=20)
+    data = ["--dataset", "mnist", "--data-dir", str(folder), "--epochs", "1", "--name", "w", "--no-analysis"]
+    trained = run(["train", *shlex.split(line)[2:], *data], tmp_path)
+    assert trained.exit_code == 0, trained.output
+    [stored] = (tmp_path / "runs" / "w").glob("*/run.yaml")
+    config = yaml.safe_load(stored.read_text())
+    assert "preset" not in config["model"]
+    assert {k: config["model"]["spec"][k] for k in ("blocks", "code_size", "hidden")} == {
+        "blocks": 0,
+        "code_size": 3,
+        "hidden": [512, 512, 64],
+    }
+    assert (config["training"]["recipe"], config["training"]["lr"], config["training"]["batch_size"]) == (
+        "aelab",
+        0.0015,
+        128,
+    )
+    wrong = runner.invoke(app, ["models", "res-v2-9"])
+    assert wrong.exit_code == 2
+    assert error_line(wrong).startswith("error: model: got 'res-v2-9'; allowed: linear-3, linear-10, ")
+
+
 def test_python_m_aelab_help():
     out = subprocess.run([sys.executable, "-m", "aelab", "--help"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0

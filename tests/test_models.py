@@ -2,7 +2,16 @@ import pytest
 import torch
 from torch import nn
 
-from aelab.config import ConvLayerSpec, ConvSpec, DeconvLayerSpec, MLPSpec, ModelConfig
+from aelab.config import (
+    PRESETS,
+    ConvLayerSpec,
+    ConvSpec,
+    DeconvLayerSpec,
+    MLPSpec,
+    ModelConfig,
+    TrainingConfig,
+    recipe_of,
+)
 from aelab.errors import ModelError
 from aelab.models import build_model
 
@@ -202,3 +211,24 @@ def test_forward_gives_reconstruction_code_and_penalty():
     assert out.reconstruction.shape == x.shape and out.code.shape == (4, 64)
     assert torch.allclose(out.penalty, 0.5 * out.code.abs().mean())
     assert build_model("fc-64")(x).penalty is None
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_a_preset_written_out_is_the_same_model_with_the_same_training(name):
+    """``Preset.written_out`` (what ``aelab models NAME`` prints): a spec config that builds the preset's weights at
+    the same seed and gets the preset's training fields."""
+    preset = PRESETS[name]
+    written = preset.written_out()
+    config = ModelConfig.model_validate(written["model"])
+    assert config.preset is None and written["training"]["recipe"] == preset.recipe
+    torch.manual_seed(0)
+    named = build_model(name).state_dict()
+    torch.manual_seed(0)
+    spelled = build_model(config, input_shape=preset.input_shape).state_dict()
+    assert list(spelled) == list(named)
+    assert all(torch.equal(spelled[k], named[k]) for k in named)
+
+    def fields(model, given):
+        return TrainingConfig.model_validate(recipe_of(model, given)).model_dump(exclude={"recipe"})
+
+    assert fields(config, written["training"]) == fields(ModelConfig(preset=name), {})

@@ -3,7 +3,9 @@ registry (``interpolate``, ``latent-map``, ...), and ``report`` (an experiment's
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
+from typing import Optional
 
 import typer
 from rich.table import Table
@@ -88,14 +90,56 @@ def _preset_rows() -> list[list[str]]:
     return rows
 
 
-def list_models() -> None:
-    """List the presets: family, parameters, input shape, code shape, compression ratio, recipe and source."""
+HEADINGS = ("preset", "kind", "parameters", "input", "code", "compression", "recipe", "source")
+
+
+def list_models(name: str | None = None) -> None:
+    """List the presets: family, parameters, input shape, code shape, compression ratio, recipe and source. With a
+    preset's name: that preset, its description, and the same model written out as a config to vary (YAML for
+    --config, and as flags)."""
+    if name is not None:
+        show_preset(name)
+        return
     table = Table(title="aelab presets")
-    for col in ("preset", "kind", "parameters", "input", "code", "compression", "recipe", "source"):
+    for col in HEADINGS:
         table.add_column(col, justify="right" if col in ("parameters", "compression") else "left")
     for row in _preset_rows():
         table.add_row(*row)
     console.print(table)
+
+
+def show_preset(name: str) -> None:
+    """Print preset ``name``'s row, description and written-out config (:meth:`aelab.config.Preset.written_out`).
+
+    Raises:
+        ConfigError: not a preset name (the allowed names listed).
+    """
+    import yaml
+
+    from aelab.config import PRESETS
+    from aelab.errors import ConfigError
+
+    if name not in PRESETS:
+        raise ConfigError(f"model: got {name!r}; allowed: {', '.join(PRESETS)}")
+    preset, row = PRESETS[name], next(r for r in _preset_rows() if r[0] == name)
+    config = preset.written_out()
+    flow = {"default_flow_style": True, "sort_keys": False, "width": 10**6}
+    flags = ["--set model.preset=null"] + [
+        f"--set 'model.{key}={yaml.safe_dump(value, **flow).strip()}'" for key, value in config["model"].items()
+    ]
+    flags += [f"--set training.{key}={value}" for key, value in config["training"].items()]
+    lines = [f"{h}: {v}" for h, v in zip(HEADINGS, row)] + ["", inspect.cleandoc(preset.description), ""]
+    lines += [
+        f"{name} written out (the same model and training fields under another run id; it takes its data's image "
+        f"shape, so train it on data of {row[3]}). Edit it, save it as a file, and run aelab train --config FILE:",
+        "",
+        yaml.safe_dump(config, default_flow_style=None, sort_keys=False).rstrip(),
+        "",
+        "The same as flags:",
+        "",
+        "aelab train " + " ".join(flags),
+    ]
+    console.print("\n".join(lines), markup=False, highlight=False, soft_wrap=True)
 
 
 def _analysis_command(entry):
@@ -183,7 +227,12 @@ def register(app: typer.Typer) -> None:
     """Add ``models``, the analysis commands and ``report`` to ``app``."""
     from aelab.analyses import ANALYSES
 
-    add(app, "models", list_models, [])
+    add(
+        app,
+        "models",
+        list_models,
+        [argument("name", Optional[str], "A preset: show it and its config written out", default=None)],
+    )
     for entry in ANALYSES:
         fn, flags = _analysis_command(entry)
         add(app, entry.name, fn, [RUN_PATH, WHICH, DATA_DIR], flags, help=entry.text)

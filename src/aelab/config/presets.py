@@ -40,6 +40,18 @@ class Preset:
     """Training fields the preset sets within its own recipe (a learning rate, a number of epochs), applied
     after the recipe's defaults when it trains with that recipe; the fields a config sets replace these."""
 
+    def written_out(self) -> dict[str, Any]:
+        """This preset as the ``model`` and ``training`` sections of a config that does not name it:
+        ``{"model": {"spec": {"type": ..., <the fields the preset sets>}, <the model fields it
+        fills>}, "training": {"recipe": ..., <its own training fields>}}`` (JSON values). Built at the preset's
+        input shape, it is the same model (the same weights at the same seed) with the same training fields, under
+        another run id; the start of a variant (``aelab models NAME`` prints it)."""
+        spec = {"type": self.spec.type, **self.spec.model_dump(mode="json", exclude_unset=True)}
+        return {
+            "model": {"spec": spec, **self.model},
+            "training": {"recipe": self.recipe, **self.training},
+        }
+
 
 def tutorial_conv(code_channels: int) -> ConvSpec:
     """The Covalent tutorial's conv body, Conv 1->16 (3x3 s2 p1) -> 32 (3x3 s2 p1) -> ``code_channels`` (7x7): the
