@@ -45,7 +45,8 @@ def run(args, tmp_path):
         (
             ["--set", "model.spec.activation=gelu"],
             "error: options: model 1 (linear-3): model: give exactly one of 'preset' or 'spec', got both: preset "
-            "'linear-3' has a fixed architecture; to change it, give a whole spec with its type and no preset",
+            "'linear-3' has a fixed architecture; to change it, give a whole spec with its type and no preset ('aelab "
+            "models linear-3' prints it written out; YAML: model: {spec: {type: mlp, ...}}",
         ),
     ],
 )

@@ -57,8 +57,9 @@ def test_unknown_top_level_key():
         (
             {"model": {"preset": "res-v2-3", "spec": {"activation": "gelu"}}},
             "model: give exactly one of 'preset' or 'spec', got both: preset 'res-v2-3' has a fixed architecture; to "
-            "change it, give a whole spec with its type and no preset (YAML: model: {spec: {type: res, ...}}; flags: "
-            "--set model.preset=null --set 'model.spec={type: res, ...}')",
+            "change it, give a whole spec with its type and no preset ('aelab models res-v2-3' prints it written out; "
+            "YAML: model: {spec: {type: res, ...}}; flags: --set model.preset=null --set 'model.spec={type: res, "
+            "...}')",
         ),
     ],
 )

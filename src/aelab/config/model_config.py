@@ -63,10 +63,13 @@ class ModelConfig(Strict):
         if isinstance(value, str):
             return {"preset": value}
         if isinstance(value, dict) and value.get("preset") is not None and value.get("spec") is not None:
+            name = value["preset"]
+            kind = PRESETS[name].spec.type if name in PRESETS else "res"
             raise ValueError(
-                f"give exactly one of 'preset' or 'spec', got both: preset {value['preset']!r} has a fixed "
-                "architecture; to change it, give a whole spec with its type and no preset (YAML: model: {spec: "
-                "{type: res, ...}}; flags: --set model.preset=null --set 'model.spec={type: res, ...}')"
+                f"give exactly one of 'preset' or 'spec', got both: preset {name!r} has a fixed architecture; to "
+                f"change it, give a whole spec with its type and no preset ('aelab models {name}' prints it written "
+                f"out; YAML: model: {{spec: {{type: {kind}, ...}}}}; flags: --set model.preset=null --set "
+                f"'model.spec={{type: {kind}, ...}}')"
             )
         if isinstance(value, dict) and value.get("preset") in PRESETS:
             return _merge_preset(value)
