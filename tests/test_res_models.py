@@ -8,7 +8,7 @@ from torch import nn
 from typer.testing import CliRunner
 
 from aelab.cli import app
-from aelab.config import FRONTIER_CODE_SIZES, ModelConfig, ResSpec, recipe_of
+from aelab.config import FRONTIER_CODE_SIZES, FRONTIER_GENERATIONS, ModelConfig, ResSpec, recipe_of
 from aelab.errors import ModelError
 from aelab.models import PRESETS, build_model
 from aelab.models.resnet import ResBlock
@@ -79,6 +79,24 @@ def test_res_v2_presets_change_one_thing_of_res(size):
         assert new.num_parameters() == 2_213_044
 
 
+@pytest.mark.parametrize("size", [2, 3])
+def test_res_v3_presets_are_res_v2_with_gelu_and_the_generation_keeps_res_v2_elsewhere(size):
+    old, new = build_model(f"res-v2-{size}"), build_model(f"res-v3-{size}")
+    assert new.num_parameters() == old.num_parameters()
+    acts = [type(m).__name__ for m in new.modules() if isinstance(m, (nn.GELU, nn.SiLU))]
+    assert acts and set(acts) == {"GELU"}
+    assert len(acts) == len([m for m in old.modules() if isinstance(m, nn.SiLU)])
+    assert recipe_of(ModelConfig(preset=f"res-v3-{size}"), {}) == recipe_of(ModelConfig(preset=f"res-v2-{size}"), {})
+    assert FRONTIER_GENERATIONS["res-v3"] == {
+        2: "res-v3-2",
+        3: "res-v3-3",
+        10: "res-v2-10",
+        16: "res-v2-16",
+        32: "res-v2-32",
+        64: "res-v2-64",
+    }
+
+
 def test_res_v2_training_fields_fill_in_under_their_own_recipe():
     aelab = recipe_of(ModelConfig(preset="res-v2-3"), {})
     assert (aelab["lr"], aelab["epochs"], aelab["optimizer"], aelab["schedule"]) == (1.5e-3, 20, "adamw", "cosine")
@@ -128,14 +146,14 @@ def test_frontier_command(tmp_path):
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     metrics = json.loads((tmp_path / "runs" / "f" / "metrics.json").read_text())
-    assert [r["model"] for r in metrics["runs"]] == ["res-v2-2", "res-v2-3", "linear-3"]
+    assert [r["model"] for r in metrics["runs"]] == ["res-v3-2", "res-v3-3", "linear-3"]
     assert [r["code_size"] for r in metrics["runs"]] == [2, 3, 3]
     assert [b["model"] for b in metrics["baselines"]][:2] == ["PCA (2 components)", "PCA (3 components)"]
     assert (tmp_path / "runs" / "f" / "rate_distortion.png").is_file()
     report = (tmp_path / "runs" / "f" / "report.html").read_text()
     assert "<h2>Rate-distortion</h2>" in report and 'alt="rate_distortion.png"' in report
     runs = (tmp_path / "runs" / "f" / "experiment.yaml").read_text()
-    assert "res-v2-2" in runs and "optimizer" not in runs  # the recipe is the preset's, not written out
+    assert "res-v3-2" in runs and "optimizer" not in runs  # the recipe is the preset's, not written out
     result = runner.invoke(app, [*args[:-1], "g", "--presets", "res", "--code-sizes", "64", "--no-tutorial"])
     assert result.exit_code == 0, result.output
     metrics = json.loads((tmp_path / "runs" / "g" / "metrics.json").read_text())
@@ -148,7 +166,7 @@ def test_frontier_refuses_unknown_code_sizes(tmp_path):
     assert "--code-sizes: got 2,5; allowed: one or more of 2,3,10,16,32,64" in error_line(result)
     result = runner.invoke(app, ["frontier", "--code-sizes", "two", "--runs-dir", str(tmp_path / "runs")])
     assert result.exit_code == 2 and "--code-sizes: got 'two'" in error_line(result)
-    result = runner.invoke(app, ["frontier", "--presets", "res-v3", "--runs-dir", str(tmp_path / "runs")])
+    result = runner.invoke(app, ["frontier", "--presets", "res-v9", "--runs-dir", str(tmp_path / "runs")])
     assert result.exit_code == 2
-    assert error_line(result) == "error: --presets: got 'res-v3'; allowed: res-v2 or res"
+    assert error_line(result) == "error: --presets: got 'res-v9'; allowed: res-v3, res-v2, res"
     assert not (tmp_path / "runs").exists()

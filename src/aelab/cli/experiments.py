@@ -101,8 +101,9 @@ FRONTIER_RES = option(
     "presets",
     FRONTIER_PRESETS[0],
     str,
-    f"aelab's presets: {FRONTIER_PRESETS[0]} (<presets>-<size>, the best at each code size) or "
-    f"{FRONTIER_PRESETS[1]} (the first generation, res-<size>).",
+    f"aelab's presets: {FRONTIER_PRESETS[0]} (the best at each code size: res-v3-2, res-v3-3, res-v2-10 ... "
+    f"res-v2-64), or an older generation: {FRONTIER_PRESETS[1]} (res-v2-<size>) or {FRONTIER_PRESETS[2]} (the "
+    "first, res-<size>).",
     "--presets",
     panel="Models",
 )
@@ -303,10 +304,10 @@ def _anomaly(config, set_, name, resume, models, normal_class, given):
 
 
 def _frontier(config, set_, name, resume, code_sizes, tutorial, presets, given):
-    """The rate-distortion curve: train aelab's res-v2-<size> presets (their own recipe; --presets res: the first
-    generation, res-<size>) and the tutorial presets at the same code sizes (the tutorials' recipe), with PCA at
-    every size; draws test MSE and PSNR against code size, one line per family, into rate_distortion.png and the
-    report."""
+    """The rate-distortion curve: train aelab's best preset at each code size (generation res-v3, each with its
+    own recipe; --presets res-v2 or res: an older generation) and the tutorial presets at the same code sizes (the tutorials'
+    recipe), with PCA at every size; draws test MSE and PSNR against code size, one line per family, into
+    rate_distortion.png and the report."""
     from aelab.experiments.jobs import frontier
 
     try:

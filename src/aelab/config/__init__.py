@@ -40,7 +40,14 @@ from aelab.config.parsing import (
     read_yaml_mapping,
     set_dotted,
 )
-from aelab.config.presets import FRONTIER_CODE_SIZES, FRONTIER_PRESETS, PRESET_NAMES, PRESETS, Preset
+from aelab.config.presets import (
+    FRONTIER_CODE_SIZES,
+    FRONTIER_GENERATIONS,
+    FRONTIER_PRESETS,
+    PRESET_NAMES,
+    PRESETS,
+    Preset,
+)
 from aelab.config.run_config import (
     ANOMALY_CORRUPTION,
     ANOMALY_PRESET,
@@ -59,6 +66,7 @@ __all__ = [
     "COMPARE_PRESETS",
     "DATASET_NAMES",
     "FRONTIER_CODE_SIZES",
+    "FRONTIER_GENERATIONS",
     "FRONTIER_PRESETS",
     "PRESETS",
     "PRESET_NAMES",

@@ -211,8 +211,39 @@ def _res_v2_preset(size: int) -> Preset:
 
 PRESETS.update({f"res-v2-{size}": _res_v2_preset(size) for size in FRONTIER_CODE_SIZES})
 
-FRONTIER_PRESETS = ("res-v2", "res")
-"""The res generations ``aelab frontier`` can train, newest (its default) first: ``<name>-<size>`` at each size."""
+
+def _res_v3_preset(size: int) -> Preset:
+    """The third res generation's own presets, at the small codes (BENCHMARKS.md, 'res-v3'): res-v2-<size> with
+    GELU instead of SiLU, chosen on the validation split."""
+    v2 = PRESETS[f"res-v2-{size}"]
+    spec = v2.spec.model_copy(update={"activation": "gelu"})
+    return Preset(
+        spec,
+        v2.input_shape,
+        "aelab (res family, third generation: GELU, Hendrycks & Gimpel 2016; chosen on the validation split)",
+        f"""res-v2-{size} with GELU instead of SiLU after every normalization and hidden Linear layer (the same
+        layers, parameters and recipe: lr 1.5e-3, 20 epochs); better on validation at codes 2 and 3, worse at 64.
+
+        1x28x28 -> 16x14x14 -> 32x7x7 -> 512 -> 512 -> 64 -> z {size}
+        -> 64 -> 512 -> 512 -> 32x7x7 -> 16x14x14 -> 1x28x28""",
+        recipe=v2.recipe,
+        training=v2.training,
+    )
+
+
+PRESETS.update({f"res-v3-{size}": _res_v3_preset(size) for size in FRONTIER_CODE_SIZES if size <= RES_V2_SMALL_CODE})
+
+FRONTIER_GENERATIONS: dict[str, dict[int, str]] = {
+    "res-v3": {d: f"res-v3-{d}" if f"res-v3-{d}" in PRESETS else f"res-v2-{d}" for d in FRONTIER_CODE_SIZES},
+    "res-v2": {d: f"res-v2-{d}" for d in FRONTIER_CODE_SIZES},
+    "res": {d: f"res-{d}" for d in FRONTIER_CODE_SIZES},
+}
+"""The res generations ``aelab frontier`` can train, newest (its default) first: code size -> preset. A generation
+keeps the last one's preset at the sizes it did not change (res-v3: ``res-v3-2``, ``res-v3-3`` and
+``res-v2-10`` to ``res-v2-64``)."""
+
+FRONTIER_PRESETS = tuple(FRONTIER_GENERATIONS)
+"""The names of :data:`FRONTIER_GENERATIONS`, newest (the default of ``aelab frontier``) first."""
 
 RES16_BODY = ResSpec(channels=RES_CHANNELS, blocks=RES_BLOCKS, hidden=[256], code_size=16)
 """The res-16 body, shared by the 16-D generative presets."""

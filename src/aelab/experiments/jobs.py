@@ -27,6 +27,7 @@ from aelab.config import (
     ANOMALY_PRESET,
     COMPARE_PRESETS,
     FRONTIER_CODE_SIZES,
+    FRONTIER_GENERATIONS,
     FRONTIER_PRESETS,
     PRESETS,
     ExperimentConfig,
@@ -282,24 +283,26 @@ def frontier_models(
     tutorial: bool = True,
     presets: str = FRONTIER_PRESETS[0],
 ) -> list[ModelConfig]:
-    """The models of ``aelab frontier``: aelab's ``<presets>-<size>`` for each code size (``presets`` one of
-    :data:`~aelab.config.FRONTIER_PRESETS`: ``res-v2``, the best at each size, or the first generation ``res``),
-    then (``tutorial``) the tutorial presets for 28x28 grayscale images whose code has one of these sizes.
+    """The models of ``aelab frontier``: aelab's preset of generation ``presets`` at each code size (one of
+    :data:`~aelab.config.FRONTIER_GENERATIONS`: ``res-v3``, the best at each size, or an older generation,
+    ``res-v2`` or ``res``), then (``tutorial``) the tutorial presets for 28x28 grayscale images whose code has one
+    of these sizes.
 
     Raises:
         ConfigError: a code size with no res preset, or unknown presets (the allowed values are named).
     """
     from aelab.models import build_model
 
-    if presets not in FRONTIER_PRESETS:
-        raise ConfigError(f"--presets: got {presets!r}; allowed: {' or '.join(FRONTIER_PRESETS)}")
-    bad = [d for d in code_sizes if f"{presets}-{d}" not in PRESETS]
+    if presets not in FRONTIER_GENERATIONS:
+        raise ConfigError(f"--presets: got {presets!r}; allowed: {', '.join(FRONTIER_GENERATIONS)}")
+    generation = FRONTIER_GENERATIONS[presets]
+    bad = [d for d in code_sizes if d not in generation]
     if bad or not code_sizes:
         raise ConfigError(
             f"--code-sizes: got {','.join(map(str, code_sizes)) or 'nothing'}; allowed: one or more "
             f"of {','.join(map(str, FRONTIER_CODE_SIZES))}"
         )
-    models = [ModelConfig(preset=f"{presets}-{d}") for d in code_sizes]
+    models = [ModelConfig(preset=generation[d]) for d in code_sizes]
     if tutorial:
         for name, preset in PRESETS.items():
             if (
@@ -319,8 +322,8 @@ def frontier(
     presets: str = FRONTIER_PRESETS[0],
     **options,
 ) -> ExperimentResult:
-    """``aelab frontier``: the rate-distortion curve. Train aelab's ``res-v2-<size>`` presets (or, with ``presets``
-    ``"res"``, the first generation ``res-<size>``; each with its own recipe) and,
+    """``aelab frontier``: the rate-distortion curve. Train aelab's best preset at each code size (generation
+    ``res-v3``; ``presets`` ``"res-v2"`` or ``"res"``: an older one; each with its own recipe) and,
     with ``tutorial``, the tutorial presets at those code sizes (the tutorials' recipe), with PCA at every size;
     the experiment folder gets ``rate_distortion.png`` (test MSE and PSNR vs code size per family) and the
     table. Options are those of :func:`run_experiment`.
