@@ -305,9 +305,9 @@ def _anomaly(config, set_, name, resume, models, normal_class, given):
 
 def _frontier(config, set_, name, resume, code_sizes, tutorial, presets, given):
     """The rate-distortion curve: train aelab's best preset at each code size (generation res-v3, each with its
-    own recipe; --presets res-v2 or res: an older generation) and the tutorial presets at the same code sizes (the tutorials'
-    recipe), with PCA at every size; draws test MSE and PSNR against code size, one line per family, into
-    rate_distortion.png and the report."""
+    own recipe; --presets res-v2 or res: an older generation) and the tutorial presets at the same code sizes
+    (the tutorials' recipe), with PCA at every size; draws test MSE and PSNR against code size, one line per
+    family, into rate_distortion.png and the report."""
     from aelab.experiments.jobs import frontier
 
     try:

@@ -283,10 +283,9 @@ def frontier_models(
     tutorial: bool = True,
     presets: str = FRONTIER_PRESETS[0],
 ) -> list[ModelConfig]:
-    """The models of ``aelab frontier``: aelab's preset of generation ``presets`` at each code size (one of
-    :data:`~aelab.config.FRONTIER_GENERATIONS`: ``res-v3``, the best at each size, or an older generation,
-    ``res-v2`` or ``res``), then (``tutorial``) the tutorial presets for 28x28 grayscale images whose code has one
-    of these sizes.
+    """The models of ``aelab frontier``: generation ``presets``'s preset at each code size (one of
+    :data:`~aelab.config.FRONTIER_GENERATIONS`: ``res-v3``, the best at each size, or ``res-v2`` or ``res``), then
+    (``tutorial``) the tutorial presets for 28x28 grayscale images whose code has one of these sizes.
 
     Raises:
         ConfigError: a code size with no res preset, or unknown presets (the allowed values are named).
@@ -295,14 +294,13 @@ def frontier_models(
 
     if presets not in FRONTIER_GENERATIONS:
         raise ConfigError(f"--presets: got {presets!r}; allowed: {', '.join(FRONTIER_GENERATIONS)}")
-    generation = FRONTIER_GENERATIONS[presets]
-    bad = [d for d in code_sizes if d not in generation]
+    bad = [d for d in code_sizes if d not in FRONTIER_GENERATIONS[presets]]
     if bad or not code_sizes:
         raise ConfigError(
             f"--code-sizes: got {','.join(map(str, code_sizes)) or 'nothing'}; allowed: one or more "
             f"of {','.join(map(str, FRONTIER_CODE_SIZES))}"
         )
-    models = [ModelConfig(preset=generation[d]) for d in code_sizes]
+    models = [ModelConfig(preset=FRONTIER_GENERATIONS[presets][d]) for d in code_sizes]
     if tutorial:
         for name, preset in PRESETS.items():
             if (
@@ -323,10 +321,10 @@ def frontier(
     **options,
 ) -> ExperimentResult:
     """``aelab frontier``: the rate-distortion curve. Train aelab's best preset at each code size (generation
-    ``res-v3``; ``presets`` ``"res-v2"`` or ``"res"``: an older one; each with its own recipe) and,
-    with ``tutorial``, the tutorial presets at those code sizes (the tutorials' recipe), with PCA at every size;
-    the experiment folder gets ``rate_distortion.png`` (test MSE and PSNR vs code size per family) and the
-    table. Options are those of :func:`run_experiment`.
+    ``res-v3``; ``presets`` ``"res-v2"`` or ``"res"``: an older one; each with its own recipe) and, with
+    ``tutorial``, the tutorial presets at those code sizes (the tutorials' recipe), with PCA at every size; the
+    experiment folder gets ``rate_distortion.png`` (test MSE and PSNR vs code size per family) and the table.
+    Options are those of :func:`run_experiment`.
 
     Raises:
         ConfigError: a code size without a res preset, or unknown ``presets``.
