@@ -217,6 +217,7 @@ def _res_v3_preset(size: int) -> Preset:
     GELU instead of SiLU, chosen on the validation split."""
     v2 = PRESETS[f"res-v2-{size}"]
     spec = v2.spec.model_copy(update={"activation": "gelu"})
+    sketch = v2.description.split("\n\n", 1)[1]  # res-v2's layer sketch: the same layers
     return Preset(
         spec,
         v2.input_shape,
@@ -224,8 +225,7 @@ def _res_v3_preset(size: int) -> Preset:
         f"""res-v2-{size} with GELU instead of SiLU after every normalization and hidden Linear layer (the same
         layers, parameters and recipe: lr 1.5e-3, 20 epochs); better on validation at codes 2 and 3, worse at 64.
 
-        1x28x28 -> 16x14x14 -> 32x7x7 -> 512 -> 512 -> 64 -> z {size}
-        -> 64 -> 512 -> 512 -> 32x7x7 -> 16x14x14 -> 1x28x28""",
+{sketch}""",
         recipe=v2.recipe,
         training=v2.training,
     )
